@@ -1,0 +1,13 @@
+//! `nlb-ip-allowlist`: the Lambda behind `Custom::NlbIpAllowlist`. Wiring only.
+
+mod allowlist;
+mod plan;
+mod props;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    stackhand::logging::init();
+    let config = stackhand::aws::config().await;
+    let handler = allowlist::Allowlist::new(aws_sdk_ec2::Client::new(&config));
+    stackhand::cfn::run(handler).await
+}

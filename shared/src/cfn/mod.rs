@@ -1,0 +1,107 @@
+//! The CloudFormation custom-resource runtime.
+//!
+//! A function implements [`CustomResource`] and hands it to [`run`]. The runtime reads the envelope
+//! from the raw event first, the typed properties second, and answers every request exactly once:
+//! handler success or error, panic, unparseable properties, unknown RequestType, and the Lambda deadline
+//! approaching, whatever the handler is stuck on. Physical ids are the handler's deterministic choice;
+//! a failed Create answers with a recognisable marker whose later Delete is acknowledged without
+//! calling the handler.
+
+mod deliver;
+mod event;
+mod response;
+mod runtime;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+
+pub use deliver::{deliver, http_client, Delivered, NotDelivered, MAX_ATTEMPTS};
+pub use event::{Envelope, RequestType, ResponseUrl, Unanswerable};
+pub use response::{clean_reason, Response, Status, MAX_BODY_BYTES, MAX_PHYSICAL_ID_BYTES};
+pub use runtime::{handler_budget, is_failed_create_marker, run, InvocationError, Runtime, FAILED_CREATE_PREFIX};
+
+/// A short, stable hexadecimal digest of `parts`, for deterministic physical ids: the same parts always
+/// give the same 16 characters.
+pub fn stable_digest(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0u8]);
+    }
+    hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a handler knows about the request besides its properties.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    pub stack_id: String,
+    pub request_id: String,
+    pub logical_resource_id: String,
+    pub resource_type: String,
+}
+
+/// What a successful handler returns: `Data` for `Fn::GetAtt`, and whether to hide it (`NoEcho`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub data: BTreeMap<String, String>,
+    pub no_echo: bool,
+}
+
+impl Outcome {
+    pub fn with(mut self, key: impl Into<String>, value: impl ToString) -> Self {
+        self.data.insert(key.into(), value.to_string());
+        self
+    }
+}
+
+/// One custom resource type. The runtime calls exactly one of `create`, `update` or `delete` per request.
+///
+/// * Create: `physical_id(props)` names the resource; `create` makes it so.
+/// * Update: if `physical_id(new)` differs from the current id, that is a replacement: `create` runs for
+///   the new id and CloudFormation later sends Delete for the old one. Otherwise `update` reconciles.
+/// * Delete: must succeed when what it would clean up is already gone.
+///
+/// Every call must be idempotent: Lambda may deliver the same event more than once.
+pub trait CustomResource: Send + Sync + 'static {
+    type Properties: DeserializeOwned + Send + Sync + 'static;
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// A deterministic, non-empty id of at most 1 KB for these properties and this request's resource.
+    fn physical_id(&self, request: &RequestInfo, props: &Self::Properties) -> String;
+
+    fn create(
+        &self,
+        request: &RequestInfo,
+        physical_id: &str,
+        props: &Self::Properties,
+    ) -> impl Future<Output = Result<Outcome, Self::Error>> + Send;
+
+    fn update(
+        &self,
+        request: &RequestInfo,
+        physical_id: &str,
+        props: &Self::Properties,
+        old: Option<&Self::Properties>,
+    ) -> impl Future<Output = Result<Outcome, Self::Error>> + Send;
+
+    fn delete(
+        &self,
+        request: &RequestInfo,
+        physical_id: &str,
+        props: &Self::Properties,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_digest_is_stable_and_sees_part_boundaries() {
+        let a = super::stable_digest(&["stack", "Logical"]);
+        assert_eq!(a.len(), 16);
+        assert_eq!(a, super::stable_digest(&["stack", "Logical"]));
+        assert_ne!(a, super::stable_digest(&["stackL", "ogical"]));
+    }
+}

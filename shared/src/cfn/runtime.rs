@@ -1,0 +1,489 @@
+//! One invocation, end to end: envelope → properties → handler (guarded by the deadline) → one response.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::deliver::{deliver, http_client, NotDelivered};
+use super::event::{Envelope, RequestType, Unanswerable};
+use super::response::{Response, Status};
+use super::{CustomResource, Outcome, RequestInfo};
+use crate::logging::panic_message;
+use crate::{aws::error_chain, props, redact};
+
+/// Physical ids of failed Creates start with this; their Delete is acknowledged without any AWS call.
+pub const FAILED_CREATE_PREFIX: &str = "stackhand-failed-create:";
+
+pub fn is_failed_create_marker(physical_id: &str) -> bool {
+    physical_id.starts_with(FAILED_CREATE_PREFIX)
+}
+
+fn failed_create_marker(env: &Envelope) -> String {
+    format!("{FAILED_CREATE_PREFIX}{}:{}", env.logical_resource_id, env.request_id)
+        .chars()
+        .take(super::MAX_PHYSICAL_ID_BYTES / 4)
+        .collect()
+}
+
+/// How long the handler may run when `remaining` is left before the Lambda deadline: the rest is kept
+/// to send the response (a quarter of the time, at least 0.75 s, at most 10 s).
+pub fn handler_budget(remaining: Duration) -> Duration {
+    let reserve = (remaining / 4).clamp(Duration::from_millis(750), Duration::from_secs(10));
+    remaining.saturating_sub(reserve)
+}
+
+/// Why an invocation ends in an error rather than a result.
+#[derive(Debug, thiserror::Error)]
+pub enum InvocationError {
+    #[error(transparent)]
+    Unanswerable(#[from] Unanswerable),
+    #[error(transparent)]
+    NotDelivered(#[from] NotDelivered),
+}
+
+impl From<InvocationError> for Diagnostic {
+    fn from(e: InvocationError) -> Self {
+        let error_type = match e {
+            InvocationError::Unanswerable(_) => "Stackhand.UnanswerableEvent",
+            InvocationError::NotDelivered(_) => "Stackhand.ResponseNotDelivered",
+        };
+        Diagnostic { error_type: error_type.into(), error_message: redact::redact(&e.to_string()).into_owned() }
+    }
+}
+
+/// Serves `handler` on the Lambda Runtime API until the process ends.
+pub async fn run<H: CustomResource>(handler: H) -> Result<(), lambda_runtime::Error> {
+    let runtime = Arc::new(Runtime::new(handler));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let runtime = Arc::clone(&runtime);
+        async move {
+            let deadline = instant_from_epoch_millis(event.context.deadline);
+            runtime.handle(event.payload, deadline, &event.context.env_config.log_stream).await
+        }
+    }))
+    .await
+}
+
+fn instant_from_epoch_millis(millis: u64) -> Instant {
+    let deadline = UNIX_EPOCH + Duration::from_millis(millis);
+    let remaining = deadline.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+    Instant::now() + remaining
+}
+
+/// A handler with the HTTP client its responses go out on.
+pub struct Runtime<H> {
+    handler: Arc<H>,
+    http: reqwest::Client,
+}
+
+enum Call<P> {
+    Create { id: String, props: P },
+    Update { id: String, props: P, old: Option<P> },
+    Delete { id: String, props: P },
+}
+
+impl<H: CustomResource> Runtime<H> {
+    pub fn new(handler: H) -> Self {
+        Self { handler: Arc::new(handler), http: http_client() }
+    }
+
+    /// Answers one event and returns a summary for the invocation result (never the URL, never
+    /// NoEcho data). Errs only when nobody can be answered or the answer could not be delivered.
+    pub async fn handle(&self, event: Value, deadline: Instant, log_stream: &str) -> Result<Value, InvocationError> {
+        let env = match Envelope::from_value(&event) {
+            Ok(env) => env,
+            Err(e) => {
+                tracing::error!(error = %e, "unanswerable event");
+                return Err(e.into());
+            }
+        };
+        let span = tracing::info_span!(
+            "custom_resource",
+            request_type = %env.request_type,
+            logical_resource_id = %env.logical_resource_id,
+        );
+        let response = self.decide(&env, deadline, log_stream).instrument(span.clone()).await;
+        let (body, sent) = response.into_body();
+        let delivery = deliver(&self.http, &env.response_url, body, deadline).instrument(span).await;
+        let attempts = match &delivery {
+            Ok(d) => d.attempts,
+            Err(e) => e.attempts,
+        };
+        let status = match sent.status {
+            Status::Success => "SUCCESS",
+            Status::Failed => "FAILED",
+        };
+        match &delivery {
+            Ok(_) => tracing::info!(
+                request_type = %env.request_type,
+                logical_resource_id = %env.logical_resource_id,
+                stack_id = %env.stack_id,
+                physical_resource_id = %sent.physical_resource_id,
+                status,
+                reason = %sent.reason,
+                response_to = %env.response_url.host(),
+                attempts,
+                "custom resource request answered"
+            ),
+            Err(e) => tracing::error!(
+                request_type = %env.request_type,
+                logical_resource_id = %env.logical_resource_id,
+                stack_id = %env.stack_id,
+                physical_resource_id = %sent.physical_resource_id,
+                status,
+                reason = %sent.reason,
+                response_to = %env.response_url.host(),
+                attempts,
+                error = %e.last_error,
+                "custom resource response NOT delivered"
+            ),
+        }
+        delivery?;
+        let data = if sent.no_echo { json!("(hidden: NoEcho)") } else { json!(sent.data) };
+        Ok(json!({
+            "Status": status,
+            "Reason": sent.reason,
+            "PhysicalResourceId": sent.physical_resource_id,
+            "Data": data,
+            "ResponseAttempts": attempts,
+        }))
+    }
+
+    /// The response for this request, whatever happens on the way to it.
+    async fn decide(&self, env: &Envelope, deadline: Instant, log_stream: &str) -> Response {
+        let current_id = env.physical_resource_id.clone();
+        let fail_id = || current_id.clone().unwrap_or_else(|| failed_create_marker(env));
+        let respond = |status, reason: String, physical_id: String, outcome: Outcome| Response {
+            status,
+            reason,
+            physical_resource_id: physical_id,
+            stack_id: env.stack_id.clone(),
+            request_id: env.request_id.clone(),
+            logical_resource_id: env.logical_resource_id.clone(),
+            no_echo: outcome.no_echo,
+            data: outcome.data,
+        };
+        let fail = |reason: String| respond(Status::Failed, reason, fail_id(), Outcome::default());
+
+        if !env.missing.is_empty() {
+            return fail(format!("the request lacks {}", env.missing.join(", ")));
+        }
+        let needs_id = matches!(env.request_type, RequestType::Update | RequestType::Delete);
+        if needs_id && current_id.is_none() {
+            return fail(format!("a {} request must carry a PhysicalResourceId", env.request_type));
+        }
+        if let RequestType::Unknown(t) = &env.request_type {
+            return fail(format!("RequestType {t:?} is not one of Create, Update, Delete"));
+        }
+        if env.request_type == RequestType::Delete {
+            let id = current_id.clone().unwrap_or_default();
+            if is_failed_create_marker(&id) {
+                let reason = "nothing to delete: the Create of this resource had failed".to_owned();
+                return respond(Status::Success, reason, id, Outcome::default());
+            }
+        }
+        let props: H::Properties = match props::parse(&env.properties) {
+            Ok(p) => p,
+            Err(e) => return fail(e.to_string()),
+        };
+        let info = RequestInfo {
+            stack_id: env.stack_id.clone(),
+            request_id: env.request_id.clone(),
+            logical_resource_id: env.logical_resource_id.clone(),
+            resource_type: env.resource_type.clone(),
+        };
+        let call = match env.request_type {
+            RequestType::Create => Call::Create { id: self.handler.physical_id(&info, &props), props },
+            RequestType::Update => {
+                let new_id = self.handler.physical_id(&info, &props);
+                if Some(&new_id) != current_id.as_ref() {
+                    tracing::info!(new_physical_id = %new_id, "update replaces the resource");
+                    Call::Create { id: new_id, props }
+                } else {
+                    // The old properties only inform the handler; if they no longer parse it gets None.
+                    let old = env.old_properties.as_ref().and_then(|v| props::parse(v).ok());
+                    Call::Update { id: new_id, props, old }
+                }
+            }
+            _ => Call::Delete { id: current_id.clone().unwrap_or_default(), props },
+        };
+        let success_id = match &call {
+            Call::Create { id, .. } | Call::Update { id, .. } | Call::Delete { id, .. } => id.clone(),
+        };
+        if success_id.is_empty() || success_id.len() > super::MAX_PHYSICAL_ID_BYTES {
+            return fail(format!(
+                "internal error: the function chose a physical id of {} bytes (1 to {} allowed)",
+                success_id.len(),
+                super::MAX_PHYSICAL_ID_BYTES
+            ));
+        }
+
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let budget = handler_budget(remaining);
+        let handler = Arc::clone(&self.handler);
+        let task = tokio::spawn(
+            async move {
+                match call {
+                    Call::Create { id, props } => handler.create(&info, &id, &props).await,
+                    Call::Update { id, props, old } => handler.update(&info, &id, &props, old.as_ref()).await,
+                    Call::Delete { id, props } => handler.delete(&info, &id, &props).await.map(|()| Outcome::default()),
+                }
+            }
+            .in_current_span(),
+        );
+        let abort = task.abort_handle();
+        match tokio::time::timeout(budget, task).await {
+            Ok(Ok(Ok(outcome))) => {
+                let reason = if log_stream.is_empty() {
+                    "OK".to_owned()
+                } else {
+                    format!("See the details in CloudWatch Log Stream: {log_stream}")
+                };
+                respond(Status::Success, reason, success_id, outcome)
+            }
+            Ok(Ok(Err(e))) => {
+                let reason = error_chain(&e);
+                tracing::warn!(error = %redact::redact(&reason), "handler failed");
+                fail(reason)
+            }
+            Ok(Err(join)) => {
+                let detail = if join.is_panic() {
+                    panic_message(join.into_panic().as_ref())
+                } else {
+                    "the handler task was cancelled".to_owned()
+                };
+                fail(format!("internal error: the function panicked: {detail}"))
+            }
+            Err(_) => {
+                abort.abort();
+                tracing::error!(budget_ms = budget.as_millis() as u64, "handler timed out; answering FAILED");
+                fail(format!(
+                    "timed out: the {} did not finish within {:.1} s (the Lambda timeout less a margin to \
+                     answer); raise the function's Timeout or look for an unreachable endpoint in its log",
+                    env.request_type,
+                    budget.as_secs_f64()
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use std::sync::Mutex;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+    struct FakeProps {
+        key: String,
+        #[serde(default)]
+        mode: String,
+        #[serde(default, deserialize_with = "crate::props::optional_number")]
+        count: Option<u32>,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the fake was told to fail")]
+    struct FakeError;
+
+    #[derive(Default)]
+    struct Fake {
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Fake {
+        async fn act(&self, what: String, props: &FakeProps) -> Result<Outcome, FakeError> {
+            self.calls.lock().unwrap().push(what);
+            match props.mode.as_str() {
+                "err" => Err(FakeError),
+                "panic" => panic!("the fake panicked on purpose"),
+                "hang" => {
+                    std::future::pending::<()>().await;
+                    unreachable!()
+                }
+                _ => Ok(Outcome::default().with("Count", props.count.unwrap_or(0))),
+            }
+        }
+    }
+
+    impl CustomResource for Arc<Fake> {
+        type Properties = FakeProps;
+        type Error = FakeError;
+        fn physical_id(&self, _: &RequestInfo, props: &FakeProps) -> String {
+            format!("fake-{}", props.key)
+        }
+        async fn create(&self, _: &RequestInfo, id: &str, props: &FakeProps) -> Result<Outcome, FakeError> {
+            self.act(format!("create {id}"), props).await
+        }
+        async fn update(
+            &self,
+            _: &RequestInfo,
+            id: &str,
+            props: &FakeProps,
+            old: Option<&FakeProps>,
+        ) -> Result<Outcome, FakeError> {
+            let old = old.map(|o| o.key.as_str()).unwrap_or("?");
+            self.act(format!("update {id} from {old}"), props).await
+        }
+        async fn delete(&self, _: &RequestInfo, id: &str, props: &FakeProps) -> Result<(), FakeError> {
+            self.act(format!("delete {id}"), props).await.map(|_| ())
+        }
+    }
+
+    fn event(request_type: &str, props: Value) -> Value {
+        json!({
+            "RequestType": request_type,
+            "ResponseURL": "http://127.0.0.1:9/response?X-Amz-Signature=abcdef0123456789",
+            "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/s/1",
+            "RequestId": "req-1", "LogicalResourceId": "Res", "ResourceType": "Custom::Fake",
+            "ResourceProperties": props,
+        })
+    }
+
+    async fn decide(fake: &Arc<Fake>, event: Value, budget: Duration) -> Response {
+        let runtime = Runtime::new(Arc::clone(fake));
+        let env = Envelope::from_value(&event).unwrap();
+        // handler_budget keeps a reserve; give enough that the handler gets `budget`.
+        let remaining = budget + (budget / 3).max(Duration::from_millis(750));
+        runtime.decide(&env, Instant::now() + remaining, "stream-1").await
+    }
+
+    fn calls(fake: &Arc<Fake>) -> Vec<String> {
+        fake.calls.lock().unwrap().clone()
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[tokio::test]
+    async fn create_success_uses_the_handlers_id_and_data() {
+        let fake = Arc::new(Fake::default());
+        let r = decide(&fake, event("Create", json!({"Key": "a", "Count": "3"})), SECOND).await;
+        assert_eq!(r.status, Status::Success);
+        assert_eq!(r.physical_resource_id, "fake-a");
+        assert_eq!(r.data["Count"], "3");
+        assert!(r.reason.contains("stream-1"));
+        assert_eq!(calls(&fake), ["create fake-a"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_create_answers_with_the_marker_and_its_delete_touches_nothing() {
+        let fake = Arc::new(Fake::default());
+        let r = decide(&fake, event("Create", json!({"Key": "a", "Mode": "err"})), SECOND).await;
+        assert_eq!(r.status, Status::Failed);
+        assert_eq!(r.reason, "the fake was told to fail");
+        assert!(is_failed_create_marker(&r.physical_resource_id), "{}", r.physical_resource_id);
+
+        let mut delete = event("Delete", json!({"Key": "a", "Mode": "err"}));
+        delete["PhysicalResourceId"] = json!(r.physical_resource_id);
+        let d = decide(&fake, delete, SECOND).await;
+        assert_eq!(d.status, Status::Success);
+        assert_eq!(d.physical_resource_id, r.physical_resource_id);
+        assert_eq!(calls(&fake), ["create fake-a"], "the marker's Delete calls no handler");
+    }
+
+    #[tokio::test]
+    async fn invalid_properties_fail_before_the_handler_naming_the_property() {
+        let fake = Arc::new(Fake::default());
+        let r = decide(&fake, event("Create", json!({"Key": "a", "Count": "many"})), SECOND).await;
+        assert_eq!(r.status, Status::Failed);
+        assert!(r.reason.starts_with("invalid property Count:"), "{}", r.reason);
+        assert!(is_failed_create_marker(&r.physical_resource_id));
+        let r = decide(&fake, event("Create", json!({"Count": "1"})), SECOND).await;
+        assert_eq!(r.reason, "invalid property Key: is required but missing");
+        let r = decide(&fake, event("Create", json!("Key=a")), SECOND).await;
+        assert!(r.reason.contains("expected an object of properties"), "{}", r.reason);
+        assert!(calls(&fake).is_empty());
+    }
+
+    #[tokio::test]
+    async fn update_with_the_same_id_reconciles_with_the_old_properties() {
+        let fake = Arc::new(Fake::default());
+        let mut e = event("Update", json!({"Key": "a", "Count": 2}));
+        e["PhysicalResourceId"] = json!("fake-a");
+        e["OldResourceProperties"] = json!({"Key": "a", "Count": 1});
+        let r = decide(&fake, e, SECOND).await;
+        assert_eq!(r.status, Status::Success);
+        assert_eq!(r.physical_resource_id, "fake-a");
+        assert_eq!(calls(&fake), ["update fake-a from a"]);
+    }
+
+    #[tokio::test]
+    async fn update_to_a_new_id_is_a_replacement_created_under_the_new_id() {
+        let fake = Arc::new(Fake::default());
+        let mut e = event("Update", json!({"Key": "b"}));
+        e["PhysicalResourceId"] = json!("fake-a");
+        e["OldResourceProperties"] = json!({"Key": "a"});
+        let r = decide(&fake, e, SECOND).await;
+        assert_eq!(r.physical_resource_id, "fake-b");
+        assert_eq!(calls(&fake), ["create fake-b"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_update_keeps_the_current_id() {
+        let fake = Arc::new(Fake::default());
+        let mut e = event("Update", json!({"Key": "b", "Mode": "err"}));
+        e["PhysicalResourceId"] = json!("fake-a");
+        let r = decide(&fake, e, SECOND).await;
+        assert_eq!(r.status, Status::Failed);
+        assert_eq!(r.physical_resource_id, "fake-a");
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_answered_failed() {
+        let fake = Arc::new(Fake::default());
+        let r = decide(&fake, event("Create", json!({"Key": "a", "Mode": "panic"})), SECOND).await;
+        assert_eq!(r.status, Status::Failed);
+        assert!(r.reason.contains("panicked"), "{}", r.reason);
+        assert!(r.reason.contains("on purpose"), "{}", r.reason);
+    }
+
+    #[tokio::test]
+    async fn a_hanging_handler_is_answered_failed_when_its_budget_runs_out() {
+        let fake = Arc::new(Fake::default());
+        let started = Instant::now();
+        let r = decide(&fake, event("Create", json!({"Key": "a", "Mode": "hang"})), Duration::from_millis(300)).await;
+        assert_eq!(r.status, Status::Failed);
+        assert!(r.reason.starts_with("timed out"), "{}", r.reason);
+        assert!(started.elapsed() < Duration::from_secs(5), "the guard fired rather than the test timing out");
+    }
+
+    #[tokio::test]
+    async fn unknown_request_types_and_missing_fields_are_answered_failed() {
+        let fake = Arc::new(Fake::default());
+        let r = decide(&fake, event("Upsert", json!({"Key": "a"})), SECOND).await;
+        assert_eq!(r.status, Status::Failed);
+        assert!(r.reason.contains("\"Upsert\" is not one of Create, Update, Delete"), "{}", r.reason);
+        let mut e = event("Create", json!({"Key": "a"}));
+        e.as_object_mut().unwrap().remove("StackId");
+        let r = decide(&fake, e, SECOND).await;
+        assert_eq!(r.reason, "the request lacks StackId");
+        let r = decide(&fake, event("Delete", json!({"Key": "a"})), SECOND).await;
+        assert!(r.reason.contains("must carry a PhysicalResourceId"), "{}", r.reason);
+        assert!(calls(&fake).is_empty());
+    }
+
+    #[tokio::test]
+    async fn delete_calls_the_handler_with_the_current_id() {
+        let fake = Arc::new(Fake::default());
+        let mut e = event("Delete", json!({"Key": "b"}));
+        e["PhysicalResourceId"] = json!("fake-a");
+        let r = decide(&fake, e, SECOND).await;
+        assert_eq!(r.status, Status::Success);
+        assert_eq!(r.physical_resource_id, "fake-a");
+        assert_eq!(calls(&fake), ["delete fake-a"]);
+    }
+
+    #[test]
+    fn the_handler_budget_keeps_a_reserve_to_answer() {
+        assert_eq!(handler_budget(Duration::from_secs(4)), Duration::from_secs(3));
+        assert_eq!(handler_budget(Duration::from_secs(3)), Duration::from_millis(2250));
+        assert_eq!(handler_budget(Duration::from_secs(900)), Duration::from_secs(890));
+        assert_eq!(handler_budget(Duration::from_millis(500)), Duration::ZERO);
+    }
+}

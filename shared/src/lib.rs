@@ -1,0 +1,9 @@
+//! stackhand's shared library: the CloudFormation custom-resource runtime ([`cfn`]), AWS configuration
+//! ([`aws`]), logging ([`logging`]), secret redaction ([`redact`]) and CloudFormation-shaped property
+//! parsing ([`props`]). Every function crate builds on it; none of them repeats it.
+
+pub mod aws;
+pub mod cfn;
+pub mod logging;
+pub mod props;
+pub mod redact;
