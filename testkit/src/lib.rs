@@ -1,1 +1,33 @@
+//! Test harness for stackhand's functions: they run as real binaries against a Lambda Runtime API
+//! emulator, answer CloudFormation through a recording endpoint (or a real presigned S3 URL from the
+//! emulator), and reach AWS only through moto's server via the SDK's standard `AWS_ENDPOINT_URL`.
 
+pub mod local;
+mod process;
+mod recorder;
+mod runtime_api;
+
+pub use process::FunctionProcess;
+pub use recorder::{RecordedPut, ResponseRecorder, SIGNATURE};
+pub use runtime_api::{Answer, Invocation, RuntimeApi};
+
+/// A CloudFormation custom-resource request, as CloudFormation sends it.
+pub fn cfn_event(
+    request_type: &str,
+    response_url: &str,
+    logical_id: &str,
+    resource_type: &str,
+    properties: serde_json::Value,
+) -> serde_json::Value {
+    let request_id = format!("{logical_id}-{request_type}-{}", std::process::id());
+    serde_json::json!({
+        "RequestType": request_type,
+        "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:under-test",
+        "ResponseURL": response_url,
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/stackhand-test/6c3f1a40-c7e4-11ef-9d1b-0a1b2c3d4e5f",
+        "RequestId": request_id,
+        "LogicalResourceId": logical_id,
+        "ResourceType": resource_type,
+        "ResourceProperties": properties,
+    })
+}

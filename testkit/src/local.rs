@@ -1,0 +1,175 @@
+//! The local AWS stack (moto's server, started by `scripts/stack`) as the tests see it: its endpoint,
+//! the environment a function gets to reach it, SDK clients, and a few seeding helpers.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_ec2::config::Credentials;
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+
+/// The secret access key the functions run with: tests assert it never shows up in any output.
+pub const TEST_SECRET_KEY: &str = "StackhandTestSecretKey/DoNotLog0123456789";
+pub const TEST_ACCESS_KEY: &str = "AKIASTACKHANDTEST000";
+pub const REGION: &str = "us-east-1";
+
+/// moto's endpoint, from `STACKHAND_MOTO_URL` (set by `make test` / `scripts/stack env`).
+pub fn moto_url() -> String {
+    std::env::var("STACKHAND_MOTO_URL").unwrap_or_else(|_| {
+        panic!("STACKHAND_MOTO_URL is not set: run the tests with `make test`, which starts the local AWS stack")
+    })
+}
+
+/// The environment a function process needs to talk to `endpoint` through the SDK's standard variables.
+pub fn aws_env(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", TEST_SECRET_KEY),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// SDK configuration for the test's own calls to `endpoint`.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(Credentials::new(TEST_ACCESS_KEY, TEST_SECRET_KEY, None, None, "testkit"))
+        .load()
+        .await
+}
+
+pub async fn ec2() -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(&sdk_config(&moto_url()).await)
+}
+
+/// A VPC with one subnet per Availability Zone a, b, c of us-east-1.
+pub struct Network {
+    pub vpc_id: String,
+    pub subnet_ids: Vec<String>,
+}
+
+/// Creates a VPC `10.<octet>.0.0/16` with three subnets.
+pub async fn network(ec2: &aws_sdk_ec2::Client, octet: u8) -> Network {
+    let vpc = ec2.create_vpc().cidr_block(format!("10.{octet}.0.0/16")).send().await.expect("CreateVpc");
+    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_owned();
+    let mut subnet_ids = Vec::new();
+    for (i, az) in ["a", "b", "c"].iter().enumerate() {
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(&vpc_id)
+            .cidr_block(format!("10.{octet}.{i}.0/24"))
+            .availability_zone(format!("{REGION}{az}"))
+            .send()
+            .await
+            .expect("CreateSubnet");
+        subnet_ids.push(subnet.subnet().and_then(|s| s.subnet_id()).unwrap().to_owned());
+    }
+    Network { vpc_id, subnet_ids }
+}
+
+pub async fn security_group(ec2: &aws_sdk_ec2::Client, vpc_id: &str, name: &str) -> String {
+    ec2.create_security_group()
+        .vpc_id(vpc_id)
+        .group_name(name)
+        .description(format!("{name} (stackhand tests)"))
+        .send()
+        .await
+        .expect("CreateSecurityGroup")
+        .group_id()
+        .unwrap()
+        .to_owned()
+}
+
+/// Creates an ENI with `description` (what AWS gives a load balancer's interfaces) and returns its
+/// private IPv4 address.
+pub async fn interface(ec2: &aws_sdk_ec2::Client, subnet_id: &str, description: &str, ipv6: Option<&str>) -> String {
+    let mut req = ec2.create_network_interface().subnet_id(subnet_id).description(description);
+    if let Some(v6) = ipv6 {
+        req = req.ipv6_addresses(aws_sdk_ec2::types::InstanceIpv6Address::builder().ipv6_address(v6).build());
+    }
+    let eni = req.send().await.expect("CreateNetworkInterface");
+    eni.network_interface().and_then(|n| n.private_ip_address()).unwrap().to_owned()
+}
+
+/// The group's ingress rules as `(protocol, from, to, cidr, owner tag value)`, sorted.
+pub async fn ingress_rules(ec2: &aws_sdk_ec2::Client, group_id: &str, owner_tag: &str) -> Vec<(String, i32, i32, String, Option<String>)> {
+    let out = ec2
+        .describe_security_group_rules()
+        .filters(Filter::builder().name("group-id").values(group_id).build())
+        .send()
+        .await
+        .expect("DescribeSecurityGroupRules");
+    let mut rules: Vec<_> = out
+        .security_group_rules()
+        .iter()
+        .filter(|r| r.is_egress() != Some(true))
+        .map(|r| {
+            (
+                r.ip_protocol().unwrap_or_default().to_owned(),
+                r.from_port().unwrap_or(-1),
+                r.to_port().unwrap_or(-1),
+                r.cidr_ipv4().or(r.cidr_ipv6()).unwrap_or_default().to_owned(),
+                r.tags().iter().find(|t| t.key() == Some(owner_tag)).and_then(|t| t.value()).map(str::to_owned),
+            )
+        })
+        .collect();
+    rules.sort();
+    rules
+}
+
+/// A tag specification for one resource type, for seeding.
+pub fn tags(resource: ResourceType, pairs: &[(&str, &str)]) -> TagSpecification {
+    pairs
+        .iter()
+        .fold(TagSpecification::builder().resource_type(resource), |b, (k, v)| b.tags(Tag::builder().key(*k).value(*v).build()))
+        .build()
+}
+
+/// A real presigned S3 PUT URL from the emulator (path-style), and a reader for what was PUT there.
+pub struct PresignedObject {
+    pub url: String,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+}
+
+impl PresignedObject {
+    pub async fn create(bucket: &str, key: &str) -> Self {
+        let config = sdk_config(&moto_url()).await;
+        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
+        let _ = s3.create_bucket().bucket(bucket).send().await;
+        let presigned = s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .presigned(aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(7200)).unwrap())
+            .await
+            .expect("presign");
+        Self { url: presigned.uri().to_owned(), s3, bucket: bucket.to_owned(), key: key.to_owned() }
+    }
+
+    /// The object's body, or `None` while nothing was PUT.
+    pub async fn read(&self) -> Option<String> {
+        let out = self.s3.get_object().bucket(&self.bucket).key(&self.key).send().await.ok()?;
+        let bytes = out.body.collect().await.ok()?.into_bytes();
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+/// An endpoint that accepts connections and never answers: a hanging AWS service.
+pub async fn hanging_endpoint() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    format!("http://{addr}")
+}
