@@ -14,20 +14,11 @@ use crate::redact;
 pub fn init() {
     redact::register_environment();
     let filter = level_filter();
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT")
-        .map(|f| f.eq_ignore_ascii_case("json"))
-        .unwrap_or(false);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(RedactingStdout)
-        .with_target(false);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").map(|f| f.eq_ignore_ascii_case("json")).unwrap_or(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(RedactingStdout).with_target(false);
     // A second init (tests) is not an error worth failing over.
     let _ = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init()
+        builder.json().flatten_event(true).with_current_span(false).try_init()
     } else {
         builder.without_time().with_ansi(false).try_init()
     };
@@ -35,15 +26,13 @@ pub fn init() {
 }
 
 fn level_filter() -> EnvFilter {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .ok()
-        .map(|l| match l.to_ascii_uppercase().as_str() {
-            "TRACE" => "trace",
-            "DEBUG" => "debug",
-            "WARN" => "warn",
-            "ERROR" | "FATAL" => "error",
-            _ => "info",
-        });
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().map(|l| match l.to_ascii_uppercase().as_str() {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "WARN" => "warn",
+        "ERROR" | "FATAL" => "error",
+        _ => "info",
+    });
     match level {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -55,10 +44,7 @@ fn level_filter() -> EnvFilter {
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let message = panic_message(info.payload());
-        let location = info
-            .location()
-            .map(|l| format!("{}:{}", l.file(), l.line()))
-            .unwrap_or_default();
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
         tracing::error!(panic.message = %redact::redact(&message), panic.location = %location, "panic");
     }));
 }

@@ -139,10 +139,7 @@ where
                 T::try_from(v).map(Scalar).map_err(|_| E::custom(format!("{v} is out of range")))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                v.trim()
-                    .parse()
-                    .map(Scalar)
-                    .map_err(|e| E::custom(format!("expected a whole number, got {v:?} ({e})")))
+                v.trim().parse().map(Scalar).map_err(|e| E::custom(format!("expected a whole number, got {v:?} ({e})")))
             }
         }
         deserializer.deserialize_any(V(PhantomData))
@@ -191,10 +188,7 @@ where
             f.write_str("a list, or a comma-delimited string")
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            v.split(',')
-                .enumerate()
-                .map(|(i, item)| parse_item(i, item))
-                .collect()
+            v.split(',').enumerate().map(|(i, item)| parse_item(i, item)).collect()
         }
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
             self.visit_str(&v.to_string())
@@ -228,8 +222,7 @@ where
         if text.is_empty() {
             return Err(E::custom(format!("item {index} is empty")));
         }
-        text.parse()
-            .map_err(|e| E::custom(format!("item {index} ({text:?}): {e}")))
+        text.parse().map_err(|e| E::custom(format!("item {index} ({text:?}): {e}")))
     }
     deserializer.deserialize_any(V(PhantomData))
 }

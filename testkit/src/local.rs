@@ -97,7 +97,11 @@ pub async fn interface(ec2: &aws_sdk_ec2::Client, subnet_id: &str, description: 
 }
 
 /// The group's ingress rules as `(protocol, from, to, cidr, owner tag value)`, sorted.
-pub async fn ingress_rules(ec2: &aws_sdk_ec2::Client, group_id: &str, owner_tag: &str) -> Vec<(String, i32, i32, String, Option<String>)> {
+pub async fn ingress_rules(
+    ec2: &aws_sdk_ec2::Client,
+    group_id: &str,
+    owner_tag: &str,
+) -> Vec<(String, i32, i32, String, Option<String>)> {
     let out = ec2
         .describe_security_group_rules()
         .filters(Filter::builder().name("group-id").values(group_id).build())
@@ -126,7 +130,9 @@ pub async fn ingress_rules(ec2: &aws_sdk_ec2::Client, group_id: &str, owner_tag:
 pub fn tags(resource: ResourceType, pairs: &[(&str, &str)]) -> TagSpecification {
     pairs
         .iter()
-        .fold(TagSpecification::builder().resource_type(resource), |b, (k, v)| b.tags(Tag::builder().key(*k).value(*v).build()))
+        .fold(TagSpecification::builder().resource_type(resource), |b, (k, v)| {
+            b.tags(Tag::builder().key(*k).value(*v).build())
+        })
         .build()
 }
 
@@ -141,7 +147,8 @@ pub struct PresignedObject {
 impl PresignedObject {
     pub async fn create(bucket: &str, key: &str) -> Self {
         let config = sdk_config(&moto_url()).await;
-        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
+        let s3 =
+            aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
         let _ = s3.create_bucket().bucket(bucket).send().await;
         let presigned = s3
             .put_object()

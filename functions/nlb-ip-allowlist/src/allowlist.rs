@@ -79,11 +79,14 @@ impl Allowlist {
     }
 
     /// The group's ingress rules; ours are those tagged with `owner`. Only ours when `only_owned`.
-    async fn ingress_rules(&self, group: &str, owner: &str, only_owned: bool) -> Result<Vec<ExistingRule>, AllowlistError> {
-        let mut request = self
-            .ec2
-            .describe_security_group_rules()
-            .filters(Filter::builder().name("group-id").values(group).build());
+    async fn ingress_rules(
+        &self,
+        group: &str,
+        owner: &str,
+        only_owned: bool,
+    ) -> Result<Vec<ExistingRule>, AllowlistError> {
+        let mut request =
+            self.ec2.describe_security_group_rules().filters(Filter::builder().name("group-id").values(group).build());
         if only_owned {
             request = request.filters(Filter::builder().name(format!("tag:{OWNER_TAG}")).values(owner).build());
         }
@@ -120,7 +123,14 @@ impl Allowlist {
     }
 
     /// Authorize first, then re-describe, then revoke: addresses that stay never lose access.
-    async fn apply(&self, group: &str, owner: &str, plan: &Plan, protocol: Protocol, description: &str) -> Result<Applied, AllowlistError> {
+    async fn apply(
+        &self,
+        group: &str,
+        owner: &str,
+        plan: &Plan,
+        protocol: Protocol,
+        description: &str,
+    ) -> Result<Applied, AllowlistError> {
         let owner_tags = TagSpecification::builder()
             .resource_type(ResourceType::SecurityGroupRule)
             .tags(Tag::builder().key(OWNER_TAG).value(owner).build())
@@ -132,8 +142,10 @@ impl Allowlist {
                 .to_port(i32::from(ports.to));
             for cidr in cidrs {
                 permission = match cidr.0 {
-                    IpAddr::V4(_) => permission.ip_ranges(IpRange::builder().cidr_ip(cidr.to_string()).description(description).build()),
-                    IpAddr::V6(_) => permission.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(cidr.to_string()).description(description).build()),
+                    IpAddr::V4(_) => permission
+                        .ip_ranges(IpRange::builder().cidr_ip(cidr.to_string()).description(description).build()),
+                    IpAddr::V6(_) => permission
+                        .ipv6_ranges(Ipv6Range::builder().cidr_ipv6(cidr.to_string()).description(description).build()),
                 };
             }
             let sent = self
@@ -146,7 +158,9 @@ impl Allowlist {
                 .await;
             if let Err(e) = sent {
                 return match error_code(&e) {
-                    Some("InvalidPermission.Duplicate") => Ok(Applied::Conflict(describe_error("AuthorizeSecurityGroupIngress", &e))),
+                    Some("InvalidPermission.Duplicate") => {
+                        Ok(Applied::Conflict(describe_error("AuthorizeSecurityGroupIngress", &e)))
+                    }
                     _ => Err(AllowlistError::Aws(describe_error("AuthorizeSecurityGroupIngress", &e))),
                 };
             }
@@ -174,7 +188,9 @@ impl Allowlist {
                 .await;
             if let Err(e) = sent {
                 return match error_code(&e) {
-                    Some("InvalidSecurityGroupRuleId.NotFound") => Ok(Applied::Conflict(describe_error("ModifySecurityGroupRules", &e))),
+                    Some("InvalidSecurityGroupRuleId.NotFound") => {
+                        Ok(Applied::Conflict(describe_error("ModifySecurityGroupRules", &e)))
+                    }
                     _ => Err(AllowlistError::Aws(describe_error("ModifySecurityGroupRules", &e))),
                 };
             }
@@ -297,5 +313,203 @@ impl CustomResource for Allowlist {
             }
         }
         Err(AllowlistError::Contended { group: group.to_owned(), last })
+    }
+}
+
+/// Error paths moto cannot produce (races with a concurrent delivery, a vanished group, a denied call),
+/// with aws-smithy-mocks rules in front of a real SDK client.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::props::{NlbArn, PortRange, SecurityGroupId};
+    use aws_sdk_ec2::operation::authorize_security_group_ingress::{
+        AuthorizeSecurityGroupIngressError, AuthorizeSecurityGroupIngressOutput,
+    };
+    use aws_sdk_ec2::operation::describe_network_interfaces::DescribeNetworkInterfacesOutput;
+    use aws_sdk_ec2::operation::describe_security_group_rules::DescribeSecurityGroupRulesOutput;
+    use aws_sdk_ec2::operation::revoke_security_group_ingress::{
+        RevokeSecurityGroupIngressError, RevokeSecurityGroupIngressOutput,
+    };
+    use aws_sdk_ec2::types::{NetworkInterface, NetworkInterfacePrivateIpAddress, SecurityGroupRule};
+    use aws_sdk_ec2::Client;
+    use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, Rule, RuleMode};
+    use aws_smithy_types::error::ErrorMetadata;
+
+    const GROUP: &str = "sg-0123456789abcdef0";
+    const OWNER: &str = "nlb-ip-allowlist:sg-0123456789abcdef0:app:0011223344556677";
+
+    fn client(rules: &[&Rule]) -> Client {
+        let interceptor =
+            rules.iter().fold(MockResponseInterceptor::new().rule_mode(RuleMode::Sequential), |i, r| i.with_rule(r));
+        let config = aws_sdk_ec2::Config::builder()
+            .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+            .region(aws_sdk_ec2::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::for_tests())
+            .http_client(create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        Client::from_conf(config)
+    }
+
+    fn props() -> Properties {
+        Properties {
+            load_balancer_arn:
+                "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/app/0123456789abcdef"
+                    .parse::<NlbArn>()
+                    .unwrap(),
+            security_group_id: GROUP.parse::<SecurityGroupId>().unwrap(),
+            ports: vec![PortRange { from: 80, to: 80 }],
+            protocol: Protocol::Tcp,
+            rule_description: None,
+        }
+    }
+
+    fn one_interface() -> Rule {
+        mock!(Client::describe_network_interfaces).then_output(|| {
+            DescribeNetworkInterfacesOutput::builder()
+                .network_interfaces(
+                    NetworkInterface::builder()
+                        .description("ELB net/app/0123456789abcdef")
+                        .private_ip_address("10.0.0.5")
+                        .private_ip_addresses(
+                            NetworkInterfacePrivateIpAddress::builder().private_ip_address("10.0.0.5").build(),
+                        )
+                        .build(),
+                )
+                .build()
+        })
+    }
+
+    fn rules_output(owned: &[(&'static str, &'static str)]) -> Rule {
+        let owned = owned.to_vec();
+        mock!(Client::describe_security_group_rules).then_output(move || {
+            let rules = owned.iter().map(|(id, cidr)| {
+                SecurityGroupRule::builder()
+                    .security_group_rule_id(*id)
+                    .group_id(GROUP)
+                    .is_egress(false)
+                    .ip_protocol("tcp")
+                    .from_port(80)
+                    .to_port(80)
+                    .cidr_ipv4(*cidr)
+                    .description("NLB app (stackhand nlb-ip-allowlist)")
+                    .tags(Tag::builder().key(OWNER_TAG).value(OWNER).build())
+                    .build()
+            });
+            DescribeSecurityGroupRulesOutput::builder().set_security_group_rules(Some(rules.collect())).build()
+        })
+    }
+
+    fn code(code: &'static str) -> ErrorMetadata {
+        ErrorMetadata::builder().code(code).message(format!("{code} (mocked)")).build()
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_from_a_racing_delivery_is_read_again_and_succeeds() {
+        let interfaces = one_interface();
+        let empty = rules_output(&[]);
+        let duplicate = mock!(Client::authorize_security_group_ingress)
+            .then_error(|| AuthorizeSecurityGroupIngressError::generic(code("InvalidPermission.Duplicate")));
+        let now_there = rules_output(&[("sgr-1", "10.0.0.5/32")]);
+        let ec2 = client(&[&interfaces, &empty, &duplicate, &now_there]);
+        let outcome = Allowlist::new(ec2).reconcile(OWNER, &props()).await.unwrap();
+        assert_eq!(outcome.data["RuleCount"], "1");
+        assert_eq!(duplicate.num_calls(), 1);
+        assert_eq!(now_there.num_calls(), 1, "the group was read again after the conflict");
+    }
+
+    #[tokio::test]
+    async fn a_group_that_keeps_changing_ends_in_a_clear_error() {
+        let interfaces = one_interface();
+        let mut rules: Vec<Rule> = Vec::new();
+        for _ in 0..ATTEMPTS {
+            rules.push(rules_output(&[]));
+            rules.push(
+                mock!(Client::authorize_security_group_ingress)
+                    .then_error(|| AuthorizeSecurityGroupIngressError::generic(code("InvalidPermission.Duplicate"))),
+            );
+        }
+        let all: Vec<&Rule> = std::iter::once(&interfaces).chain(rules.iter()).collect();
+        let err = Allowlist::new(client(&all)).reconcile(OWNER, &props()).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(GROUP) && text.contains("kept changing"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_denied_call_names_the_operation_and_the_code() {
+        let interfaces = one_interface();
+        let empty = rules_output(&[]);
+        let denied = mock!(Client::authorize_security_group_ingress)
+            .then_error(|| AuthorizeSecurityGroupIngressError::generic(code("UnauthorizedOperation")));
+        let err = Allowlist::new(client(&[&interfaces, &empty, &denied])).reconcile(OWNER, &props()).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "AuthorizeSecurityGroupIngress failed: UnauthorizedOperation: UnauthorizedOperation (mocked)"
+        );
+    }
+
+    #[tokio::test]
+    async fn delete_succeeds_when_the_group_vanished_between_read_and_revoke() {
+        let ours = rules_output(&[("sgr-1", "10.0.0.5/32")]);
+        let gone = mock!(Client::revoke_security_group_ingress)
+            .then_error(|| RevokeSecurityGroupIngressError::generic(code("InvalidGroup.NotFound")));
+        let handler = Allowlist::new(client(&[&ours, &gone]));
+        let info = RequestInfo {
+            stack_id: "s".into(),
+            request_id: "r".into(),
+            logical_resource_id: "l".into(),
+            resource_type: "Custom::NlbIpAllowlist".into(),
+        };
+        handler.delete(&info, OWNER, &props()).await.unwrap();
+        assert_eq!(gone.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn delete_rereads_when_a_racing_delivery_revoked_first() {
+        let ours = rules_output(&[("sgr-1", "10.0.0.5/32"), ("sgr-2", "10.0.0.6/32")]);
+        let raced = mock!(Client::revoke_security_group_ingress)
+            .then_error(|| RevokeSecurityGroupIngressError::generic(code("InvalidSecurityGroupRuleId.NotFound")));
+        let one_left = rules_output(&[("sgr-2", "10.0.0.6/32")]);
+        let revoked = mock!(Client::revoke_security_group_ingress)
+            .match_requests(|r| r.security_group_rule_ids() == ["sgr-2".to_string()])
+            .then_output(|| RevokeSecurityGroupIngressOutput::builder().r#return(true).build());
+        let handler = Allowlist::new(client(&[&ours, &raced, &one_left, &revoked]));
+        let info = RequestInfo {
+            stack_id: "s".into(),
+            request_id: "r".into(),
+            logical_resource_id: "l".into(),
+            resource_type: "Custom::NlbIpAllowlist".into(),
+        };
+        handler.delete(&info, OWNER, &props()).await.unwrap();
+        assert_eq!(revoked.num_calls(), 1, "only the rule still there was revoked the second time");
+    }
+
+    #[tokio::test]
+    async fn authorize_sends_every_address_of_a_range_in_one_call_tagged_with_the_owner() {
+        let interfaces = mock!(Client::describe_network_interfaces).then_output(|| {
+            let eni = |ip: &str| {
+                NetworkInterface::builder()
+                    .description("ELB net/app/0123456789abcdef")
+                    .private_ip_addresses(NetworkInterfacePrivateIpAddress::builder().private_ip_address(ip).build())
+                    .build()
+            };
+            DescribeNetworkInterfacesOutput::builder()
+                .network_interfaces(eni("10.0.0.5"))
+                .network_interfaces(eni("10.0.1.5"))
+                .network_interfaces(eni("10.0.2.5"))
+                .build()
+        });
+        let empty = rules_output(&[]);
+        let authorize = mock!(Client::authorize_security_group_ingress)
+            .match_requests(|r| {
+                let p = &r.ip_permissions()[0];
+                let tagged = r.tag_specifications()[0].tags()[0].value() == Some(OWNER);
+                r.ip_permissions().len() == 1 && p.ip_ranges().len() == 3 && p.from_port() == Some(80) && tagged
+            })
+            .then_output(|| AuthorizeSecurityGroupIngressOutput::builder().r#return(true).build());
+        let ec2 = client(&[&interfaces, &empty, &authorize]);
+        let outcome = Allowlist::new(ec2).reconcile(OWNER, &props()).await.unwrap();
+        assert_eq!(authorize.num_calls(), 1);
+        assert_eq!(outcome.data["PrivateIpAddresses"], "10.0.0.5,10.0.1.5,10.0.2.5");
     }
 }

@@ -131,7 +131,11 @@ mod tests {
 
     #[test]
     fn an_empty_group_gets_one_call_per_port_range_with_every_address() {
-        let want = desired(&[ip("10.0.1.5"), ip("10.0.2.5"), ip("2600::5")], &[range("80"), range("8000-8100")], Protocol::Tcp);
+        let want = desired(
+            &[ip("10.0.1.5"), ip("10.0.2.5"), ip("2600::5")],
+            &[range("80"), range("8000-8100")],
+            Protocol::Tcp,
+        );
         let p = plan(&want, &[], "d");
         assert_eq!(p.authorize.len(), 2);
         assert_eq!(p.authorize[&range("80")].len(), 3);
@@ -163,7 +167,8 @@ mod tests {
     #[test]
     fn a_changed_description_is_applied_to_our_rules_only() {
         let want = desired(&[ip("10.0.1.5"), ip("10.0.1.6")], &[range("80")], Protocol::Tcp);
-        let existing = [rule("sgr-ours", key("10.0.1.5", "80"), true), rule("sgr-theirs", key("10.0.1.6", "80"), false)];
+        let existing =
+            [rule("sgr-ours", key("10.0.1.5", "80"), true), rule("sgr-theirs", key("10.0.1.6", "80"), false)];
         let p = plan(&want, &existing, "new words");
         assert_eq!(p.redescribe, vec![("sgr-ours".to_string(), key("10.0.1.5", "80"))]);
         assert!(p.authorize.is_empty());

@@ -34,9 +34,7 @@ fn ports<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PortRange>, D
 
 fn optional_description<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<RuleDescription>, D::Error> {
     let text = Option::<String>::deserialize(deserializer)?;
-    text.filter(|t| !t.trim().is_empty())
-        .map(|t| t.parse().map_err(serde::de::Error::custom))
-        .transpose()
+    text.filter(|t| !t.trim().is_empty()).map(|t| t.parse().map_err(serde::de::Error::custom)).transpose()
 }
 
 /// `arn:<partition>:elasticloadbalancing:<region>:<account>:loadbalancer/net/<name>/<id>`.
@@ -111,9 +109,9 @@ pub struct SecurityGroupId(pub String);
 impl FromStr for SecurityGroupId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let ok = s
-            .strip_prefix("sg-")
-            .is_some_and(|hex| matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        let ok = s.strip_prefix("sg-").is_some_and(|hex| {
+            matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        });
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -196,7 +194,8 @@ impl Protocol {
 impl FromStr for Protocol {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::from_ec2(&s.to_ascii_lowercase()).ok_or_else(|| format!("{s:?} is not a protocol this allows; use tcp or udp"))
+        Self::from_ec2(&s.to_ascii_lowercase())
+            .ok_or_else(|| format!("{s:?} is not a protocol this allows; use tcp or udp"))
     }
 }
 
@@ -242,7 +241,9 @@ mod tests {
         assert_eq!(p.ports, vec![PortRange { from: 8000, to: 8100 }, PortRange { from: 9090, to: 9090 }]);
         assert_eq!(p.protocol, Protocol::Tcp);
         assert_eq!(p.rule_description, None);
-        let p = parse(json!({"LoadBalancerArn": ARN, "SecurityGroupId": "sg-01234567", "Ports": 53, "Protocol": "udp"})).unwrap();
+        let p =
+            parse(json!({"LoadBalancerArn": ARN, "SecurityGroupId": "sg-01234567", "Ports": 53, "Protocol": "udp"}))
+                .unwrap();
         assert_eq!(p.ports, vec![PortRange { from: 53, to: 53 }]);
         assert_eq!(p.protocol, Protocol::Udp);
     }

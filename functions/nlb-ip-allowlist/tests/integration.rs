@@ -140,8 +140,7 @@ fn ours(rules: &[Rule], owner: &str) -> Vec<(i32, i32, String)> {
 fn expected(w: &World, ranges: &[(i32, i32)]) -> Vec<(i32, i32, String)> {
     let mut cidrs: Vec<String> = w.v4.iter().map(|a| format!("{a}/32")).collect();
     cidrs.push(format!("{}/128", w.v6));
-    let mut v: Vec<_> =
-        ranges.iter().flat_map(|&(f, t)| cidrs.iter().map(move |c| (f, t, c.clone()))).collect();
+    let mut v: Vec<_> = ranges.iter().flat_map(|&(f, t)| cidrs.iter().map(move |c| (f, t, c.clone()))).collect();
     v.sort();
     v
 }
@@ -155,7 +154,8 @@ async fn create_update_delete_reconciles_exactly_its_own_rules() {
     let w = world("life", 11).await;
     let h = Harness::start().await;
 
-    let (answer, created) = h.request("c1", h.event("c1", "Create", "AppAllow", props(&w, json!(["9090", "8000-8100"]))), TIMEOUT).await;
+    let (answer, created) =
+        h.request("c1", h.event("c1", "Create", "AppAllow", props(&w, json!(["9090", "8000-8100"]))), TIMEOUT).await;
     assert_eq!(status(&created), "SUCCESS", "{created}");
     assert!(!answer.is_error());
     let id = created["PhysicalResourceId"].as_str().unwrap().to_owned();
@@ -199,12 +199,8 @@ async fn create_update_delete_reconciles_exactly_its_own_rules() {
     assert_eq!(status(&again), "SUCCESS", "{again}");
 
     // One structured line per request, with the fields an operator looks for.
-    let answered: Vec<Value> = h
-        .process
-        .log_lines()
-        .into_iter()
-        .filter(|l| l["message"] == "custom resource request answered")
-        .collect();
+    let answered: Vec<Value> =
+        h.process.log_lines().into_iter().filter(|l| l["message"] == "custom resource request answered").collect();
     assert_eq!(answered.len(), 4, "{answered:?}");
     assert_eq!(answered[0]["request_type"], "Create");
     assert_eq!(answered[0]["logical_resource_id"], "AppAllow");
@@ -238,7 +234,15 @@ async fn a_rule_someone_else_made_is_neither_duplicated_nor_taken_on_delete() {
     let w = world("foreign", 13).await;
     let ec2 = local::ec2().await;
     let foreign = format!("{}/32", w.v4[0]);
-    ec2.authorize_security_group_ingress().group_id(&w.group).ip_protocol("tcp").from_port(80).to_port(80).cidr_ip(&foreign).send().await.unwrap();
+    ec2.authorize_security_group_ingress()
+        .group_id(&w.group)
+        .ip_protocol("tcp")
+        .from_port(80)
+        .to_port(80)
+        .cidr_ip(&foreign)
+        .send()
+        .await
+        .unwrap();
     let h = Harness::start().await;
     let (_, created) = h.request("f1", h.event("f1", "Create", "Foreign", props(&w, json!(["80"]))), TIMEOUT).await;
     assert_eq!(status(&created), "SUCCESS", "{created}");
@@ -255,7 +259,10 @@ async fn a_rule_someone_else_made_is_neither_duplicated_nor_taken_on_delete() {
 async fn changing_the_security_group_replaces_and_the_old_delete_cleans_up() {
     let w = world("replace", 14).await;
     let ec2 = local::ec2().await;
-    let vpc = ec2.describe_security_groups().group_ids(&w.group).send().await.unwrap().security_groups()[0].vpc_id().unwrap().to_owned();
+    let vpc = ec2.describe_security_groups().group_ids(&w.group).send().await.unwrap().security_groups()[0]
+        .vpc_id()
+        .unwrap()
+        .to_owned();
     let second = local::security_group(&ec2, &vpc, "app-replace-2").await;
     let h = Harness::start().await;
     let (_, created) = h.request("r1", h.event("r1", "Create", "Moving", props(&w, json!(["80"]))), TIMEOUT).await;
@@ -271,7 +278,11 @@ async fn changing_the_security_group_replaces_and_the_old_delete_cleans_up() {
     let new_id = updated["PhysicalResourceId"].as_str().unwrap().to_owned();
     assert_ne!(new_id, old_id, "a new security group is a replacement");
     assert_eq!(ours(&rules(&second).await, &new_id), expected(&w, &[(80, 80)]));
-    assert_eq!(ours(&rules(&w.group).await, &old_id).len(), 4, "old rules stay until CloudFormation deletes the old resource");
+    assert_eq!(
+        ours(&rules(&w.group).await, &old_id).len(),
+        4,
+        "old rules stay until CloudFormation deletes the old resource"
+    );
 
     // CloudFormation's cleanup Delete carries the old id and the old properties.
     let mut cleanup = h.event("r3", "Delete", "Moving", props(&w, json!(["80"])));
@@ -320,7 +331,11 @@ async fn bad_and_malformed_properties_fail_before_any_aws_call() {
         ("b5", json!({"LoadBalancerArn": nlb, "SecurityGroupId": "sg-01234567", "Ports": {"From": "80"}}), "Ports"),
         ("b6", json!({"LoadBalancerArn": ["x"], "SecurityGroupId": "sg-01234567", "Ports": ["80"]}), "LoadBalancerArn"),
         ("b7", json!("LoadBalancerArn=x"), "expected an object of properties"),
-        ("b8", json!({"LoadBalancerArn": nlb, "SecurityGroupId": "sg-01234567", "Ports": "80", "Protocol": "icmp"}), "Protocol"),
+        (
+            "b8",
+            json!({"LoadBalancerArn": nlb, "SecurityGroupId": "sg-01234567", "Ports": "80", "Protocol": "icmp"}),
+            "Protocol",
+        ),
     ];
     for (name, p, named) in cases {
         let (answer, body) = h.request(name, h.event(name, "Create", "Bad", p), Duration::from_secs(6)).await;

@@ -31,10 +31,7 @@ pub struct NotDelivered {
 
 /// The HTTP client for responses: rustls, no proxy surprises, built once per process.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .expect("the TLS backend initialises")
+    reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().expect("the TLS backend initialises")
 }
 
 /// PUTs `body` to `url`, retrying connection failures, timeouts, 5xx, 408 and 429, until delivered,

@@ -122,11 +122,8 @@ impl Envelope {
         let request_id = text("RequestId");
         let logical_resource_id = text("LogicalResourceId");
         let resource_type = text("ResourceType");
-        let physical_resource_id = obj
-            .get("PhysicalResourceId")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned);
+        let physical_resource_id =
+            obj.get("PhysicalResourceId").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
         Ok(Self {
             response_url,
             request_type: RequestType::parse(obj.get("RequestType")),

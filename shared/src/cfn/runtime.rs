@@ -174,7 +174,7 @@ impl<H: CustomResource> Runtime<H> {
         }
         let needs_id = matches!(env.request_type, RequestType::Update | RequestType::Delete);
         if needs_id && current_id.is_none() {
-            return fail(format!("a {} request must carry a PhysicalResourceId", env.request_type));
+            return fail(format!("{} requests must carry a PhysicalResourceId", env.request_type));
         }
         if let RequestType::Unknown(t) = &env.request_type {
             return fail(format!("RequestType {t:?} is not one of Create, Update, Delete"));

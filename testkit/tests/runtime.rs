@@ -1,0 +1,163 @@
+//! The shared custom-resource runtime's guarantees, through the real Runtime API path, with the
+//! fault-injecting `cr-fixture` binary: exactly one response per request, before the deadline, with a
+//! readable Reason and no secret in any output. No AWS involved.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use testkit::{cfn_event, FunctionProcess, ResponseRecorder, RuntimeApi, SIGNATURE};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cr-fixture");
+
+async fn start() -> (RuntimeApi, ResponseRecorder, FunctionProcess) {
+    let api = RuntimeApi::start().await;
+    let recorder = ResponseRecorder::start().await;
+    let process = FunctionProcess::spawn(BIN, &api.address(), &[]);
+    (api, recorder, process)
+}
+
+fn event(recorder: &ResponseRecorder, name: &str, request_type: &str, props: Value) -> Value {
+    cfn_event(request_type, &recorder.url(name), "Fixture", "Custom::Fixture", props)
+}
+
+/// Invokes and returns the single delivered response body, checking it came before the deadline.
+async fn one_response(
+    api: &RuntimeApi,
+    recorder: &ResponseRecorder,
+    name: &str,
+    ev: Value,
+    timeout: Duration,
+) -> Value {
+    let inv = api.invoke_json(&ev, timeout).await;
+    assert!(!inv.answer.is_error(), "{name}: {:?}", inv.answer);
+    let puts = recorder.delivered_for(name);
+    assert_eq!(puts.len(), 1, "{name}: exactly one response");
+    assert!(puts[0].at < inv.deadline, "{name}: the response came before the deadline");
+    puts[0].body.clone()
+}
+
+#[tokio::test]
+async fn a_panic_is_answered_failed_and_the_process_goes_on() {
+    let (api, rec, process) = start().await;
+    let body =
+        one_response(&api, &rec, "p1", event(&rec, "p1", "Create", json!({"Mode": "panic"})), Duration::from_secs(10))
+            .await;
+    assert_eq!(body["Status"], "FAILED");
+    assert!(body["Reason"].as_str().unwrap().contains("panicked on purpose"), "{body}");
+    let body =
+        one_response(&api, &rec, "p2", event(&rec, "p2", "Create", json!({"Mode": "ok"})), Duration::from_secs(10))
+            .await;
+    assert_eq!(body["Status"], "SUCCESS", "the process survived the panic");
+    let logged = process.log_lines().into_iter().any(|l| l["message"] == "panic");
+    assert!(logged, "the panic is logged as one structured line:\n{}", process.output());
+}
+
+#[tokio::test]
+async fn a_hang_is_answered_failed_before_a_3_second_deadline() {
+    let (api, rec, _process) = start().await;
+    let mut ev = event(&rec, "h1", "Update", json!({"Mode": "hang"}));
+    ev["PhysicalResourceId"] = json!("fixture-Fixture");
+    let body = one_response(&api, &rec, "h1", ev, Duration::from_secs(3)).await;
+    assert_eq!(body["Status"], "FAILED");
+    assert!(
+        body["Reason"].as_str().unwrap().starts_with("timed out: the Update did not finish within 2.2 s"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_error_reason_is_one_clean_line() {
+    let (api, rec, _process) = start().await;
+    let body =
+        one_response(&api, &rec, "e1", event(&rec, "e1", "Create", json!({"Mode": "fail"})), Duration::from_secs(10))
+            .await;
+    assert_eq!(body["Status"], "FAILED");
+    assert_eq!(body["Reason"], "the fixture failed on purpose second line");
+}
+
+#[tokio::test]
+async fn data_too_large_for_the_response_is_a_clear_failure() {
+    let (api, rec, _process) = start().await;
+    let body = one_response(
+        &api,
+        &rec,
+        "o1",
+        event(&rec, "o1", "Create", json!({"Mode": "oversize"})),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(body["Status"], "FAILED");
+    assert!(body["Reason"].as_str().unwrap().contains("4096-byte"), "{body}");
+    assert!(body.get("Data").is_none());
+}
+
+#[tokio::test]
+async fn no_echo_data_goes_to_cloudformation_but_not_into_the_invocation_result() {
+    let (api, rec, process) = start().await;
+    let ev = event(&rec, "n1", "Create", json!({"Mode": "noecho"}));
+    let inv = api.invoke_json(&ev, Duration::from_secs(10)).await;
+    let body = &rec.delivered_for("n1")[0].body;
+    assert_eq!(body["NoEcho"], true);
+    assert_eq!(body["Data"]["Password"], "generated-but-hidden");
+    assert_eq!(inv.answer.value()["Data"], "(hidden: NoEcho)");
+    assert!(!process.output().contains("generated-but-hidden"));
+}
+
+#[tokio::test]
+async fn secrets_never_reach_a_log_line_or_a_reason() {
+    let (api, rec, process) = start().await;
+    let secret = "db-password-that-must-not-leak";
+    let body = one_response(
+        &api,
+        &rec,
+        "s1",
+        event(&rec, "s1", "Create", json!({"Mode": "leak", "Secret": secret})),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(body["Status"], "FAILED");
+    assert_eq!(body["Reason"], "login failed with password ***");
+    let out = process.output();
+    assert!(out.contains("about to fail with a secret"), "the line was logged:\n{out}");
+    assert!(!out.contains(secret), "the secret reached the log:\n{out}");
+    assert!(!out.contains(SIGNATURE), "the ResponseURL signature reached the log:\n{out}");
+}
+
+#[tokio::test]
+async fn an_unreachable_response_endpoint_ends_in_an_invocation_error_before_the_deadline() {
+    let (api, rec, process) = start().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let url = rec.url("u1").replace(&rec.url("u1").split('/').nth(2).unwrap().to_owned(), &closed.to_string());
+    let ev = cfn_event("Create", &url, "Fixture", "Custom::Fixture", json!({"Mode": "ok"}));
+    let inv = api.invoke_json(&ev, Duration::from_secs(4)).await;
+    assert!(inv.answer.is_error(), "{:?}", inv.answer);
+    assert!(inv.answered_at < inv.deadline, "gave up before the deadline");
+    let message = inv.answer.value()["errorMessage"].as_str().unwrap().to_owned();
+    assert!(message.contains("not delivered"), "{message}");
+    assert!(!message.contains(SIGNATURE) && !process.output().contains(SIGNATURE));
+}
+
+#[tokio::test]
+async fn a_response_endpoint_that_hangs_is_abandoned_before_the_deadline() {
+    let (api, rec, _process) = start().await;
+    rec.hang();
+    let ev = event(&rec, "g1", "Create", json!({"Mode": "ok"}));
+    let inv = api.invoke_json(&ev, Duration::from_secs(3)).await;
+    assert!(inv.answer.is_error(), "{:?}", inv.answer);
+    assert!(inv.answered_at < inv.deadline);
+}
+
+#[tokio::test]
+async fn the_text_log_format_is_used_unless_json_is_asked_for() {
+    let api = RuntimeApi::start().await;
+    let rec = ResponseRecorder::start().await;
+    let process = FunctionProcess::spawn(BIN, &api.address(), &[("AWS_LAMBDA_LOG_FORMAT".into(), "Text".into())]);
+    one_response(&api, &rec, "t1", event(&rec, "t1", "Create", json!({"Mode": "ok"})), Duration::from_secs(10)).await;
+    let out = process.output();
+    let line = out.lines().find(|l| l.contains("custom resource request answered")).expect(&out);
+    assert!(!line.starts_with('{'), "{line}");
+    assert!(line.contains("request_type=Create"), "{line}");
+}
