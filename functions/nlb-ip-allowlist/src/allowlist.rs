@@ -513,3 +513,39 @@ mod tests {
         assert_eq!(outcome.data["PrivateIpAddresses"], "10.0.0.5,10.0.1.5,10.0.2.5");
     }
 }
+
+/// The sample events in `events/nlb-ip-allowlist/` stay true to the code: their properties parse and
+/// the Update and Delete carry the physical id the Create produces.
+#[cfg(test)]
+mod sample_events {
+    use super::*;
+    use stackhand::cfn::Envelope;
+
+    fn load(name: &str) -> serde_json::Value {
+        let path = format!("{}/../../events/nlb-ip-allowlist/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_sample_events_agree_with_the_code() {
+        let config =
+            aws_sdk_ec2::Config::builder().behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest()).build();
+        let handler = Allowlist::new(aws_sdk_ec2::Client::from_conf(config));
+        let create = Envelope::from_value(&load("create")).unwrap();
+        let info = RequestInfo {
+            stack_id: create.stack_id.clone(),
+            request_id: create.request_id.clone(),
+            logical_resource_id: create.logical_resource_id.clone(),
+            resource_type: create.resource_type.clone(),
+        };
+        let props: Properties = stackhand::props::parse(&create.properties).unwrap();
+        let id = handler.physical_id(&info, &props);
+        for name in ["update", "delete"] {
+            let env = Envelope::from_value(&load(name)).unwrap();
+            assert_eq!(env.physical_resource_id.as_deref(), Some(id.as_str()), "{name}.json");
+            assert_eq!(env.logical_resource_id, create.logical_resource_id);
+            let p: Properties = stackhand::props::parse(&env.properties).unwrap();
+            assert_eq!(handler.physical_id(&info, &p), id, "{name}.json is no replacement");
+        }
+    }
+}

@@ -137,9 +137,7 @@ impl FromStr for PortRange {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let port = |p: &str| {
-            p.trim()
-                .parse::<u16>()
-                .map_err(|_| format!("{s:?} is not a port (0-65535) or a range such as \"8000-8100\""))
+            p.trim().parse::<u16>().map_err(|_| "not a port (0-65535) or a range such as \"8000-8100\"".to_owned())
         };
         let range = match s.split_once('-') {
             Some((from, to)) => Self { from: port(from)?, to: port(to)? },
@@ -149,7 +147,7 @@ impl FromStr for PortRange {
             }
         };
         if range.from > range.to {
-            return Err(format!("{s:?} is a range whose start is above its end"));
+            return Err("a range whose start is above its end".to_owned());
         }
         Ok(range)
     }

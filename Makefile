@@ -1,0 +1,50 @@
+# stackhand — entry points. `make demo` runs the local demo; `make test` runs every test.
+# Both install what they need (a project venv; apt for MariaDB when a function needs it).
+
+SHELL := /bin/bash
+# One target directory outside the clone, shared by every checkout on this machine: the AWS SDK
+# crates are heavy, so a fresh clone reuses what an earlier one built.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/stackhand/target
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+FUNCTIONS := $(notdir $(wildcard functions/*))
+
+.PHONY: help test demo run setup stack-up stack-down lint fmt build clean
+
+help:
+	@echo "make demo    the local demo: moto + cargo-lambda, each function through what CloudFormation does"
+	@echo "make test    every test: unit, runtime faults, integration against moto, cfn-lint"
+	@echo "make lint    rustfmt --check, clippy -D warnings, cfn-lint"
+	@echo "make stack-up / stack-down   the local stack by hand (then: eval \"\$$(scripts/stack env)\")"
+
+setup:
+	@scripts/setup
+
+test: setup
+	@scripts/test
+
+demo: setup
+	@.venv/bin/python scripts/demo.py
+
+run: demo
+
+build:
+	cargo build --workspace --all-targets
+
+stack-up: setup
+	@scripts/stack up moto
+
+stack-down:
+	@scripts/stack down
+
+fmt:
+	cargo fmt --all
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cfn-lint template.yaml
+
+clean:
+	scripts/stack down
+	rm -rf .local
