@@ -2,14 +2,18 @@
 //! emulator, answer CloudFormation through a recording endpoint (or a real presigned S3 URL from the
 //! emulator), and reach AWS only through moto's server via the SDK's standard `AWS_ENDPOINT_URL`.
 
+mod harness;
 pub mod local;
 mod process;
 mod recorder;
 mod runtime_api;
+mod samples;
 
+pub use harness::{status, Harness};
 pub use process::FunctionProcess;
 pub use recorder::{RecordedPut, ResponseRecorder, SIGNATURE};
 pub use runtime_api::{Answer, Invocation, RuntimeApi};
+pub use samples::assert_sample_events_agree;
 
 /// A CloudFormation custom-resource request, as CloudFormation sends it.
 pub fn cfn_event(

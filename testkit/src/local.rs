@@ -180,3 +180,51 @@ pub async fn hanging_endpoint() -> String {
     });
     format!("http://{addr}")
 }
+
+pub async fn ssm() -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(&sdk_config(&moto_url()).await)
+}
+
+pub async fn secrets() -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&sdk_config(&moto_url()).await)
+}
+
+/// The MariaDB account `scripts/stack up mariadb` creates for tests (loopback only).
+pub const MARIADB_USER: &str = "stackhand";
+pub const MARIADB_PASSWORD: &str = "stackhand-local-only";
+
+/// MariaDB's TCP port, from `STACKHAND_MARIADB_PORT` (set by `make test` / `scripts/stack env`).
+pub fn mariadb_port() -> u16 {
+    std::env::var("STACKHAND_MARIADB_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or_else(|| {
+        panic!("STACKHAND_MARIADB_PORT is not set: run the tests with `make test`, which starts MariaDB")
+    })
+}
+
+/// A connection as the test account, for seeding and for looking at what a function did.
+pub async fn mariadb() -> mysql_async::Conn {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(mariadb_port())
+        .user(Some(MARIADB_USER))
+        .pass(Some(MARIADB_PASSWORD))
+        .prefer_socket(false);
+    mysql_async::Conn::new(opts).await.expect("connect to the test MariaDB")
+}
+
+/// A port where nothing listens until `after`, then a TCP relay to `upstream`: a database that comes
+/// up some seconds after the function started waiting for it.
+pub async fn late_relay(after: Duration, upstream: u16) -> u16 {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind the late relay");
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    port
+}

@@ -80,6 +80,11 @@ impl ResponseRecorder {
         self.inner.puts.lock().unwrap().iter().filter(|p| p.path_and_query.contains(&needle)).cloned().collect()
     }
 
+    /// Every PUT received.
+    pub fn all(&self) -> Vec<RecordedPut> {
+        self.inner.puts.lock().unwrap().clone()
+    }
+
     /// The accepted (2xx) PUTs for `name`.
     pub fn delivered_for(&self, name: &str) -> Vec<RecordedPut> {
         self.puts_for(name).into_iter().filter(|p| p.answered < 300).collect()

@@ -400,6 +400,16 @@ mod tests {
         })
     }
 
+    fn info() -> RequestInfo {
+        RequestInfo {
+            stack_id: "s".into(),
+            request_id: "r".into(),
+            logical_resource_id: "l".into(),
+            resource_type: "Custom::NlbIpAllowlist".into(),
+            deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(30),
+        }
+    }
+
     fn code(code: &'static str) -> ErrorMetadata {
         ErrorMetadata::builder().code(code).message(format!("{code} (mocked)")).build()
     }
@@ -454,13 +464,7 @@ mod tests {
         let gone = mock!(Client::revoke_security_group_ingress)
             .then_error(|| RevokeSecurityGroupIngressError::generic(code("InvalidGroup.NotFound")));
         let handler = Allowlist::new(client(&[&ours, &gone]));
-        let info = RequestInfo {
-            stack_id: "s".into(),
-            request_id: "r".into(),
-            logical_resource_id: "l".into(),
-            resource_type: "Custom::NlbIpAllowlist".into(),
-        };
-        handler.delete(&info, OWNER, &props()).await.unwrap();
+        handler.delete(&info(), OWNER, &props()).await.unwrap();
         assert_eq!(gone.num_calls(), 1);
     }
 
@@ -474,13 +478,7 @@ mod tests {
             .match_requests(|r| r.security_group_rule_ids() == ["sgr-2".to_string()])
             .then_output(|| RevokeSecurityGroupIngressOutput::builder().r#return(true).build());
         let handler = Allowlist::new(client(&[&ours, &raced, &one_left, &revoked]));
-        let info = RequestInfo {
-            stack_id: "s".into(),
-            request_id: "r".into(),
-            logical_resource_id: "l".into(),
-            resource_type: "Custom::NlbIpAllowlist".into(),
-        };
-        handler.delete(&info, OWNER, &props()).await.unwrap();
+        handler.delete(&info(), OWNER, &props()).await.unwrap();
         assert_eq!(revoked.num_calls(), 1, "only the rule still there was revoked the second time");
     }
 
@@ -514,38 +512,13 @@ mod tests {
     }
 }
 
-/// The sample events in `events/nlb-ip-allowlist/` stay true to the code: their properties parse and
-/// the Update and Delete carry the physical id the Create produces.
 #[cfg(test)]
 mod sample_events {
-    use super::*;
-    use stackhand::cfn::Envelope;
-
-    fn load(name: &str) -> serde_json::Value {
-        let path = format!("{}/../../events/nlb-ip-allowlist/{name}.json", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-    }
-
     #[test]
     fn the_sample_events_agree_with_the_code() {
         let config =
             aws_sdk_ec2::Config::builder().behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest()).build();
-        let handler = Allowlist::new(aws_sdk_ec2::Client::from_conf(config));
-        let create = Envelope::from_value(&load("create")).unwrap();
-        let info = RequestInfo {
-            stack_id: create.stack_id.clone(),
-            request_id: create.request_id.clone(),
-            logical_resource_id: create.logical_resource_id.clone(),
-            resource_type: create.resource_type.clone(),
-        };
-        let props: Properties = stackhand::props::parse(&create.properties).unwrap();
-        let id = handler.physical_id(&info, &props);
-        for name in ["update", "delete"] {
-            let env = Envelope::from_value(&load(name)).unwrap();
-            assert_eq!(env.physical_resource_id.as_deref(), Some(id.as_str()), "{name}.json");
-            assert_eq!(env.logical_resource_id, create.logical_resource_id);
-            let p: Properties = stackhand::props::parse(&env.properties).unwrap();
-            assert_eq!(handler.physical_id(&info, &p), id, "{name}.json is no replacement");
-        }
+        let handler = super::Allowlist::new(aws_sdk_ec2::Client::from_conf(config));
+        testkit::assert_sample_events_agree(&handler, "nlb-ip-allowlist");
     }
 }

@@ -5,57 +5,20 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use testkit::local::{self, aws_env, moto_url, TEST_SECRET_KEY};
-use testkit::{cfn_event, Answer, FunctionProcess, ResponseRecorder, RuntimeApi, SIGNATURE};
+use testkit::local::{self, aws_env, moto_url};
+use testkit::{cfn_event, status, Harness};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nlb-ip-allowlist");
 const TYPE: &str = "Custom::NlbIpAllowlist";
 const OWNER_TAG: &str = "stackhand:nlb-ip-allowlist";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A function process with its Runtime API and response endpoint.
-struct Harness {
-    api: RuntimeApi,
-    recorder: ResponseRecorder,
-    process: FunctionProcess,
+async fn harness() -> Harness {
+    Harness::start(BIN, TYPE, &aws_env(&moto_url())).await
 }
 
-impl Harness {
-    async fn start() -> Self {
-        Self::with_endpoint(&moto_url()).await
-    }
-
-    async fn with_endpoint(endpoint: &str) -> Self {
-        let api = RuntimeApi::start().await;
-        let recorder = ResponseRecorder::start().await;
-        let process = FunctionProcess::spawn(BIN, &api.address(), &aws_env(endpoint));
-        Self { api, recorder, process }
-    }
-
-    /// Sends one request and returns the invocation's answer and the one response delivered for it.
-    async fn request(&self, name: &str, event: Value, timeout: Duration) -> (Answer, Value) {
-        let inv = self.api.invoke_json(&event, timeout).await;
-        let delivered = self.recorder.delivered_for(name);
-        assert_eq!(delivered.len(), 1, "exactly one response for {name}: {delivered:?}\n{}", self.process.output());
-        let put = &delivered[0];
-        assert!(put.at <= inv.deadline, "the response for {name} arrived after the deadline");
-        assert_eq!(put.method, "PUT");
-        assert_eq!(put.content_type.as_deref(), Some(""), "the PUT carries an empty Content-Type");
-        assert!(put.raw_len <= 4096);
-        (inv.answer, put.body.clone())
-    }
-
-    fn event(&self, name: &str, request_type: &str, logical_id: &str, props: Value) -> Value {
-        cfn_event(request_type, &self.recorder.url(name), logical_id, TYPE, props)
-    }
-
-    /// No secret in anything the function printed.
-    fn assert_no_secrets(&self) {
-        let out = self.process.output();
-        assert!(!out.contains(SIGNATURE), "the ResponseURL signature reached the log:\n{out}");
-        assert!(!out.contains(TEST_SECRET_KEY), "the AWS secret key reached the log");
-        assert!(!out.contains("X-Amz-Signature"), "the ResponseURL reached the log:\n{out}");
-    }
+async fn harness_with_endpoint(endpoint: &str) -> Harness {
+    Harness::start(BIN, TYPE, &aws_env(endpoint)).await
 }
 
 /// A VPC with an app security group (and one unrelated rule in it), an NLB's three ENIs (one with an
@@ -145,14 +108,10 @@ fn expected(w: &World, ranges: &[(i32, i32)]) -> Vec<(i32, i32, String)> {
     v
 }
 
-fn status(body: &Value) -> &str {
-    body["Status"].as_str().unwrap_or_default()
-}
-
 #[tokio::test]
 async fn create_update_delete_reconciles_exactly_its_own_rules() {
     let w = world("life", 11).await;
-    let h = Harness::start().await;
+    let h = harness().await;
 
     let (answer, created) =
         h.request("c1", h.event("c1", "Create", "AppAllow", props(&w, json!(["9090", "8000-8100"]))), TIMEOUT).await;
@@ -206,13 +165,13 @@ async fn create_update_delete_reconciles_exactly_its_own_rules() {
     assert_eq!(answered[0]["logical_resource_id"], "AppAllow");
     assert_eq!(answered[0]["status"], "SUCCESS");
     assert!(answered[0]["stack_id"].as_str().unwrap().contains(":stack/stackhand-test/"));
-    h.assert_no_secrets();
+    h.assert_no_secrets(&[]);
 }
 
 #[tokio::test]
 async fn the_same_create_delivered_twice_succeeds_twice_without_duplicates() {
     let w = world("twice", 12).await;
-    let h = Harness::start().await;
+    let h = harness().await;
     let event = h.event("t1", "Create", "Twice", props(&w, json!(["80"])));
     let (_, first) = h.request("t1", event.clone(), TIMEOUT).await;
     let inv = h.api.invoke_json(&event, TIMEOUT).await;
@@ -243,7 +202,7 @@ async fn a_rule_someone_else_made_is_neither_duplicated_nor_taken_on_delete() {
         .send()
         .await
         .unwrap();
-    let h = Harness::start().await;
+    let h = harness().await;
     let (_, created) = h.request("f1", h.event("f1", "Create", "Foreign", props(&w, json!(["80"]))), TIMEOUT).await;
     assert_eq!(status(&created), "SUCCESS", "{created}");
     let id = created["PhysicalResourceId"].as_str().unwrap().to_owned();
@@ -264,7 +223,7 @@ async fn changing_the_security_group_replaces_and_the_old_delete_cleans_up() {
         .unwrap()
         .to_owned();
     let second = local::security_group(&ec2, &vpc, "app-replace-2").await;
-    let h = Harness::start().await;
+    let h = harness().await;
     let (_, created) = h.request("r1", h.event("r1", "Create", "Moving", props(&w, json!(["80"]))), TIMEOUT).await;
     let old_id = created["PhysicalResourceId"].as_str().unwrap().to_owned();
 
@@ -296,7 +255,7 @@ async fn changing_the_security_group_replaces_and_the_old_delete_cleans_up() {
 #[tokio::test]
 async fn a_load_balancer_without_interfaces_fails_naming_what_was_searched() {
     let w = world("noeni", 15).await;
-    let h = Harness::start().await;
+    let h = harness().await;
     let mut p = props(&w, json!(["80"]));
     let missing = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/nlb-gone/0123456789abcdef";
     p["LoadBalancerArn"] = json!(missing);
@@ -320,7 +279,7 @@ async fn a_load_balancer_without_interfaces_fails_naming_what_was_searched() {
 #[tokio::test]
 async fn bad_and_malformed_properties_fail_before_any_aws_call() {
     let hang = local::hanging_endpoint().await;
-    let h = Harness::with_endpoint(&hang).await;
+    let h = harness_with_endpoint(&hang).await;
     let alb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/0123456789abcdef";
     let nlb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/app/0123456789abcdef";
     let cases = [
@@ -345,12 +304,12 @@ async fn bad_and_malformed_properties_fail_before_any_aws_call() {
         assert!(reason.contains(named), "{name}: {reason}");
         assert!(!reason.contains("timed out"), "{name} made an AWS call: {reason}");
     }
-    h.assert_no_secrets();
+    h.assert_no_secrets(&[]);
 }
 
 #[tokio::test]
 async fn an_unknown_request_type_is_answered_failed_once() {
-    let h = Harness::start().await;
+    let h = harness().await;
     let (_, body) = h.request("x1", h.event("x1", "Upgrade", "Odd", json!({})), TIMEOUT).await;
     assert_eq!(status(&body), "FAILED");
     assert!(body["Reason"].as_str().unwrap().contains("\"Upgrade\" is not one of Create, Update, Delete"));
@@ -359,7 +318,7 @@ async fn an_unknown_request_type_is_answered_failed_once() {
 #[tokio::test]
 async fn a_hanging_aws_endpoint_is_answered_failed_before_a_4_second_deadline() {
     let hang = local::hanging_endpoint().await;
-    let h = Harness::with_endpoint(&hang).await;
+    let h = harness_with_endpoint(&hang).await;
     let nlb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/app/0123456789abcdef";
     let p = json!({"LoadBalancerArn": nlb, "SecurityGroupId": "sg-01234567", "Ports": ["80"]});
     let (answer, body) = h.request("h1", h.event("h1", "Create", "Hang", p.clone()), Duration::from_secs(4)).await;
@@ -369,12 +328,12 @@ async fn a_hanging_aws_endpoint_is_answered_failed_before_a_4_second_deadline() 
     // The process is still healthy: the next request gets its own single answer.
     let (_, next) = h.request("h2", h.event("h2", "Upgrade", "Hang", p), Duration::from_secs(4)).await;
     assert_eq!(status(&next), "FAILED");
-    h.assert_no_secrets();
+    h.assert_no_secrets(&[]);
 }
 
 #[tokio::test]
 async fn a_response_endpoint_failing_twice_gets_the_answer_on_the_third_put() {
-    let h = Harness::start().await;
+    let h = harness().await;
     h.recorder.fail_next(2);
     let (answer, body) = h.request("e1", h.event("e1", "Upgrade", "Flaky", json!({})), TIMEOUT).await;
     assert!(!answer.is_error());
@@ -386,7 +345,7 @@ async fn a_response_endpoint_failing_twice_gets_the_answer_on_the_third_put() {
 
 #[tokio::test]
 async fn an_event_without_a_response_url_is_an_invocation_error() {
-    let h = Harness::start().await;
+    let h = harness().await;
     let mut event = h.event("z1", "Create", "NoUrl", json!({}));
     event.as_object_mut().unwrap().remove("ResponseURL");
     let inv = h.api.invoke_json(&event, TIMEOUT).await;
@@ -401,7 +360,7 @@ async fn an_event_without_a_response_url_is_an_invocation_error() {
 async fn the_answer_reaches_a_real_presigned_s3_url() {
     let w = world("s3", 16).await;
     let object = local::PresignedObject::create("cfn-responses", "stackhand/presigned-create").await;
-    let h = Harness::start().await;
+    let h = harness().await;
     let event = cfn_event("Create", &object.url, "ViaS3", TYPE, props(&w, json!(["80"])));
     let inv = h.api.invoke_json(&event, TIMEOUT).await;
     assert!(!inv.answer.is_error(), "{:?}\n{}", inv.answer, h.process.output());

@@ -41,6 +41,22 @@ pub struct RequestInfo {
     pub request_id: String,
     pub logical_resource_id: String,
     pub resource_type: String,
+    /// When the runtime stops the handler and answers FAILED "timed out". A handler that waits for
+    /// something (a database coming up) gives up a little before this, to say what it waited for.
+    pub deadline: tokio::time::Instant,
+}
+
+impl RequestInfo {
+    /// The request's identity from its envelope, with the handler's deadline.
+    pub fn new(envelope: &Envelope, deadline: tokio::time::Instant) -> Self {
+        Self {
+            stack_id: envelope.stack_id.clone(),
+            request_id: envelope.request_id.clone(),
+            logical_resource_id: envelope.logical_resource_id.clone(),
+            resource_type: envelope.resource_type.clone(),
+            deadline,
+        }
+    }
 }
 
 /// What a successful handler returns: `Data` for `Fn::GetAtt`, and whether to hide it (`NoEcho`).

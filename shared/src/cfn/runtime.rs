@@ -201,12 +201,10 @@ impl<H: CustomResource> Runtime<H> {
             Ok(p) => p,
             Err(e) => return fail(e.to_string()),
         };
-        let info = RequestInfo {
-            stack_id: env.stack_id.clone(),
-            request_id: env.request_id.clone(),
-            logical_resource_id: env.logical_resource_id.clone(),
-            resource_type: env.resource_type.clone(),
-        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let budget = handler_budget(remaining);
+        let info = RequestInfo::new(env, Instant::now() + budget);
+        let handler_deadline = info.deadline;
         let call = match env.request_type {
             RequestType::Create => Call::Create { id: self.handler.physical_id(&info, &props), props },
             RequestType::Update => {
@@ -233,8 +231,6 @@ impl<H: CustomResource> Runtime<H> {
             ));
         }
 
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let budget = handler_budget(remaining);
         let handler = Arc::clone(&self.handler);
         let task = tokio::spawn(
             async move {
@@ -247,7 +243,7 @@ impl<H: CustomResource> Runtime<H> {
             .in_current_span(),
         );
         let abort = task.abort_handle();
-        match tokio::time::timeout(budget, task).await {
+        match tokio::time::timeout_at(handler_deadline, task).await {
             Ok(Ok(Ok(outcome))) => {
                 let reason = if log_stream.is_empty() {
                     "OK".to_owned()

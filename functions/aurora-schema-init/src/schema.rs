@@ -1,0 +1,78 @@
+//! The `Custom::AuroraSchema` handler: read the migrations and the credentials, wait for the
+//! database, apply what is pending under the schema lock, close the connection, answer.
+
+use stackhand::cfn::{stable_digest, CustomResource, Outcome, RequestInfo};
+
+use crate::props::Properties;
+use crate::source::Sources;
+use crate::{db, migrate, SchemaError};
+
+pub struct Schema {
+    sources: Sources,
+}
+
+impl Schema {
+    pub fn new(sources: Sources) -> Self {
+        Self { sources }
+    }
+
+    async fn apply(&self, request: &RequestInfo, props: &Properties) -> Result<Outcome, SchemaError> {
+        let migrations = self.sources.migrations(&props.sql).await?;
+        // Every script is split before anything connects: one that cannot be split applies nothing.
+        let prepared = migrate::prepare(migrations)?;
+        let login = self.sources.login(&props.credentials).await?;
+        let mut conn = db::connect(props, &login, request.deadline).await?;
+        let result = migrate::run(&mut conn, props, &prepared, request.deadline).await;
+        // Closed before answering, so Aurora Serverless can pause and no session lingers.
+        if let Err(e) = conn.disconnect().await {
+            tracing::warn!(error = %e, "closing the connection failed");
+        }
+        let report = result?;
+        Ok(Outcome::default().with("AppliedMigrations", report.applied.join(",")).with("SchemaVersion", report.version))
+    }
+}
+
+impl CustomResource for Schema {
+    type Properties = Properties;
+    type Error = SchemaError;
+
+    /// Stable for the same endpoint, port and database; a new cluster is a new resource.
+    fn physical_id(&self, request: &RequestInfo, props: &Properties) -> String {
+        let database = props.database.as_deref().unwrap_or("");
+        let digest = stable_digest(&[&request.stack_id, &request.logical_resource_id, &props.endpoint, database]);
+        format!("aurora-schema:{}:{}/{database}:{digest}", props.endpoint, props.port)
+    }
+
+    async fn create(&self, request: &RequestInfo, _: &str, props: &Properties) -> Result<Outcome, SchemaError> {
+        self.apply(request, props).await
+    }
+
+    async fn update(
+        &self,
+        request: &RequestInfo,
+        _: &str,
+        props: &Properties,
+        _old: Option<&Properties>,
+    ) -> Result<Outcome, SchemaError> {
+        self.apply(request, props).await
+    }
+
+    /// Deleting the custom resource must never lose data: the schema and the history stay.
+    async fn delete(&self, _: &RequestInfo, physical_id: &str, _: &Properties) -> Result<(), SchemaError> {
+        tracing::info!(%physical_id, "delete keeps the schema and its data; nothing to do");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod sample_events {
+    #[test]
+    fn the_sample_events_agree_with_the_code() {
+        let config = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let sources = crate::source::Sources {
+            ssm: aws_sdk_ssm::Client::new(&config),
+            secrets: aws_sdk_secretsmanager::Client::new(&config),
+        };
+        testkit::assert_sample_events_agree(&super::Schema::new(sources), "aurora-schema-init");
+    }
+}

@@ -1,0 +1,368 @@
+//! aurora-schema-init end to end against a real MariaDB (loopback, started by `scripts/stack`), with
+//! the SQL and the credentials in moto's SSM and Secrets Manager, the binary driven through the Lambda
+//! Runtime API. Needs the local stack: run with `make test`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use serde_json::{json, Value};
+use testkit::local::{self, aws_env, mariadb_port, moto_url, MARIADB_PASSWORD, MARIADB_USER};
+use testkit::{status, Harness};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aurora-schema-init");
+const TYPE: &str = "Custom::AuroraSchema";
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn harness() -> Harness {
+    Harness::start(BIN, TYPE, &aws_env(&moto_url())).await
+}
+
+/// A name unique to this test run: databases, parameters and secrets never collide across tests.
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+async fn put(name: &str, value: &str, secure: bool) {
+    let kind = if secure {
+        aws_sdk_ssm::types::ParameterType::SecureString
+    } else {
+        aws_sdk_ssm::types::ParameterType::String
+    };
+    local::ssm()
+        .await
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(kind)
+        .overwrite(true)
+        .send()
+        .await
+        .expect("PutParameter");
+}
+
+/// The password as an SSM SecureString; returns the parameter name.
+async fn password_parameter(tag: &str) -> String {
+    let name = format!("/{tag}/db-password");
+    put(&name, MARIADB_PASSWORD, true).await;
+    name
+}
+
+/// The credentials as an RDS-managed secret; returns its ARN.
+async fn secret(tag: &str, password: &str) -> String {
+    let body = json!({"engine": "mysql", "username": MARIADB_USER, "password": password}).to_string();
+    let out =
+        local::secrets().await.create_secret().name(format!("{tag}-db")).secret_string(body).send().await.unwrap();
+    out.arn().unwrap().to_owned()
+}
+
+async fn create_database(name: &str) {
+    local::mariadb().await.query_drop(format!("CREATE DATABASE `{name}`")).await.unwrap();
+}
+
+async fn tables(database: &str) -> Vec<String> {
+    let mut conn = local::mariadb().await;
+    conn.exec(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY table_name",
+        (database,),
+    )
+    .await
+    .unwrap()
+}
+
+async fn history(source: &str) -> Vec<(String, String, u32)> {
+    let mut conn = local::mariadb().await;
+    conn.exec(
+        "SELECT migration, status, statements_applied FROM stackhand.schema_history WHERE source = ? ORDER BY migration",
+        (source,),
+    )
+    .await
+    .unwrap()
+}
+
+fn base_props(port: u16) -> Value {
+    json!({"Endpoint": "127.0.0.1", "Port": port.to_string(), "Tls": "disabled", "ConnectTimeoutSeconds": "2"})
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    for (k, v) in b.as_object().unwrap() {
+        a[k] = v.clone();
+    }
+    a
+}
+
+#[tokio::test]
+async fn the_seeds_script_creates_its_table_once_and_delete_keeps_it() {
+    let tag = unique("seed");
+    create_database(&tag).await;
+    let sql_name = format!("/{tag}/schema.sql");
+    put(&sql_name, &format!("USE {tag}; CREATE TABLE t (dt datetime);"), false).await;
+    let props = merge(
+        base_props(mariadb_port()),
+        json!({"Username": MARIADB_USER, "PasswordParameter": password_parameter(&tag).await, "SqlParameter": sql_name}),
+    );
+    let h = harness().await;
+
+    let (_, created) = h.request("c1", h.event("c1", "Create", "Schema", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+    assert_eq!(created["Data"]["AppliedMigrations"], json!(sql_name));
+    assert_eq!(created["Data"]["SchemaVersion"], json!(sql_name));
+    assert_eq!(tables(&tag).await, ["t"]);
+    let id = created["PhysicalResourceId"].as_str().unwrap().to_owned();
+    assert!(id.starts_with(&format!("aurora-schema:127.0.0.1:{}/:", mariadb_port())), "{id}");
+
+    // The same Create again (a second delivery): nothing re-applied, still SUCCESS.
+    let (_, again) = h.request("c2", h.event("c2", "Create", "Schema", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&again), "SUCCESS", "{again}");
+    assert_eq!(again["Data"]["AppliedMigrations"], "");
+    assert_eq!(again["PhysicalResourceId"], json!(id));
+    assert_eq!(history(&sql_name).await, [(sql_name.clone(), "applied".to_string(), 2)]);
+
+    let mut delete = h.event("d1", "Delete", "Schema", props);
+    delete["PhysicalResourceId"] = json!(id);
+    let (_, deleted) = h.request("d1", delete, TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS");
+    assert_eq!(tables(&tag).await, ["t"], "Delete drops nothing");
+    h.assert_no_secrets(&[MARIADB_PASSWORD]);
+}
+
+#[tokio::test]
+async fn migrations_under_a_path_apply_in_order_and_only_new_ones_later() {
+    let tag = unique("path");
+    create_database(&tag).await;
+    let path = format!("/{tag}/schema");
+    put(&format!("{path}/0002-orders"), "CREATE TABLE orders (id int primary key, customer int);", false).await;
+    put(
+        &format!("{path}/0001-customers"),
+        "CREATE TABLE customers (id int primary key);\nINSERT INTO customers VALUES (1);",
+        false,
+    )
+    .await;
+    let props = merge(
+        base_props(mariadb_port()),
+        json!({"Database": tag, "SecretArn": secret(&tag, MARIADB_PASSWORD).await, "SqlParameterPath": path}),
+    );
+    let h = harness().await;
+    let (_, created) = h.request("p1", h.event("p1", "Create", "Schema", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+    assert_eq!(created["Data"]["AppliedMigrations"], "0001-customers,0002-orders");
+    assert_eq!(created["Data"]["SchemaVersion"], "0002-orders");
+
+    put(&format!("{path}/0003-index"), "CREATE INDEX by_customer ON orders (customer);", false).await;
+    let mut update = h.event("p2", "Update", "Schema", props.clone());
+    update["PhysicalResourceId"] = created["PhysicalResourceId"].clone();
+    update["OldResourceProperties"] = props;
+    let (_, updated) = h.request("p2", update, TIMEOUT).await;
+    assert_eq!(status(&updated), "SUCCESS", "{updated}");
+    assert_eq!(updated["Data"]["AppliedMigrations"], "0003-index", "only the new migration ran");
+    assert_eq!(updated["Data"]["SchemaVersion"], "0003-index");
+    assert_eq!(updated["PhysicalResourceId"], created["PhysicalResourceId"]);
+    let rows: Vec<u32> = local::mariadb().await.query(format!("SELECT id FROM `{tag}`.customers")).await.unwrap();
+    assert_eq!(rows, [1], "0001 ran exactly once");
+    let h_rows = history(&path).await;
+    assert_eq!(h_rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(), ["applied"; 3]);
+    h.assert_no_secrets(&[MARIADB_PASSWORD]);
+}
+
+#[tokio::test]
+async fn a_changed_applied_migration_fails_and_touches_nothing() {
+    let tag = unique("changed");
+    create_database(&tag).await;
+    let path = format!("/{tag}/schema");
+    put(&format!("{path}/0001-init"), "CREATE TABLE a (x int);", false).await;
+    let props = merge(
+        base_props(mariadb_port()),
+        json!({"Database": tag, "Username": MARIADB_USER, "PasswordParameter": password_parameter(&tag).await, "SqlParameterPath": path}),
+    );
+    let h = harness().await;
+    let (_, created) = h.request("x1", h.event("x1", "Create", "Schema", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+
+    put(&format!("{path}/0001-init"), "CREATE TABLE a (x bigint);", false).await;
+    put(&format!("{path}/0002-more"), "CREATE TABLE b (y int);", false).await;
+    let mut update = h.event("x2", "Update", "Schema", props);
+    update["PhysicalResourceId"] = created["PhysicalResourceId"].clone();
+    let (_, body) = h.request("x2", update, TIMEOUT).await;
+    assert_eq!(status(&body), "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.contains("migration 0001-init"), "{reason}");
+    assert!(reason.contains("new migration"), "{reason}");
+    assert_eq!(tables(&tag).await, ["a"], "0002 was not applied");
+}
+
+#[tokio::test]
+async fn two_concurrent_runs_apply_exactly_once() {
+    let tag = unique("race");
+    create_database(&tag).await;
+    let path = format!("/{tag}/schema");
+    put(
+        &format!("{path}/0001-seed"),
+        "CREATE TABLE counter (n int);\nINSERT INTO counter VALUES (1);\nDO SLEEP(1);",
+        false,
+    )
+    .await;
+    let props = merge(
+        base_props(mariadb_port()),
+        json!({"Database": tag, "Username": MARIADB_USER, "PasswordParameter": password_parameter(&tag).await, "SqlParameterPath": path}),
+    );
+    let (one, two) = (harness().await, harness().await);
+    let e1 = one.event("r", "Create", "Schema", props.clone());
+    let e2 = two.event("r", "Create", "Schema", props);
+    let ((_, b1), (_, b2)) = tokio::join!(one.request("r", e1, TIMEOUT), two.request("r", e2, TIMEOUT));
+    assert_eq!((status(&b1), status(&b2)), ("SUCCESS", "SUCCESS"), "{b1}\n{b2}");
+    let mut applied = [b1["Data"]["AppliedMigrations"].clone(), b2["Data"]["AppliedMigrations"].clone()];
+    applied.sort_by_key(|v| v.to_string());
+    assert_eq!(applied, [json!(""), json!("0001-seed")], "one run applied it, the other found nothing pending");
+    let rows: Vec<u32> = local::mariadb().await.query(format!("SELECT n FROM `{tag}`.counter")).await.unwrap();
+    assert_eq!(rows, [1]);
+}
+
+#[tokio::test]
+async fn a_database_that_comes_up_late_is_waited_for() {
+    let tag = unique("late");
+    create_database(&tag).await;
+    let sql = format!("/{tag}/schema.sql");
+    put(&sql, "CREATE TABLE late (x int);", false).await;
+    let port = local::late_relay(Duration::from_secs(3), mariadb_port()).await;
+    let props = merge(
+        base_props(port),
+        json!({"Database": tag, "SecretArn": secret(&tag, MARIADB_PASSWORD).await, "SqlParameter": sql}),
+    );
+    let h = harness().await;
+    let (_, body) = h.request("l1", h.event("l1", "Create", "Schema", props), TIMEOUT).await;
+    assert_eq!(status(&body), "SUCCESS", "{body}");
+    assert_eq!(tables(&tag).await, ["late"]);
+    assert!(h.process.output().contains("database not reachable yet"), "it did wait:\n{}", h.process.output());
+}
+
+#[tokio::test]
+async fn a_database_that_never_comes_up_is_reported_before_the_deadline() {
+    let tag = unique("never");
+    put(&format!("/{tag}/schema.sql"), "SELECT 1;", false).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let props = merge(
+        base_props(closed),
+        json!({"Username": MARIADB_USER, "PasswordParameter": password_parameter(&tag).await, "SqlParameter": format!("/{tag}/schema.sql")}),
+    );
+    let h = harness().await;
+    let (_, body) = h.request("n1", h.event("n1", "Create", "Schema", props), Duration::from_secs(6)).await;
+    assert_eq!(status(&body), "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.contains(&format!("127.0.0.1:{closed} did not accept a connection within")), "{reason}");
+    assert!(reason.contains("last error"), "{reason}");
+}
+
+#[tokio::test]
+async fn bad_sql_names_the_migration_and_statement_and_a_fixed_run_resumes() {
+    let tag = unique("bad");
+    create_database(&tag).await;
+    let path = format!("/{tag}/schema");
+    let param = format!("{path}/0001-tables");
+    put(&param, "CREATE TABLE a (x int);\nCREATE TABLE b (y int);\nCREATE TABL c (z int);", false).await;
+    let props = merge(
+        base_props(mariadb_port()),
+        json!({"Database": tag, "Username": MARIADB_USER, "PasswordParameter": password_parameter(&tag).await, "SqlParameterPath": path}),
+    );
+    let h = harness().await;
+    let (_, body) = h.request("b1", h.event("b1", "Create", "Schema", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&body), "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("migration 0001-tables failed at statement 3 of 3 (line 3: CREATE TABL c (z int)): "),
+        "{reason}"
+    );
+    assert!(reason.contains("error 1064"), "{reason}");
+    assert!(reason.contains("Statements 1-2 of it were applied and are committed"), "{reason}");
+    assert_eq!(history(&path).await, [("0001-tables".to_string(), "failed".to_string(), 2)]);
+
+    // The fix touches only the failed statement: the run resumes there instead of failing on `a`.
+    put(&param, "CREATE TABLE a (x int);\nCREATE TABLE b (y int);\nCREATE TABLE c (z int);", false).await;
+    let (_, fixed) = h.request("b2", h.event("b2", "Create", "Schema", props), TIMEOUT).await;
+    assert_eq!(status(&fixed), "SUCCESS", "{fixed}");
+    assert_eq!(fixed["Data"]["AppliedMigrations"], "0001-tables");
+    assert_eq!(tables(&tag).await, ["a", "b", "c"]);
+    assert_eq!(history(&path).await, [("0001-tables".to_string(), "applied".to_string(), 3)]);
+}
+
+#[tokio::test]
+async fn procedures_with_delimiter_and_strings_with_semicolons_arrive_intact() {
+    let tag = unique("proc");
+    create_database(&tag).await;
+    let sql = format!("/{tag}/schema.sql");
+    let script = format!(
+        "USE {tag};\n\
+         CREATE TABLE notes (body text); -- a comment; with a semicolon\n\
+         DELIMITER $$\n\
+         CREATE PROCEDURE add_note(IN prefix varchar(20))\n\
+         BEGIN\n\
+           INSERT INTO notes VALUES (CONCAT(prefix, 'one; two'));\n\
+           INSERT INTO notes VALUES ('it''s \"quoted\"; fine');\n\
+         END$$\n\
+         DELIMITER ;\n\
+         CALL add_note('x;');\n\
+         /* block; comment */ INSERT INTO notes VALUES ('back\\\\slash;');"
+    );
+    put(&sql, &script, false).await;
+    let props = merge(
+        base_props(mariadb_port()),
+        json!({"SecretArn": secret(&tag, MARIADB_PASSWORD).await, "SqlParameter": sql}),
+    );
+    let h = harness().await;
+    let (_, body) = h.request("s1", h.event("s1", "Create", "Schema", props), TIMEOUT).await;
+    assert_eq!(status(&body), "SUCCESS", "{body}");
+    let notes: Vec<String> = local::mariadb().await.query(format!("SELECT body FROM `{tag}`.notes")).await.unwrap();
+    assert_eq!(notes, ["x;one; two", "it's \"quoted\"; fine", "back\\slash;"]);
+    h.assert_no_secrets(&[MARIADB_PASSWORD]);
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_at_once_and_never_shown() {
+    let tag = unique("denied");
+    put(&format!("/{tag}/schema.sql"), "SELECT 1;", false).await;
+    let wrong = "wrong-password-do-not-show";
+    let props = merge(
+        base_props(mariadb_port()),
+        json!({"SecretArn": secret(&tag, wrong).await, "SqlParameter": format!("/{tag}/schema.sql")}),
+    );
+    let h = harness().await;
+    let (_, body) = h.request("w1", h.event("w1", "Create", "Schema", props), TIMEOUT).await;
+    assert_eq!(status(&body), "FAILED");
+    assert!(body["Reason"].as_str().unwrap().contains("refused the login"), "{body}");
+    h.assert_no_secrets(&[wrong]);
+}
+
+#[tokio::test]
+async fn tls_required_against_a_server_without_tls_fails_clearly() {
+    let tag = unique("tls");
+    put(&format!("/{tag}/schema.sql"), "SELECT 1;", false).await;
+    let mut props = merge(
+        base_props(mariadb_port()),
+        json!({"SecretArn": secret(&tag, MARIADB_PASSWORD).await, "SqlParameter": format!("/{tag}/schema.sql")}),
+    );
+    props.as_object_mut().unwrap().remove("Tls");
+    let h = harness().await;
+    let (_, body) = h.request("t1", h.event("t1", "Create", "Schema", props), TIMEOUT).await;
+    assert_eq!(status(&body), "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.contains("connecting to 127.0.0.1"), "{reason}");
+    assert!(reason.to_lowercase().contains("ssl") || reason.to_lowercase().contains("tls"), "{reason}");
+}
+
+#[tokio::test]
+async fn missing_parameters_and_secrets_are_named() {
+    let tag = unique("missing");
+    let h = harness().await;
+    let props = merge(
+        base_props(mariadb_port()),
+        json!({"Username": MARIADB_USER, "PasswordParameter": format!("/{tag}/nope"), "SqlParameter": format!("/{tag}/nope.sql")}),
+    );
+    let (_, body) = h.request("m1", h.event("m1", "Create", "Schema", props), TIMEOUT).await;
+    assert_eq!(status(&body), "FAILED");
+    assert_eq!(body["Reason"], json!(format!("SqlParameter /{tag}/nope.sql does not exist")));
+    let props =
+        merge(base_props(mariadb_port()), json!({"Username": "u", "Password": "plain-text-pw", "SqlParameter": "/x"}));
+    let (_, body) = h.request("m2", h.event("m2", "Create", "Schema", props), TIMEOUT).await;
+    assert!(body["Reason"].as_str().unwrap().contains("Password is not accepted"), "{body}");
+    h.assert_no_secrets(&["plain-text-pw"]);
+}
