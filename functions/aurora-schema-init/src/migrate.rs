@@ -76,6 +76,79 @@ fn excerpt(text: &str) -> String {
     }
 }
 
+/// How many DML statements share one transaction at most.
+const MAX_BATCH: usize = 500;
+
+fn first_keyword(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c == '(').find(|w| !w.is_empty()).unwrap_or_default().to_ascii_uppercase()
+}
+
+fn is_dml(text: &str) -> bool {
+    matches!(first_keyword(text).as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE")
+}
+
+/// Statements by which a script takes charge of its own transactions.
+fn is_transaction_control(text: &str) -> bool {
+    let first = first_keyword(text);
+    let autocommit = first == "SET" && text.to_ascii_lowercase().contains("autocommit");
+    autocommit
+        || matches!(
+            first.as_str(),
+            "START" | "BEGIN" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "XA" | "LOCK" | "UNLOCK"
+        )
+}
+
+/// Records that statement `failed` (0-based) failed with `committed` statements applied before it,
+/// and builds the error CloudFormation shows.
+async fn record_failure(
+    conn: &mut Conn,
+    props: &Properties,
+    p: &Prepared,
+    committed: usize,
+    failed: usize,
+    e: mysql_async::Error,
+) -> SchemaError {
+    let message = match &e {
+        mysql_async::Error::Server(s) => format!("{} (error {})", s.message, s.code),
+        other => other.to_string(),
+    };
+    let id = &p.migration.id;
+    let _ = conn
+        .exec_drop(
+            format!(
+                "UPDATE {HISTORY_TABLE} SET status = 'failed', statements_applied = ?, applied_prefix_checksum = ?,
+                    error = ?, finished_at = UTC_TIMESTAMP(6) WHERE source = ? AND migration = ?"
+            ),
+            (committed as u32, &p.prefixes[committed], &message, props.sql.key(), id),
+        )
+        .await;
+    let mut committed_text = if committed == 0 {
+        "No statement of it had been applied; a later run starts it over".to_owned()
+    } else {
+        format!(
+            "Statements 1-{committed} of it were applied and are committed (MySQL commits DDL at once); a later run \
+             with those statements unchanged resumes at statement {}",
+            committed + 1
+        )
+    };
+    if failed > committed {
+        committed_text.push_str(&format!(
+            ". Statements {}-{failed} ran in one transaction with it and were rolled back",
+            committed + 1
+        ));
+    }
+    let statement = &p.statements[failed];
+    SchemaError::Statement {
+        migration: id.clone(),
+        number: failed + 1,
+        total: p.statements.len(),
+        line: statement.line,
+        excerpt: excerpt(&statement.text),
+        message,
+        committed: committed_text,
+    }
+}
+
 /// Session statements are re-run when a migration resumes: they set up the connection, not the schema.
 fn is_session_statement(text: &str) -> bool {
     let first = text.split_whitespace().next().unwrap_or_default();
@@ -248,43 +321,38 @@ async fn apply_one(conn: &mut Conn, props: &Properties, p: &Prepared, start: usi
     let progress = format!(
         "UPDATE {HISTORY_TABLE} SET statements_applied = ?, applied_prefix_checksum = ? WHERE source = ? AND migration = ?"
     );
-    for (i, statement) in p.statements.iter().enumerate().skip(start) {
-        if let Err(e) = conn.query_drop(&statement.text).await {
-            let message = match &e {
-                mysql_async::Error::Server(s) => format!("{} (error {})", s.message, s.code),
-                other => other.to_string(),
-            };
-            let _ = conn
-                .exec_drop(
-                    format!(
-                        "UPDATE {HISTORY_TABLE} SET status = 'failed', statements_applied = ?, applied_prefix_checksum = ?,
-                            error = ?, finished_at = UTC_TIMESTAMP(6) WHERE source = ? AND migration = ?"
-                    ),
-                    (i as u32, &p.prefixes[i], &message, source, id),
-                )
-                .await;
-            let committed = if i == 0 {
-                "No statement of it had been applied; a later run starts it over".to_owned()
-            } else {
-                format!(
-                    "Statements 1-{i} of it were applied and are committed (MySQL commits DDL at once); a later run with \
-                     those statements unchanged resumes at statement {}",
-                    i + 1
-                )
-            };
-            return Err(SchemaError::Statement {
-                migration: id.clone(),
-                number: i + 1,
-                total,
-                line: statement.line,
-                excerpt: excerpt(&statement.text),
-                message,
-                committed,
-            });
+    // A script that manages its own transactions is run as written, one statement at a time.
+    let batchable = !p.statements.iter().any(|s| is_transaction_control(&s.text));
+    let mut next = start;
+    while next < total {
+        // A run of DML statements goes in one transaction with its progress record: all of it lands
+        // with the record, or none of it does. Anything else commits on its own (DDL always does).
+        let end = if batchable && is_dml(&p.statements[next].text) {
+            next + p.statements[next..].iter().take(MAX_BATCH).take_while(|s| is_dml(&s.text)).count()
+        } else {
+            next + 1
+        };
+        let batch = end - next > 1;
+        if batch {
+            conn.query_drop("START TRANSACTION").await.map_err(|e| db_error("starting a transaction", e))?;
         }
-        conn.exec_drop(&progress, ((i + 1) as u32, &p.prefixes[i + 1], source, id))
+        for (i, statement) in p.statements.iter().enumerate().take(end).skip(next) {
+            if let Err(e) = conn.query_drop(&statement.text).await {
+                if batch {
+                    let _ = conn.query_drop("ROLLBACK").await;
+                }
+                return Err(record_failure(conn, props, p, next, i, e).await);
+            }
+        }
+        conn.exec_drop(&progress, (end as u32, &p.prefixes[end], source, id))
             .await
-            .map_err(|e| db_error(&format!("recording progress of migration {id} at statement {}", i + 1), e))?;
+            .map_err(|e| db_error(&format!("recording progress of migration {id} at statement {end}"), e))?;
+        if batch {
+            conn.query_drop("COMMIT")
+                .await
+                .map_err(|e| db_error(&format!("committing statements {}-{end} of {id}", next + 1), e))?;
+        }
+        next = end;
     }
     conn.exec_drop(
         format!(
@@ -376,5 +444,20 @@ mod tests {
                 && is_session_statement("SET NAMES utf8mb4")
                 && !is_session_statement("SELECT 1")
         );
+    }
+
+    #[test]
+    fn dml_and_transaction_control_are_told_apart() {
+        assert!(
+            is_dml("insert into t values (1)") && is_dml("REPLACE INTO t VALUES (1)") && is_dml("UPDATE t SET a=1")
+        );
+        assert!(!is_dml("CREATE TABLE t (a int)") && !is_dml("SELECT 1"));
+        for tc in
+            ["START TRANSACTION", "begin", "COMMIT", "rollback to s1", "SET autocommit = 0", "LOCK TABLES t WRITE"]
+        {
+            assert!(is_transaction_control(tc), "{tc}");
+        }
+        assert!(!is_transaction_control("CREATE PROCEDURE p() BEGIN SELECT 1; END"));
+        assert!(!is_transaction_control("SET NAMES utf8mb4"));
     }
 }

@@ -366,3 +366,42 @@ async fn missing_parameters_and_secrets_are_named() {
     assert!(body["Reason"].as_str().unwrap().contains("Password is not accepted"), "{body}");
     h.assert_no_secrets(&["plain-text-pw"]);
 }
+
+#[tokio::test]
+async fn a_failing_insert_rolls_back_its_batch_and_the_fix_resumes_exactly() {
+    let tag = unique("batch");
+    create_database(&tag).await;
+    let path = format!("/{tag}/schema");
+    let param = format!("{path}/0001-data");
+    let script = "CREATE TABLE t (id int primary key);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);\nINSERT INTO t VALUES (1);";
+    put(&param, script, false).await;
+    let props = merge(
+        base_props(mariadb_port()),
+        json!({"Database": tag, "SecretArn": secret(&tag, MARIADB_PASSWORD).await, "SqlParameterPath": path}),
+    );
+    let h = harness().await;
+    let (_, body) = h.request("t1", h.event("t1", "Create", "Schema", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&body), "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.contains("failed at statement 4 of 4"), "{reason}");
+    assert!(reason.contains("Duplicate entry"), "{reason}");
+    assert!(reason.contains("Statements 1-1 of it were applied"), "{reason}");
+    assert!(reason.contains("Statements 2-3 ran in one transaction with it and were rolled back"), "{reason}");
+    let rows: Vec<u32> = local::mariadb().await.query(format!("SELECT id FROM `{tag}`.t")).await.unwrap();
+    assert!(rows.is_empty(), "the batch was rolled back: {rows:?}");
+    assert_eq!(history(&path).await, [("0001-data".to_string(), "failed".to_string(), 1)]);
+
+    put(
+        &param,
+        &script.replace(
+            "VALUES (1);\nINSERT INTO t VALUES (2);\nINSERT INTO t VALUES (1)",
+            "VALUES (1);\nINSERT INTO t VALUES (2);\nINSERT INTO t VALUES (3)",
+        ),
+        false,
+    )
+    .await;
+    let (_, fixed) = h.request("t2", h.event("t2", "Create", "Schema", props), TIMEOUT).await;
+    assert_eq!(status(&fixed), "SUCCESS", "{fixed}");
+    let rows: Vec<u32> = local::mariadb().await.query(format!("SELECT id FROM `{tag}`.t ORDER BY id")).await.unwrap();
+    assert_eq!(rows, [1, 2, 3], "resumed at statement 2, nothing twice");
+}
