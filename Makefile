@@ -9,11 +9,12 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
-.PHONY: help test demo run setup stack-up stack-down lint fmt build clean
+.PHONY: help test demo run bench setup stack-up stack-down lint fmt build clean
 
 help:
 	@echo "make demo    the local demo: moto + cargo-lambda, each function through what CloudFormation does"
 	@echo "make test    every test: unit, runtime faults, integration against moto, cfn-lint"
+	@echo "make bench   side-by-side benchmarks against peers (release builds), written to docs/benchmarks.md"
 	@echo "make lint    rustfmt --check, clippy -D warnings, cfn-lint"
 	@echo "make stack-up / stack-down   the local stack by hand (then: eval \"\$$(scripts/stack env)\")"
 
@@ -27,6 +28,9 @@ demo: setup
 	@.venv/bin/python scripts/demo.py
 
 run: demo
+
+bench: setup
+	@scripts/bench
 
 build:
 	cargo build --workspace --all-targets

@@ -46,8 +46,8 @@ impl Harness {
 
     /// No secret in anything the function printed or answered: the ResponseURL signature, the AWS
     /// secret key, and each of `more`.
-    pub fn assert_no_secrets(&self, more: &[&str]) {
-        let out = self.process.output();
+    pub async fn assert_no_secrets(&self, more: &[&str]) {
+        let out = self.process.settled_output().await;
         let answers: Vec<String> = self.recorder.all().iter().map(|p| p.body.to_string()).collect();
         for text in std::iter::once(&out).chain(answers.iter()) {
             assert!(!text.contains(SIGNATURE), "the ResponseURL signature leaked:\n{text}");

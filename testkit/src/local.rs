@@ -228,3 +228,40 @@ pub async fn late_relay(after: Duration, upstream: u16) -> u16 {
     });
     port
 }
+
+/// Launches one instance in `subnet` with `tags` (moto's first image), returning its id.
+pub async fn instance(ec2: &aws_sdk_ec2::Client, subnet: &str, tags_: &[(&str, &str)]) -> String {
+    let image = ec2.describe_images().owners("amazon").send().await.expect("DescribeImages");
+    let image = image.images().first().and_then(|i| i.image_id()).expect("an image").to_owned();
+    let mut req = ec2
+        .run_instances()
+        .image_id(image)
+        .min_count(1)
+        .max_count(1)
+        .instance_type("t3.micro".into())
+        .subnet_id(subnet);
+    if !tags_.is_empty() {
+        req = req.tag_specifications(tags(ResourceType::Instance, tags_));
+    }
+    let out = req.send().await.expect("RunInstances");
+    out.instances()[0].instance_id().unwrap().to_owned()
+}
+
+/// Allocates a VPC Elastic IP with `tags_`, returning its allocation id.
+pub async fn elastic_ip(ec2: &aws_sdk_ec2::Client, tags_: &[(&str, &str)]) -> String {
+    let mut req = ec2.allocate_address().domain(aws_sdk_ec2::types::DomainType::Vpc);
+    if !tags_.is_empty() {
+        req = req.tag_specifications(tags(ResourceType::ElasticIp, tags_));
+    }
+    req.send().await.expect("AllocateAddress").allocation_id().unwrap().to_owned()
+}
+
+/// An address's current association: (association id, network interface id, instance id).
+pub async fn association(
+    ec2: &aws_sdk_ec2::Client,
+    allocation: &str,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let out = ec2.describe_addresses().allocation_ids(allocation).send().await.expect("DescribeAddresses");
+    let a = &out.addresses()[0];
+    (a.association_id().map(Into::into), a.network_interface_id().map(Into::into), a.instance_id().map(Into::into))
+}

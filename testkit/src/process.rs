@@ -56,9 +56,37 @@ impl FunctionProcess {
         self.output.lock().unwrap().clone()
     }
 
+    /// Everything printed, once the process has printed nothing new for 100 ms (at most 5 s): what a
+    /// function logs just after it answers is in it.
+    pub async fn settled_output(&self) -> String {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut seen = self.output().len();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let now = self.output();
+            if now.len() == seen || std::time::Instant::now() >= end {
+                return now;
+            }
+            seen = now.len();
+        }
+    }
+
     /// The JSON log lines printed so far.
     pub fn log_lines(&self) -> Vec<serde_json::Value> {
         self.output().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// The JSON log lines whose `message` is `message`, once there are `count` of them (a function
+    /// logs its summary line just after it answers), or what there is after 5 s.
+    pub async fn wait_for_log(&self, message: &str, count: usize) -> Vec<serde_json::Value> {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let lines: Vec<_> = self.log_lines().into_iter().filter(|l| l["message"] == message).collect();
+            if lines.len() >= count || std::time::Instant::now() >= end {
+                return lines;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }
 

@@ -48,7 +48,7 @@ async fn a_panic_is_answered_failed_and_the_process_goes_on() {
         one_response(&api, &rec, "p2", event(&rec, "p2", "Create", json!({"Mode": "ok"})), Duration::from_secs(10))
             .await;
     assert_eq!(body["Status"], "SUCCESS", "the process survived the panic");
-    let logged = process.log_lines().into_iter().any(|l| l["message"] == "panic");
+    let logged = !process.wait_for_log("panic", 1).await.is_empty();
     assert!(logged, "the panic is logged as one structured line:\n{}", process.output());
 }
 
@@ -100,7 +100,7 @@ async fn no_echo_data_goes_to_cloudformation_but_not_into_the_invocation_result(
     assert_eq!(body["NoEcho"], true);
     assert_eq!(body["Data"]["Password"], "generated-but-hidden");
     assert_eq!(inv.answer.value()["Data"], "(hidden: NoEcho)");
-    assert!(!process.output().contains("generated-but-hidden"));
+    assert!(!process.settled_output().await.contains("generated-but-hidden"));
 }
 
 #[tokio::test]
@@ -117,7 +117,7 @@ async fn secrets_never_reach_a_log_line_or_a_reason() {
     .await;
     assert_eq!(body["Status"], "FAILED");
     assert_eq!(body["Reason"], "login failed with password ***");
-    let out = process.output();
+    let out = process.settled_output().await;
     assert!(out.contains("about to fail with a secret"), "the line was logged:\n{out}");
     assert!(!out.contains(secret), "the secret reached the log:\n{out}");
     assert!(!out.contains(SIGNATURE), "the ResponseURL signature reached the log:\n{out}");
@@ -137,7 +137,7 @@ async fn an_unreachable_response_endpoint_ends_in_an_invocation_error_before_the
     assert!(inv.answered_at < inv.deadline, "gave up before the deadline");
     let message = inv.answer.value()["errorMessage"].as_str().unwrap().to_owned();
     assert!(message.contains("not delivered"), "{message}");
-    assert!(!message.contains(SIGNATURE) && !process.output().contains(SIGNATURE));
+    assert!(!message.contains(SIGNATURE) && !process.settled_output().await.contains(SIGNATURE));
 }
 
 #[tokio::test]
@@ -156,7 +156,7 @@ async fn the_text_log_format_is_used_unless_json_is_asked_for() {
     let rec = ResponseRecorder::start().await;
     let process = FunctionProcess::spawn(BIN, &api.address(), &[("AWS_LAMBDA_LOG_FORMAT".into(), "Text".into())]);
     one_response(&api, &rec, "t1", event(&rec, "t1", "Create", json!({"Mode": "ok"})), Duration::from_secs(10)).await;
-    let out = process.output();
+    let out = process.settled_output().await;
     let line = out.lines().find(|l| l.contains("custom resource request answered")).expect(&out);
     assert!(!line.starts_with('{'), "{line}");
     assert!(line.contains("request_type=Create"), "{line}");

@@ -124,7 +124,7 @@ async fn the_seeds_script_creates_its_table_once_and_delete_keeps_it() {
     let (_, deleted) = h.request("d1", delete, TIMEOUT).await;
     assert_eq!(status(&deleted), "SUCCESS");
     assert_eq!(tables(&tag).await, ["t"], "Delete drops nothing");
-    h.assert_no_secrets(&[MARIADB_PASSWORD]);
+    h.assert_no_secrets(&[MARIADB_PASSWORD]).await;
 }
 
 #[tokio::test]
@@ -162,7 +162,7 @@ async fn migrations_under_a_path_apply_in_order_and_only_new_ones_later() {
     assert_eq!(rows, [1], "0001 ran exactly once");
     let h_rows = history(&path).await;
     assert_eq!(h_rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(), ["applied"; 3]);
-    h.assert_no_secrets(&[MARIADB_PASSWORD]);
+    h.assert_no_secrets(&[MARIADB_PASSWORD]).await;
 }
 
 #[tokio::test]
@@ -313,7 +313,7 @@ async fn procedures_with_delimiter_and_strings_with_semicolons_arrive_intact() {
     assert_eq!(status(&body), "SUCCESS", "{body}");
     let notes: Vec<String> = local::mariadb().await.query(format!("SELECT body FROM `{tag}`.notes")).await.unwrap();
     assert_eq!(notes, ["x;one; two", "it's \"quoted\"; fine", "back\\slash;"]);
-    h.assert_no_secrets(&[MARIADB_PASSWORD]);
+    h.assert_no_secrets(&[MARIADB_PASSWORD]).await;
 }
 
 #[tokio::test]
@@ -329,7 +329,7 @@ async fn a_wrong_password_is_refused_at_once_and_never_shown() {
     let (_, body) = h.request("w1", h.event("w1", "Create", "Schema", props), TIMEOUT).await;
     assert_eq!(status(&body), "FAILED");
     assert!(body["Reason"].as_str().unwrap().contains("refused the login"), "{body}");
-    h.assert_no_secrets(&[wrong]);
+    h.assert_no_secrets(&[wrong]).await;
 }
 
 #[tokio::test]
@@ -364,7 +364,7 @@ async fn missing_parameters_and_secrets_are_named() {
         merge(base_props(mariadb_port()), json!({"Username": "u", "Password": "plain-text-pw", "SqlParameter": "/x"}));
     let (_, body) = h.request("m2", h.event("m2", "Create", "Schema", props), TIMEOUT).await;
     assert!(body["Reason"].as_str().unwrap().contains("Password is not accepted"), "{body}");
-    h.assert_no_secrets(&["plain-text-pw"]);
+    h.assert_no_secrets(&["plain-text-pw"]).await;
 }
 
 #[tokio::test]

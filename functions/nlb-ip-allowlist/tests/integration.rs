@@ -158,14 +158,13 @@ async fn create_update_delete_reconciles_exactly_its_own_rules() {
     assert_eq!(status(&again), "SUCCESS", "{again}");
 
     // One structured line per request, with the fields an operator looks for.
-    let answered: Vec<Value> =
-        h.process.log_lines().into_iter().filter(|l| l["message"] == "custom resource request answered").collect();
+    let answered = h.process.wait_for_log("custom resource request answered", 4).await;
     assert_eq!(answered.len(), 4, "{answered:?}");
     assert_eq!(answered[0]["request_type"], "Create");
     assert_eq!(answered[0]["logical_resource_id"], "AppAllow");
     assert_eq!(answered[0]["status"], "SUCCESS");
     assert!(answered[0]["stack_id"].as_str().unwrap().contains(":stack/stackhand-test/"));
-    h.assert_no_secrets(&[]);
+    h.assert_no_secrets(&[]).await;
 }
 
 #[tokio::test]
@@ -304,7 +303,7 @@ async fn bad_and_malformed_properties_fail_before_any_aws_call() {
         assert!(reason.contains(named), "{name}: {reason}");
         assert!(!reason.contains("timed out"), "{name} made an AWS call: {reason}");
     }
-    h.assert_no_secrets(&[]);
+    h.assert_no_secrets(&[]).await;
 }
 
 #[tokio::test]
@@ -328,7 +327,7 @@ async fn a_hanging_aws_endpoint_is_answered_failed_before_a_4_second_deadline() 
     // The process is still healthy: the next request gets its own single answer.
     let (_, next) = h.request("h2", h.event("h2", "Upgrade", "Hang", p), Duration::from_secs(4)).await;
     assert_eq!(status(&next), "FAILED");
-    h.assert_no_secrets(&[]);
+    h.assert_no_secrets(&[]).await;
 }
 
 #[tokio::test]
@@ -369,5 +368,5 @@ async fn the_answer_reaches_a_real_presigned_s3_url() {
     assert_eq!(stored["LogicalResourceId"], "ViaS3");
     assert_eq!(stored["Data"]["RuleCount"], "4");
     let signature = object.url.split("X-Amz-Signature=").nth(1).unwrap().split('&').next().unwrap();
-    assert!(!h.process.output().contains(signature), "the presigned URL's signature reached the log");
+    assert!(!h.process.settled_output().await.contains(signature), "the presigned URL's signature reached the log");
 }

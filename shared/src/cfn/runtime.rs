@@ -57,12 +57,46 @@ impl From<InvocationError> for Diagnostic {
 
 /// Serves `handler` on the Lambda Runtime API until the process ends.
 pub async fn run<H: CustomResource>(handler: H) -> Result<(), lambda_runtime::Error> {
+    serve(handler, |event: Value| async move {
+        let why = Unanswerable(format!(
+            "the event has neither ResponseURL nor RequestType (it is {})",
+            if event.is_object() { "some other event" } else { "not even an object" }
+        ));
+        tracing::error!(error = %why, "unanswerable event");
+        Err(Diagnostic::from(InvocationError::from(why)))
+    })
+    .await
+}
+
+/// Whether an event is a CloudFormation custom-resource request (it has a ResponseURL or a
+/// RequestType): those get the exactly-once answer; anything else is another kind of event.
+pub fn is_custom_resource_request(event: &Value) -> bool {
+    event.get("ResponseURL").is_some() || event.get("RequestType").is_some()
+}
+
+/// Serves a function that takes custom-resource requests (to `handler`, with every guarantee of
+/// [`Runtime`]) and other events too (to `other`, e.g. EventBridge notifications).
+pub async fn serve<H, F, Fut>(handler: H, other: F) -> Result<(), lambda_runtime::Error>
+where
+    H: CustomResource,
+    F: Fn(Value) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Value, Diagnostic>> + Send,
+{
     let runtime = Arc::new(Runtime::new(handler));
+    let other = Arc::new(other);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let runtime = Arc::clone(&runtime);
+        let other = Arc::clone(&other);
         async move {
-            let deadline = instant_from_epoch_millis(event.context.deadline);
-            runtime.handle(event.payload, deadline, &event.context.env_config.log_stream).await
+            if is_custom_resource_request(&event.payload) {
+                let deadline = instant_from_epoch_millis(event.context.deadline);
+                runtime
+                    .handle(event.payload, deadline, &event.context.env_config.log_stream)
+                    .await
+                    .map_err(Diagnostic::from)
+            } else {
+                other(event.payload).await
+            }
         }
     }))
     .await

@@ -1,0 +1,24 @@
+//! `eip-binding`: the Lambda behind `Custom::EipBinding`, and the target of the EC2 state-change rule.
+//! Wiring only.
+
+mod binding;
+mod props;
+mod resource;
+mod state_change;
+
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    stackhand::logging::init();
+    let config = stackhand::aws::config().await;
+    let binder = Arc::new(binding::Binder::new(aws_sdk_ec2::Client::new(&config)));
+    let pool_key: Arc<str> =
+        std::env::var("EIP_POOL_TAG_KEY").unwrap_or_else(|_| state_change::DEFAULT_POOL_TAG_KEY.into()).into();
+    let events = Arc::clone(&binder);
+    stackhand::cfn::serve(resource::EipBinding::new(binder), move |event| {
+        let (binder, pool_key) = (Arc::clone(&events), Arc::clone(&pool_key));
+        async move { state_change::handle(&binder, &pool_key, event).await }
+    })
+    .await
+}

@@ -1,0 +1,71 @@
+//! The `Custom::EipBinding` handler.
+
+use std::sync::Arc;
+
+use stackhand::cfn::{stable_digest, CustomResource, Outcome, RequestInfo};
+
+use crate::binding::{BindError, Binder};
+use crate::props::Properties;
+
+pub struct EipBinding {
+    binder: Arc<Binder>,
+}
+
+impl EipBinding {
+    pub fn new(binder: Arc<Binder>) -> Self {
+        Self { binder }
+    }
+
+    async fn bind(&self, physical_id: &str, props: &Properties) -> Result<Outcome, BindError> {
+        let spot = self.binder.resolve(&props.target).await?;
+        let bound = self.binder.bind(&spot, &props.source, props.allow_reassociation, physical_id).await?;
+        Ok(Outcome::default()
+            .with("PublicIp", bound.public_ip)
+            .with("AllocationId", bound.allocation_id)
+            .with("AssociationId", bound.association_id))
+    }
+}
+
+impl CustomResource for EipBinding {
+    type Properties = Properties;
+    type Error = BindError;
+
+    /// A new target or source is a new binding (a replacement); the old one goes with its Delete.
+    fn physical_id(&self, request: &RequestInfo, props: &Properties) -> String {
+        let (target, source) = (props.target.describe(), props.source.describe());
+        let digest = stable_digest(&[&request.stack_id, &request.logical_resource_id, &target, &source]);
+        format!("eip-binding:{target}:{digest}")
+    }
+
+    async fn create(&self, _: &RequestInfo, physical_id: &str, props: &Properties) -> Result<Outcome, BindError> {
+        self.bind(physical_id, props).await
+    }
+
+    /// Same target and source (else it would be a replacement): make sure the binding holds.
+    async fn update(
+        &self,
+        _: &RequestInfo,
+        physical_id: &str,
+        props: &Properties,
+        _: Option<&Properties>,
+    ) -> Result<Outcome, BindError> {
+        self.bind(physical_id, props).await
+    }
+
+    async fn delete(&self, _: &RequestInfo, physical_id: &str, props: &Properties) -> Result<(), BindError> {
+        let released = self.binder.release(&props.source, physical_id).await?;
+        tracing::info!(released, "binding released");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod sample_events {
+    #[test]
+    fn the_sample_events_agree_with_the_code() {
+        let config =
+            aws_sdk_ec2::Config::builder().behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest()).build();
+        let binder = std::sync::Arc::new(crate::binding::Binder::new(aws_sdk_ec2::Client::from_conf(config)));
+        testkit::assert_sample_events_agree(&super::EipBinding::new(binder), "eip-binding");
+    }
+}

@@ -1,0 +1,268 @@
+//! eip-binding end to end against moto: the binary through the Lambda Runtime API, as a custom
+//! resource and as the target of EC2 state-change events. Needs the local stack: run with `make test`.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use testkit::local::{self, aws_env, moto_url};
+use testkit::{status, Answer, Harness};
+
+const BIN: &str = env!("CARGO_BIN_EXE_eip-binding");
+const TYPE: &str = "Custom::EipBinding";
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn harness() -> Harness {
+    Harness::start(BIN, TYPE, &aws_env(&moto_url())).await
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+/// A subnet to launch into.
+async fn subnet(octet: u8) -> String {
+    local::network(&local::ec2().await, octet).await.subnet_ids[0].clone()
+}
+
+/// The primary (device index 0) interface of an instance.
+async fn primary_eni(instance: &str) -> String {
+    let out = local::ec2().await.describe_instances().instance_ids(instance).send().await.unwrap();
+    let i = &out.reservations()[0].instances()[0];
+    let eni = i.network_interfaces().iter().find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0)).unwrap();
+    eni.network_interface_id().unwrap().to_owned()
+}
+
+fn state_change(instance: &str, state: &str) -> Value {
+    json!({
+        "version": "0", "id": "ee376907-2647-4179-9203-343cfb3017a4",
+        "detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2",
+        "account": "123456789012", "time": "2026-11-22T08:00:00Z", "region": "us-east-1",
+        "resources": [format!("arn:aws:ec2:us-east-1:123456789012:instance/{instance}")],
+        "detail": {"instance-id": instance, "state": state}
+    })
+}
+
+#[tokio::test]
+async fn a_specific_allocation_binds_to_the_instance_and_delete_releases_it() {
+    let ec2 = local::ec2().await;
+    let instance = local::instance(&ec2, &subnet(41).await, &[]).await;
+    let allocation = local::elastic_ip(&ec2, &[]).await;
+    let h = harness().await;
+    let props = json!({"InstanceId": instance, "AllocationId": allocation});
+    let (_, created) = h.request("a1", h.event("a1", "Create", "Egress", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+    assert_eq!(created["Data"]["AllocationId"], json!(allocation));
+    let (assoc, eni, _) = local::association(&ec2, &allocation).await;
+    assert_eq!(eni, Some(primary_eni(&instance).await));
+    assert_eq!(created["Data"]["AssociationId"], json!(assoc.unwrap()));
+    assert!(!created["Data"]["PublicIp"].as_str().unwrap().is_empty());
+
+    let mut delete = h.event("a2", "Delete", "Egress", props);
+    delete["PhysicalResourceId"] = created["PhysicalResourceId"].clone();
+    let (_, deleted) = h.request("a2", delete, TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
+    assert_eq!(local::association(&ec2, &allocation).await.0, None, "released");
+    h.assert_no_secrets(&[]).await;
+}
+
+#[tokio::test]
+async fn a_pool_of_three_serves_three_instances_at_once_without_stealing() {
+    let ec2 = local::ec2().await;
+    let pool = unique("pool");
+    let net = subnet(42).await;
+    let mut allocations = Vec::new();
+    for _ in 0..3 {
+        allocations.push(local::elastic_ip(&ec2, &[("eip-pool", &pool)]).await);
+    }
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        instances.push(local::instance(&ec2, &net, &[]).await);
+    }
+    let harnesses = [harness().await, harness().await, harness().await];
+    let event = |i: usize| {
+        let props = json!({"InstanceId": instances[i], "PoolTag": format!("eip-pool={pool}")});
+        harnesses[i].event(&format!("p{i}"), "Create", &format!("Egress{i}"), props)
+    };
+    let (r0, r1, r2) = tokio::join!(
+        harnesses[0].request("p0", event(0), TIMEOUT),
+        harnesses[1].request("p1", event(1), TIMEOUT),
+        harnesses[2].request("p2", event(2), TIMEOUT),
+    );
+    let bodies = [r0.1, r1.1, r2.1];
+    let mut bound: Vec<String> = bodies
+        .iter()
+        .map(|b| {
+            assert_eq!(status(b), "SUCCESS", "{b}");
+            b["Data"]["AllocationId"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    bound.sort();
+    let mut expected = allocations.clone();
+    expected.sort();
+    assert_eq!(bound, expected, "three distinct addresses, the whole pool");
+    for (body, instance) in bodies.iter().zip(&instances) {
+        let (_, eni, _) = local::association(&ec2, body["Data"]["AllocationId"].as_str().unwrap()).await;
+        assert_eq!(eni, Some(primary_eni(instance).await), "each address is still where its binder put it");
+    }
+
+    // A fourth instance finds the pool exhausted, and says so.
+    let fourth = local::instance(&ec2, &net, &[]).await;
+    let h = &harnesses[0];
+    let (_, body) = h
+        .request(
+            "p3",
+            h.event("p3", "Create", "Egress3", json!({"InstanceId": fourth, "PoolTag": format!("eip-pool={pool}")})),
+            TIMEOUT,
+        )
+        .await;
+    assert_eq!(status(&body), "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("eip-pool={pool}")) && reason.contains("holds 3 address(es), all associated"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn the_same_create_again_takes_no_second_address() {
+    let ec2 = local::ec2().await;
+    let pool = unique("again");
+    let a1 = local::elastic_ip(&ec2, &[("eip-pool", &pool)]).await;
+    let a2 = local::elastic_ip(&ec2, &[("eip-pool", &pool)]).await;
+    let instance = local::instance(&ec2, &subnet(43).await, &[]).await;
+    let h = harness().await;
+    let event = h.event("g", "Create", "Again", json!({"InstanceId": instance, "PoolTag": format!("eip-pool={pool}")}));
+    let (_, first) = h.request("g", event.clone(), TIMEOUT).await;
+    let inv = h.api.invoke_json(&event, TIMEOUT).await;
+    assert!(matches!(inv.answer, Answer::Response(_)));
+    let both = h.recorder.delivered_for("g");
+    assert_eq!(both.len(), 2);
+    assert_eq!(status(&both[1].body), "SUCCESS");
+    assert_eq!(first["Data"]["AllocationId"], both[1].body["Data"]["AllocationId"]);
+    let mut associated = 0;
+    for a in [&a1, &a2] {
+        associated += usize::from(local::association(&ec2, a).await.0.is_some());
+    }
+    assert_eq!(associated, 1, "one address bound, the other still free");
+}
+
+#[tokio::test]
+async fn an_instance_with_two_interfaces_gets_the_address_on_its_primary() {
+    let ec2 = local::ec2().await;
+    let net = subnet(44).await;
+    let instance = local::instance(&ec2, &net, &[]).await;
+    let second = ec2.create_network_interface().subnet_id(&net).send().await.unwrap();
+    let second = second.network_interface().unwrap().network_interface_id().unwrap().to_owned();
+    ec2.attach_network_interface()
+        .instance_id(&instance)
+        .network_interface_id(&second)
+        .device_index(1)
+        .send()
+        .await
+        .unwrap();
+    let allocation = local::elastic_ip(&ec2, &[]).await;
+    let h = harness().await;
+    let (_, body) = h
+        .request(
+            "m",
+            h.event("m", "Create", "Multi", json!({"InstanceId": instance, "AllocationId": allocation})),
+            TIMEOUT,
+        )
+        .await;
+    assert_eq!(status(&body), "SUCCESS", "{body}");
+    let (_, eni, _) = local::association(&ec2, &allocation).await;
+    let primary = primary_eni(&instance).await;
+    assert_eq!(eni, Some(primary.clone()));
+    assert_ne!(primary, second);
+}
+
+#[tokio::test]
+async fn delete_leaves_an_address_that_was_reassociated_elsewhere() {
+    let ec2 = local::ec2().await;
+    let net = subnet(45).await;
+    let (ours, theirs) = (local::instance(&ec2, &net, &[]).await, local::instance(&ec2, &net, &[]).await);
+    let allocation = local::elastic_ip(&ec2, &[]).await;
+    let h = harness().await;
+    let props = json!({"InstanceId": ours, "AllocationId": allocation});
+    let (_, created) = h.request("r1", h.event("r1", "Create", "Moved", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+    ec2.associate_address()
+        .allocation_id(&allocation)
+        .instance_id(&theirs)
+        .allow_reassociation(true)
+        .send()
+        .await
+        .unwrap();
+    let moved = local::association(&ec2, &allocation).await;
+
+    let mut delete = h.event("r2", "Delete", "Moved", props);
+    delete["PhysicalResourceId"] = created["PhysicalResourceId"].clone();
+    let (_, deleted) = h.request("r2", delete, TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
+    assert_eq!(local::association(&ec2, &allocation).await, moved, "the other instance keeps it");
+}
+
+#[tokio::test]
+async fn a_taken_allocation_or_an_unknown_one_fails_clearly() {
+    let ec2 = local::ec2().await;
+    let net = subnet(46).await;
+    let (first, second) = (local::instance(&ec2, &net, &[]).await, local::instance(&ec2, &net, &[]).await);
+    let allocation = local::elastic_ip(&ec2, &[]).await;
+    ec2.associate_address().allocation_id(&allocation).instance_id(&first).send().await.unwrap();
+    let h = harness().await;
+    let (_, body) = h
+        .request(
+            "t1",
+            h.event("t1", "Create", "Taken", json!({"InstanceId": second, "AllocationId": allocation})),
+            TIMEOUT,
+        )
+        .await;
+    assert_eq!(status(&body), "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.contains(&allocation) && reason.contains("AllowReassociation"), "{reason}");
+    let (_, body) = h
+        .request(
+            "t2",
+            h.event(
+                "t2",
+                "Create",
+                "Unknown",
+                json!({"InstanceId": second, "AllocationId": "eipalloc-0123456789abcdef0"}),
+            ),
+            TIMEOUT,
+        )
+        .await;
+    assert_eq!(body["Reason"], "AllocationId eipalloc-0123456789abcdef0 does not exist in this account and Region");
+}
+
+#[tokio::test]
+async fn state_change_events_bind_tagged_instances_once_and_ignore_the_rest() {
+    let ec2 = local::ec2().await;
+    let pool = unique("events");
+    let net = subnet(47).await;
+    let allocation = local::elastic_ip(&ec2, &[("eip-pool", &pool)]).await;
+    let tagged = local::instance(&ec2, &net, &[("eip-pool", &pool)]).await;
+    let untagged = local::instance(&ec2, &net, &[]).await;
+    let h = harness().await;
+    let answer = |inv: testkit::Invocation| match inv.answer {
+        Answer::Response(v) => v,
+        Answer::Error(e) => panic!("invocation error: {e}"),
+    };
+    let first = answer(h.api.invoke_json(&state_change(&tagged, "running"), TIMEOUT).await);
+    assert_eq!(first["action"], "bound", "{first}");
+    assert_eq!(first["allocation_id"], json!(allocation));
+    let again = answer(h.api.invoke_json(&state_change(&tagged, "running"), TIMEOUT).await);
+    assert_eq!(again["action"], "already-bound", "{again}");
+    assert_eq!(again["allocation_id"], json!(allocation));
+    for _ in 0..2 {
+        let ignored = answer(h.api.invoke_json(&state_change(&untagged, "running"), TIMEOUT).await);
+        assert_eq!(ignored["action"], "ignored", "{ignored}");
+    }
+    let stopped = answer(h.api.invoke_json(&state_change(&tagged, "stopped"), TIMEOUT).await);
+    assert_eq!(stopped["action"], "ignored");
+    assert_eq!(local::association(&ec2, &allocation).await.1, Some(primary_eni(&tagged).await));
+    let odd = h.api.invoke_json(&json!({"detail-type": "Something Else"}), TIMEOUT).await;
+    assert!(odd.answer.is_error(), "{:?}", odd.answer);
+}
