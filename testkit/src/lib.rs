@@ -15,6 +15,29 @@ pub use recorder::{RecordedPut, ResponseRecorder, SIGNATURE};
 pub use runtime_api::{Answer, Invocation, RuntimeApi};
 pub use samples::assert_sample_events_agree;
 
+/// An EC2 client whose calls are answered by aws-smithy-mocks `rules`, in order: for error paths the
+/// emulator cannot produce (races, vanished resources, denied calls).
+pub fn mock_ec2(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_ec2::Client {
+    use aws_smithy_mocks::{create_mock_http_client, MockResponseInterceptor, RuleMode};
+    let interceptor =
+        rules.iter().fold(MockResponseInterceptor::new().rule_mode(RuleMode::Sequential), |i, r| i.with_rule(r));
+    let config = aws_sdk_ec2::Config::builder()
+        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+        .region(aws_sdk_ec2::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ec2::config::Credentials::for_tests())
+        .http_client(create_mock_http_client())
+        .interceptor(interceptor)
+        .build();
+    aws_sdk_ec2::Client::from_conf(config)
+}
+
+/// A name unique to this test process and call: databases, pools, parameters never collide.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
 /// A CloudFormation custom-resource request, as CloudFormation sends it.
 pub fn cfn_event(
     request_type: &str,

@@ -43,17 +43,8 @@ impl CustomResource for Schema {
         format!("aurora-schema:{}:{}/{database}:{digest}", props.endpoint, props.port)
     }
 
+    /// Create and Update both apply what is pending.
     async fn create(&self, request: &RequestInfo, _: &str, props: &Properties) -> Result<Outcome, SchemaError> {
-        self.apply(request, props).await
-    }
-
-    async fn update(
-        &self,
-        request: &RequestInfo,
-        _: &str,
-        props: &Properties,
-        _old: Option<&Properties>,
-    ) -> Result<Outcome, SchemaError> {
         self.apply(request, props).await
     }
 

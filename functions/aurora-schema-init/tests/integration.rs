@@ -2,13 +2,12 @@
 //! the SQL and the credentials in moto's SSM and Secrets Manager, the binary driven through the Lambda
 //! Runtime API. Needs the local stack: run with `make test`.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 use testkit::local::{self, aws_env, mariadb_port, moto_url, MARIADB_PASSWORD, MARIADB_USER};
-use testkit::{status, Harness};
+use testkit::{status, unique, Harness};
 
 const BIN: &str = env!("CARGO_BIN_EXE_aurora-schema-init");
 const TYPE: &str = "Custom::AuroraSchema";
@@ -16,12 +15,6 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn harness() -> Harness {
     Harness::start(BIN, TYPE, &aws_env(&moto_url())).await
-}
-
-/// A name unique to this test run: databases, parameters and secrets never collide across tests.
-fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
 }
 
 async fn put(name: &str, value: &str, secure: bool) {

@@ -254,20 +254,11 @@ mod tests {
     use aws_sdk_ec2::operation::create_tags::CreateTagsOutput;
     use aws_sdk_ec2::operation::describe_addresses::DescribeAddressesOutput;
     use aws_sdk_ec2::Client;
-    use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, Rule, RuleMode};
+    use aws_smithy_mocks::{mock, Rule};
     use aws_smithy_types::error::ErrorMetadata;
 
     fn client(rules: &[&Rule]) -> Client {
-        let interceptor =
-            rules.iter().fold(MockResponseInterceptor::new().rule_mode(RuleMode::Sequential), |i, r| i.with_rule(r));
-        let config = aws_sdk_ec2::Config::builder()
-            .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
-            .region(aws_sdk_ec2::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_ec2::config::Credentials::for_tests())
-            .http_client(create_mock_http_client())
-            .interceptor(interceptor)
-            .build();
-        Client::from_conf(config)
+        testkit::mock_ec2(rules)
     }
 
     fn free_pool() -> Rule {

@@ -37,18 +37,9 @@ impl CustomResource for EipBinding {
         format!("eip-binding:{target}:{digest}")
     }
 
+    /// Create, and Update with the same target and source (else it would be a replacement): make sure
+    /// the binding holds.
     async fn create(&self, _: &RequestInfo, physical_id: &str, props: &Properties) -> Result<Outcome, BindError> {
-        self.bind(physical_id, props).await
-    }
-
-    /// Same target and source (else it would be a replacement): make sure the binding holds.
-    async fn update(
-        &self,
-        _: &RequestInfo,
-        physical_id: &str,
-        props: &Properties,
-        _: Option<&Properties>,
-    ) -> Result<Outcome, BindError> {
         self.bind(physical_id, props).await
     }
 

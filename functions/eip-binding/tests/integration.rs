@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use testkit::local::{self, aws_env, moto_url};
-use testkit::{status, Answer, Harness};
+use testkit::{status, unique, Answer, Harness};
 
 const BIN: &str = env!("CARGO_BIN_EXE_eip-binding");
 const TYPE: &str = "Custom::EipBinding";
@@ -13,12 +13,6 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn harness() -> Harness {
     Harness::start(BIN, TYPE, &aws_env(&moto_url())).await
-}
-
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
 }
 
 /// A subnet to launch into.

@@ -277,18 +277,9 @@ impl CustomResource for Allowlist {
         format!("nlb-ip-allowlist:{}:{}:{digest}", props.security_group_id, props.load_balancer_arn.name)
     }
 
+    /// Create and Update both reconcile; ownership is in the tags, so the old properties are not
+    /// needed to know what to revoke.
     async fn create(&self, _: &RequestInfo, physical_id: &str, props: &Properties) -> Result<Outcome, AllowlistError> {
-        self.reconcile(physical_id, props).await
-    }
-
-    async fn update(
-        &self,
-        _: &RequestInfo,
-        physical_id: &str,
-        props: &Properties,
-        _old: Option<&Properties>,
-    ) -> Result<Outcome, AllowlistError> {
-        // Ownership is in the tags, so the old properties are not needed to know what to revoke.
         self.reconcile(physical_id, props).await
     }
 
@@ -332,23 +323,14 @@ mod tests {
     };
     use aws_sdk_ec2::types::{NetworkInterface, NetworkInterfacePrivateIpAddress, SecurityGroupRule};
     use aws_sdk_ec2::Client;
-    use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, Rule, RuleMode};
+    use aws_smithy_mocks::{mock, Rule};
     use aws_smithy_types::error::ErrorMetadata;
 
     const GROUP: &str = "sg-0123456789abcdef0";
     const OWNER: &str = "nlb-ip-allowlist:sg-0123456789abcdef0:app:0011223344556677";
 
     fn client(rules: &[&Rule]) -> Client {
-        let interceptor =
-            rules.iter().fold(MockResponseInterceptor::new().rule_mode(RuleMode::Sequential), |i, r| i.with_rule(r));
-        let config = aws_sdk_ec2::Config::builder()
-            .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
-            .region(aws_sdk_ec2::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_ec2::config::Credentials::for_tests())
-            .http_client(create_mock_http_client())
-            .interceptor(interceptor)
-            .build();
-        Client::from_conf(config)
+        testkit::mock_ec2(rules)
     }
 
     fn props() -> Properties {

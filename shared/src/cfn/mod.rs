@@ -98,13 +98,18 @@ pub trait CustomResource: Send + Sync + 'static {
         props: &Self::Properties,
     ) -> impl Future<Output = Result<Outcome, Self::Error>> + Send;
 
+    /// By default an Update reconciles exactly as a Create does (the physical id is unchanged; a
+    /// changed one never reaches here, it is a replacement).
     fn update(
         &self,
         request: &RequestInfo,
         physical_id: &str,
         props: &Self::Properties,
         old: Option<&Self::Properties>,
-    ) -> impl Future<Output = Result<Outcome, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Outcome, Self::Error>> + Send {
+        let _ = old;
+        self.create(request, physical_id, props)
+    }
 
     fn delete(
         &self,

@@ -48,15 +48,6 @@ impl CustomResource for Fixture {
     async fn create(&self, _: &RequestInfo, _: &str, props: &Props) -> Result<Outcome, FixtureError> {
         self.act(props).await
     }
-    async fn update(
-        &self,
-        _: &RequestInfo,
-        _: &str,
-        props: &Props,
-        _: Option<&Props>,
-    ) -> Result<Outcome, FixtureError> {
-        self.act(props).await
-    }
     async fn delete(&self, _: &RequestInfo, _: &str, props: &Props) -> Result<(), FixtureError> {
         self.act(props).await.map(|_| ())
     }
