@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The local demo: no AWS account, nothing leaves 127.0.0.1.
 
-Brings up moto (the local AWS), seeds a small world, and takes each function through what
-CloudFormation does to it, invoking through cargo-lambda's Lambda emulator with the events/ files.
-The ResponseURL of every event is pointed at a local recorder, so CloudFormation's side of the
-conversation is shown too. Run it with `make demo`.
+Brings up moto (the local AWS) and MariaDB, seeds a small world, and takes each function through what
+CloudFormation (and EventBridge) do to it, invoking through cargo-lambda's Lambda emulator with the
+events/ files. The ResponseURL of every event is pointed at a local recorder, so CloudFormation's side
+of the conversation is shown too. Run it with `make demo`.
 """
 
 from __future__ import annotations
@@ -27,22 +27,58 @@ ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".local" / "demo"
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 REGION = "us-east-1"
-STEPS = 9
-OWNER_TAG = "stackhand:nlb-ip-allowlist"
+FUNCTIONS = ("nlb-ip-allowlist", "aurora-schema-init", "eip-binding")
+DB_USER, DB_PASSWORD = "stackhand", "stackhand-local-only"
 
 
-def say(step: int, text: str) -> None:
-    print(f"[{step}/{STEPS}] {text}", flush=True)
+class Demo:
+    def __init__(self) -> None:
+        self.step = 0
+        self.results: list[tuple[str, str, str]] = []
+        self.recorder = Recorder()
+        self.port = 0
+        self.moto = ""
+        self.db_port = 0
 
+    def say(self, text: str) -> None:
+        self.step += 1
+        print(f"[{self.step:>2}] {text}", flush=True)
 
-def detail(text: str = "") -> None:
-    print(f"      {text}" if text else "", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    def invoke(self, function: str, event_name: str, change) -> dict:
+        """Invokes `function` with events/<function>/<event_name>.json, adjusted to this world by
+        `change`; returns what was answered (the CloudFormation response, or the function's result)."""
+        event = json.loads((ROOT / "events" / function / f"{event_name}.json").read_text())
+        change(event)
+        is_cfn = "ResponseURL" in event
+        if is_cfn:
+            event["ResponseURL"] = f"{self.recorder.url}/{function}/{event_name}?X-Amz-Signature=demo-signature"
+        data_file = STATE / f"{function}-{event_name}.json"
+        data_file.write_text(json.dumps(event, indent=2))
+        before = len(self.recorder.bodies)
+        t0 = time.monotonic()
+        out = run(["cargo", "lambda", "invoke", function, "-A", "127.0.0.1", "-P", str(self.port),
+                   "--data-file", str(data_file.relative_to(ROOT)), "--output-format", "json"], check=False)
+        elapsed = time.monotonic() - t0
+        if is_cfn:
+            if len(self.recorder.bodies) != before + 1:
+                raise RuntimeError(f"{function} {event_name}: expected one response, got "
+                                   f"{len(self.recorder.bodies) - before}\n{out.stdout}{out.stderr}")
+            answer = self.recorder.bodies[-1]
+            self.say(f"{function}: {event['RequestType']} -> CloudFormation got {answer['Status']} ({elapsed:.2f} s)")
+        else:
+            answer = json.loads(out.stdout or "{}")
+            self.say(f"{function}: {event.get('detail-type')} -> {answer.get('action', answer)} ({elapsed:.2f} s)")
+        print(f"       $ cargo lambda invoke {function} --data-file {data_file.relative_to(ROOT)}")
+        if is_cfn:
+            print(f"       PhysicalResourceId: {answer['PhysicalResourceId']}")
+            if answer.get("Data"):
+                print(f"       Data: {json.dumps(answer['Data'])}")
+            if answer["Status"] != "SUCCESS":
+                print(f"       Reason: {answer['Reason']}")
+            self.results.append((function, f"{event['RequestType']}", answer["Status"]))
+        else:
+            self.results.append((function, "state-change", answer.get("action", "?")))
+        return answer
 
 
 class Recorder(http.server.ThreadingHTTPServer):
@@ -70,8 +106,20 @@ class Recorder(http.server.ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=ROOT, check=True, text=True, capture_output=True, **kw)
+def run(cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=ROOT, check=check, text=True, capture_output=True, **kw)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sql(port: int, statement: str) -> str:
+    out = run(["mariadb", "--no-defaults", "-h", "127.0.0.1", "-P", str(port), "-u", DB_USER,
+               f"-p{DB_PASSWORD}", "-N", "-B", "-e", statement])
+    return out.stdout.strip()
 
 
 def rules(ec2, group: str) -> dict[str, tuple]:
@@ -80,160 +128,214 @@ def rules(ec2, group: str) -> dict[str, tuple]:
     for r in out["SecurityGroupRules"]:
         if r.get("IsEgress"):
             continue
-        owner = next((t["Value"] for t in r.get("Tags", []) if t["Key"] == OWNER_TAG), None)
+        owner = next((t["Value"] for t in r.get("Tags", []) if t["Key"] == "stackhand:nlb-ip-allowlist"), None)
         ports = str(r["FromPort"]) if r["FromPort"] == r["ToPort"] else f"{r['FromPort']}-{r['ToPort']}"
-        cidr = r.get("CidrIpv4") or r.get("CidrIpv6")
-        found[f"{r['IpProtocol']} {ports:>9} from {cidr}"] = (owner, r.get("Description", ""))
+        found[f"{r['IpProtocol']} {ports:>9} from {r.get('CidrIpv4') or r.get('CidrIpv6')}"] = (owner, r.get("Description", ""))
     return found
 
 
-def show_change(before: dict, after: dict) -> tuple[int, int]:
-    added = sorted(set(after) - set(before))
-    removed = sorted(set(before) - set(after))
-    for k in added:
-        detail(f"+ {k}   ({after[k][1]})")
-    for k in removed:
-        detail(f"- {k}")
+def show_rule_change(before: dict, after: dict) -> None:
+    for k in sorted(set(after) - set(before)):
+        print(f"       + {k}   ({after[k][1]})")
+    for k in sorted(set(before) - set(after)):
+        print(f"       - {k}")
     for k in sorted(set(after) & set(before)):
         if after[k][0] is None:
-            detail(f"= {k}   (not ours: untouched)")
-    if not added and not removed:
-        detail("(no rule changed)")
-    return len(added), len(removed)
+            print(f"       = {k}   (not ours: untouched)")
+
+
+def nlb_allowlist(demo: Demo, ec2) -> bool:
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"]["SubnetId"]
+               for i, az in enumerate("abc")]
+    group = ec2.create_security_group(VpcId=vpc, GroupName="app-tier", Description="app tier")["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "192.0.2.10/32", "Description": "bastion"}]}])
+    arn = json.loads((ROOT / "events/nlb-ip-allowlist/create.json").read_text())["ResourceProperties"]["LoadBalancerArn"]
+    name, lb_id = arn.split("/")[-2:]
+    # moto creates no interfaces for load balancers: make them as AWS would, one per AZ.
+    enis = [ec2.create_network_interface(SubnetId=s, Description=f"ELB net/{name}/{lb_id}")["NetworkInterface"]["PrivateIpAddress"]
+            for s in subnets]
+    for decoy in (f"ELB net/{name}-2/0123456789abcdef", f"ELB app/{name}/{lb_id}"):
+        ec2.create_network_interface(SubnetId=subnets[0], Description=decoy)
+    demo.say(f"seeded: app security group {group}, NLB '{name}' with ENIs {', '.join(enis)} "
+             f"(plus decoys '{name}-2' and an ALB named '{name}')")
+    physical = {}
+
+    def world(event):
+        for props in (event["ResourceProperties"], event.get("OldResourceProperties") or {}):
+            if props:
+                props["SecurityGroupId"] = group
+        if physical:
+            event["PhysicalResourceId"] = physical["id"]
+
+    for request in ("create", "update", "delete"):
+        before = rules(ec2, group)
+        answer = demo.invoke("nlb-ip-allowlist", request, world)
+        physical["id"] = answer["PhysicalResourceId"]
+        show_rule_change(before, rules(ec2, group))
+
+    def bad_port(event):
+        world(event)
+        event["ResourceProperties"]["Ports"] = ["80", "http"]
+        event.pop("PhysicalResourceId", None)
+
+    demo.invoke("nlb-ip-allowlist", "create", bad_port)
+    return len(rules(ec2, group)) == 1
+
+
+def aurora_schema(demo: Demo, ssm, secrets) -> bool:
+    sql(demo.db_port, "DROP DATABASE IF EXISTS app; CREATE DATABASE app")
+    ssm.put_parameter(Name="/app/schema/0001-customers", Type="String", Overwrite=True,
+                      Value="CREATE TABLE customers (id int PRIMARY KEY, name varchar(80));\n"
+                            "INSERT INTO customers VALUES (1, 'ACME; Inc.');")
+    ssm.put_parameter(Name="/app/schema/0002-orders", Type="String", Overwrite=True, Value=(
+        "CREATE TABLE orders (id int PRIMARY KEY, customer int, placed datetime);\n"
+        "DELIMITER $$\nCREATE PROCEDURE place(IN c int) BEGIN INSERT INTO orders VALUES (NULL, c, NOW()); END$$\n"
+        "DELIMITER ;"))
+    arn = secrets.create_secret(Name="rds!cluster-demo", SecretString=json.dumps(
+        {"engine": "mysql", "username": DB_USER, "password": DB_PASSWORD}))["ARN"]
+    demo.say(f"seeded: database `app`, migrations /app/schema/0001-customers and 0002-orders in SSM, secret {arn.split(':')[-1]}")
+    physical = {}
+
+    def world(event):
+        for props in (event["ResourceProperties"], event.get("OldResourceProperties") or {}):
+            if props:
+                props.update({"Endpoint": "127.0.0.1", "Port": str(demo.db_port), "Tls": "disabled", "SecretArn": arn})
+        if physical:
+            event["PhysicalResourceId"] = physical["id"]
+
+    def show() -> None:
+        tables = sql(demo.db_port, "SELECT GROUP_CONCAT(table_name ORDER BY table_name) FROM information_schema.tables "
+                                   "WHERE table_schema = 'app'")
+        history = sql(demo.db_port, "SELECT GROUP_CONCAT(CONCAT(migration, ':', status) ORDER BY migration) "
+                                    "FROM stackhand.schema_history WHERE source = '/app/schema'")
+        print(f"       tables in app: {tables}; history: {history}")
+
+    physical["id"] = demo.invoke("aurora-schema-init", "create", world)["PhysicalResourceId"]
+    show()
+    ssm.put_parameter(Name="/app/schema/0003-index", Type="String", Overwrite=True,
+                      Value="CREATE INDEX by_customer ON orders (customer);")
+    print("       (added /app/schema/0003-index)")
+    demo.invoke("aurora-schema-init", "update", world)
+    show()
+    demo.invoke("aurora-schema-init", "delete", world)
+    show()
+    return sql(demo.db_port, "SELECT COUNT(*) FROM app.customers") == "1"
+
+
+def eip_binding(demo: Demo, ec2) -> bool:
+    create = json.loads((ROOT / "events/eip-binding/create.json").read_text())
+    key, value = create["ResourceProperties"]["PoolTag"].split("=")
+    pool = [ec2.allocate_address(Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip",
+            "Tags": [{"Key": key, "Value": value}]}])["AllocationId"] for _ in range(3)]
+    subnet = ec2.create_subnet(VpcId=ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"],
+                               CidrBlock="10.30.0.0/24", AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+
+    def launch(tags):
+        spec = [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}] if tags else []
+        return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet,
+                                 TagSpecifications=spec)["Instances"][0]["InstanceId"]
+
+    app, worker = launch({}), launch({key: value})
+    demo.say(f"seeded: pool {key}={value} of {len(pool)} Elastic IPs, instance {app}, and {worker} tagged {key}={value}")
+    physical = {}
+
+    def world(event):
+        for props in (event["ResourceProperties"], event.get("OldResourceProperties") or {}):
+            if props:
+                props["InstanceId"] = app
+        if physical:
+            event["PhysicalResourceId"] = physical["id"]
+
+    def bound() -> str:
+        addresses = ec2.describe_addresses(AllocationIds=pool)["Addresses"]
+        return ", ".join(f"{a['PublicIp']} -> {a.get('InstanceId', 'free')}" for a in addresses)
+
+    physical["id"] = demo.invoke("eip-binding", "create", world)["PhysicalResourceId"]
+    print(f"       pool: {bound()}")
+    demo.invoke("eip-binding", "delete", world)
+    print(f"       pool: {bound()}")
+
+    def started(event):
+        event["detail"]["instance-id"] = worker
+        event["resources"] = [f"arn:aws:ec2:{REGION}:123456789012:instance/{worker}"]
+
+    demo.invoke("eip-binding", "state-change", started)
+    again = demo.invoke("eip-binding", "state-change", started)
+    print(f"       pool: {bound()}")
+    return again.get("action") == "already-bound"
 
 
 def main() -> int:
     # SIGTERM and SIGINT end the demo through its `finally`, so nothing it started is left running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     STATE.mkdir(parents=True, exist_ok=True)
-    print("stackhand demo: nlb-ip-allowlist through Create -> Update -> Delete, all on 127.0.0.1\n")
-    started = time.monotonic()
+    print("stackhand demo: every function through what CloudFormation and EventBridge do, all on 127.0.0.1\n")
+    started_at = time.monotonic()
+    demo = Demo()
     processes: list[subprocess.Popen] = []
-    stack_started = False
+    stack_started: list[str] = []
     try:
-        out = run(["scripts/stack", "up", "moto"]).stdout.strip()
-        stack_started = "already" not in out
-        env_lines = run(["scripts/stack", "env"]).stdout
-        moto = next(l.split("=", 1)[1] for l in env_lines.split() if l.startswith("STACKHAND_MOTO_URL="))
-        if not stack_started:
+        for service in ("moto", "mariadb"):
+            if run(["scripts/stack", "running", service], check=False).returncode != 0:
+                run(["scripts/stack", "up", service])
+                stack_started.append(service)
+        env = dict(line.split("=", 1) for line in run(["scripts/stack", "env"]).stdout.replace("export ", "").split())
+        demo.moto, demo.db_port = env["STACKHAND_MOTO_URL"], int(env["STACKHAND_MARIADB_PORT"])
+        if "moto" not in stack_started:
             # A moto left running holds an earlier world; the demo starts from an empty one.
-            urllib.request.urlopen(urllib.request.Request(f"{moto}/moto-api/reset", method="POST"), timeout=10)
-        say(1, f"local AWS: moto on {moto} ({'started' if stack_started else 'already running, reset to empty'})")
+            urllib.request.urlopen(urllib.request.Request(f"{demo.moto}/moto-api/reset", method="POST"), timeout=10)
+        demo.say(f"local stack: moto on {demo.moto}, MariaDB on 127.0.0.1:{demo.db_port}")
 
         t0 = time.monotonic()
         # The same build the tests use (one set of features, one compile of the AWS SDK).
         subprocess.run(["cargo", "build", "--quiet", "--workspace", "--all-targets"], cwd=ROOT, check=True)
-        binary = TARGET / "debug" / "nlb-ip-allowlist"
-        say(2, f"built {binary.relative_to(TARGET.parent) if TARGET.parent in binary.parents else binary} ({time.monotonic() - t0:.1f} s)")
+        demo.say(f"built the functions (debug, shared with `make test`; {time.monotonic() - t0:.1f} s)")
 
-        port = free_port()
-        watch = subprocess.Popen(
-            ["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(port)],
-            cwd=ROOT, stdout=open(STATE / "cargo-lambda-watch.log", "w"), stderr=subprocess.STDOUT,
-        )
-        processes.append(watch)
-        aws_env = {
-            "AWS_ENDPOINT_URL": moto, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "demo",
-            "AWS_SECRET_ACCESS_KEY": "demo-secret-key", "AWS_EC2_METADATA_DISABLED": "true",
-        }
-        fn_env = {
-            "PATH": os.environ["PATH"], # cargo-lambda's emulator serves each function's Runtime API under /.rt/<function name>.
-            "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{port}/.rt/nlb-ip-allowlist",
-            "AWS_LAMBDA_FUNCTION_NAME": "nlb-ip-allowlist", "AWS_LAMBDA_FUNCTION_VERSION": "1",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_LOG_FORMAT": "JSON", **aws_env,
-        }
+        demo.port = free_port()
+        processes.append(subprocess.Popen(
+            ["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(demo.port)],
+            cwd=ROOT, stdout=open(STATE / "cargo-lambda-watch.log", "w"), stderr=subprocess.STDOUT))
         for _ in range(100):
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                socket.create_connection(("127.0.0.1", demo.port), timeout=0.2).close()
                 break
             except OSError:
                 time.sleep(0.1)
-        function = subprocess.Popen(
-            [str(binary)], cwd=ROOT, env=fn_env,
-            stdout=open(STATE / "nlb-ip-allowlist.log", "w"), stderr=subprocess.STDOUT,
-        )
-        processes.append(function)
-        say(3, f"Lambda emulator: cargo lambda watch on 127.0.0.1:{port}, nlb-ip-allowlist polling it")
+        aws = {"AWS_ENDPOINT_URL": demo.moto, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "demo",
+               "AWS_SECRET_ACCESS_KEY": "demo-secret-key", "AWS_EC2_METADATA_DISABLED": "true"}
+        for function in FUNCTIONS:
+            env = {"PATH": os.environ["PATH"], **aws,
+                   # cargo-lambda's emulator serves each function's Runtime API under /.rt/<function name>.
+                   "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{demo.port}/.rt/{function}",
+                   "AWS_LAMBDA_FUNCTION_NAME": function, "AWS_LAMBDA_FUNCTION_VERSION": "1",
+                   "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_LOG_FORMAT": "JSON"}
+            processes.append(subprocess.Popen([str(TARGET / "debug" / function)], cwd=ROOT, env=env,
+                                              stdout=open(STATE / f"{function}.log", "w"), stderr=subprocess.STDOUT))
+        demo.say(f"Lambda emulator: cargo lambda watch on 127.0.0.1:{demo.port}; {', '.join(FUNCTIONS)} polling it")
 
-        ec2 = boto3.client("ec2", endpoint_url=moto, region_name=REGION,
-                           aws_access_key_id="demo", aws_secret_access_key="demo-secret-key")
-        vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
-        subnets = [
-            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"]["SubnetId"]
-            for i, az in enumerate("abc")
-        ]
-        group = ec2.create_security_group(VpcId=vpc, GroupName="app-tier", Description="app tier")["GroupId"]
-        ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[{
-            "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
-            "IpRanges": [{"CidrIp": "192.0.2.10/32", "Description": "bastion"}]}])
-        create = json.loads((ROOT / "events/nlb-ip-allowlist/create.json").read_text())
-        arn = create["ResourceProperties"]["LoadBalancerArn"]
-        name, lb_id = arn.split("/")[-2:]
-        description = f"ELB net/{name}/{lb_id}"
-        # moto creates no interfaces for load balancers: make them as AWS would, one per AZ.
-        enis = [ec2.create_network_interface(SubnetId=s, Description=description)["NetworkInterface"]["PrivateIpAddress"]
-                for s in subnets]
-        for decoy in (f"ELB net/{name}-2/0123456789abcdef", f"ELB app/{name}/{lb_id}"):
-            ec2.create_network_interface(SubnetId=subnets[0], Description=decoy)
-        say(4, f"seeded: VPC {vpc}, app security group {group}, NLB '{name}' with ENIs {', '.join(enis)}")
-        detail(f"(plus decoy ENIs '{name}-2' and an ALB named '{name}', which must not be allowed)")
-
-        recorder = Recorder()
-        physical_id = None
-        results = []
-        for step, request in ((5, "create"), (6, "update"), (7, "delete")):
-            event = json.loads((ROOT / f"events/nlb-ip-allowlist/{request}.json").read_text())
-            # The sample events name an example group and response endpoint; point them at this world.
-            for props in (event["ResourceProperties"], event.get("OldResourceProperties") or {}):
-                if props:
-                    props["SecurityGroupId"] = group
-            event["ResponseURL"] = f"{recorder.url}/{request}?X-Amz-Signature=demo-signature-{request}"
-            if physical_id:
-                event["PhysicalResourceId"] = physical_id
-            data_file = STATE / f"{request}.json"
-            data_file.write_text(json.dumps(event, indent=2))
-            before = rules(ec2, group)
-            t0 = time.monotonic()
-            invoked = run(["cargo", "lambda", "invoke", "nlb-ip-allowlist", "-A", "127.0.0.1", "-P", str(port),
-                           "--data-file", str(data_file.relative_to(ROOT)), "--output-format", "json"])
-            elapsed = time.monotonic() - t0
-            answer = recorder.bodies[-1]
-            physical_id = answer["PhysicalResourceId"]
-            ports = ", ".join(event["ResourceProperties"]["Ports"])
-            say(step, f"{event['RequestType']} (Ports {ports}): CloudFormation got {answer['Status']} in {elapsed:.2f} s")
-            detail(f"$ cargo lambda invoke nlb-ip-allowlist --data-file {data_file.relative_to(ROOT)}")
-            detail(f"PhysicalResourceId: {physical_id}")
-            if answer.get("Data"):
-                detail(f"Data: {json.dumps(answer['Data'])}")
-            if answer["Status"] != "SUCCESS":
-                detail(f"Reason: {answer['Reason']}")
-            added, removed = show_change(before, rules(ec2, group))
-            results.append((event["RequestType"], answer["Status"], added, removed))
-            _ = invoked
-
-        bad = json.loads((ROOT / "events/nlb-ip-allowlist/create.json").read_text())
-        bad["ResourceProperties"]["Ports"] = ["80", "http"]
-        bad["ResponseURL"] = f"{recorder.url}/bad?X-Amz-Signature=demo-signature-bad"
-        (STATE / "bad.json").write_text(json.dumps(bad))
-        run(["cargo", "lambda", "invoke", "nlb-ip-allowlist", "-A", "127.0.0.1", "-P", str(port),
-             "--data-file", str((STATE / "bad.json").relative_to(ROOT))])
-        answer = recorder.bodies[-1]
-        say(8, f"a Create with a bad port: {answer['Status']}, answered at once")
-        detail(f"Reason: {answer['Reason']}")
-        results.append(("Create (bad Ports)", answer["Status"], 0, 0))
-
-        left = rules(ec2, group)
-        say(9, f"summary ({time.monotonic() - started:.1f} s in all)")
-        for what, status, added, removed in results:
-            detail(f"{what:<20} {status:<8} +{added} -{removed} rules")
-        detail(f"left in {group}: {', '.join(left) or 'nothing'}")
-        detail(f"logs: {STATE.relative_to(ROOT)}/nlb-ip-allowlist.log, {STATE.relative_to(ROOT)}/cargo-lambda-watch.log")
-        ok = [r[1] for r in results] == ["SUCCESS", "SUCCESS", "SUCCESS", "FAILED"] and len(left) == 1
-        print("\ndemo " + ("passed: every request answered once, only the function's own rules came and went"
-                           if ok else "FAILED: see above"))
+        session = boto3.session.Session(aws_access_key_id="demo", aws_secret_access_key="demo-secret-key", region_name=REGION)
+        ec2 = session.client("ec2", endpoint_url=demo.moto)
+        checks = {
+            "nlb-ip-allowlist: only its own rules came and went": nlb_allowlist(demo, ec2),
+            "aurora-schema-init: migrations applied once, Delete kept the data": aurora_schema(
+                demo, session.client("ssm", endpoint_url=demo.moto), session.client("secretsmanager", endpoint_url=demo.moto)),
+            "eip-binding: bound, released, bound on start once": eip_binding(demo, ec2),
+        }
+        demo.say(f"summary ({time.monotonic() - started_at:.1f} s in all)")
+        for function, what, status in demo.results:
+            print(f"       {function:<20} {what:<14} {status}")
+        for check, ok in checks.items():
+            print(f"       {'ok  ' if ok else 'FAIL'} {check}")
+        print(f"       logs: {STATE.relative_to(ROOT)}/<function>.log")
+        ok = all(checks.values())
+        print("\ndemo " + ("passed" if ok else "FAILED: see above"))
         return 0 if ok else 1
-    except subprocess.CalledProcessError as e:
-        print(f"demo failed running {' '.join(e.cmd)}:\n{e.stdout or ''}{e.stderr or ''}", file=sys.stderr)
+    except (subprocess.CalledProcessError, RuntimeError) as e:
+        detail = f"{' '.join(e.cmd)}:\n{e.stdout or ''}{e.stderr or ''}" if isinstance(e, subprocess.CalledProcessError) else str(e)
+        print(f"demo failed: {detail}", file=sys.stderr)
         return 1
     finally:
         for p in reversed(processes):
@@ -243,7 +345,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
         if stack_started:
-            subprocess.run(["scripts/stack", "down", "moto"], cwd=ROOT, capture_output=True)
+            subprocess.run(["scripts/stack", "down", *stack_started], cwd=ROOT, capture_output=True)
 
 
 if __name__ == "__main__":
