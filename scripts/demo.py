@@ -185,7 +185,11 @@ def nlb_allowlist(demo: Demo, ec2) -> bool:
 
 
 def aurora_schema(demo: Demo, ssm, secrets) -> bool:
+    # Start from an empty schema, and forget this source's history if an earlier run left one.
     sql(demo.db_port, "DROP DATABASE IF EXISTS app; CREATE DATABASE app")
+    if sql(demo.db_port, "SELECT COUNT(*) FROM information_schema.tables "
+                         "WHERE table_schema = 'stackhand' AND table_name = 'schema_history'") == "1":
+        sql(demo.db_port, "DELETE FROM stackhand.schema_history WHERE source = '/app/schema'")
     ssm.put_parameter(Name="/app/schema/0001-customers", Type="String", Overwrite=True,
                       Value="CREATE TABLE customers (id int PRIMARY KEY, name varchar(80));\n"
                             "INSERT INTO customers VALUES (1, 'ACME; Inc.');")
@@ -251,7 +255,8 @@ def eip_binding(demo: Demo, ec2) -> bool:
 
     def bound() -> str:
         addresses = ec2.describe_addresses(AllocationIds=pool)["Addresses"]
-        return ", ".join(f"{a['PublicIp']} -> {a.get('InstanceId', 'free')}" for a in addresses)
+        return ", ".join(f"{a['PublicIp']} -> {a.get('NetworkInterfaceId') if a.get('AssociationId') else 'free'}"
+                         for a in addresses)
 
     physical["id"] = demo.invoke("eip-binding", "create", world)["PhysicalResourceId"]
     print(f"       pool: {bound()}")

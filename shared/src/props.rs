@@ -222,7 +222,7 @@ where
         if text.is_empty() {
             return Err(E::custom(format!("item {index} is empty")));
         }
-        text.parse().map_err(|e| E::custom(format!("item {index} ({text:?}): {e}")))
+        text.parse().map_err(|e| E::custom(format!("item {index} is {text:?}: {e}")))
     }
     deserializer.deserialize_any(V(PhantomData))
 }

@@ -188,7 +188,7 @@ pub async fn run(
     let wait = deadline.saturating_duration_since(Instant::now()).saturating_sub(std::time::Duration::from_secs(1));
     let started = Instant::now();
     let got: Option<Option<i64>> = conn
-        .exec_first("SELECT GET_LOCK(?, ?)", (&lock, wait.as_secs_f64()))
+        .exec_first("SELECT GET_LOCK(?, ?)", (&lock, wait.as_secs()))
         .await
         .map_err(|e| db_error("taking the schema lock", e))?;
     if got.flatten() != Some(1) {
