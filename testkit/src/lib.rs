@@ -2,6 +2,7 @@
 //! emulator, answer CloudFormation through a recording endpoint (or a real presigned S3 URL from the
 //! emulator), and reach AWS only through moto's server via the SDK's standard `AWS_ENDPOINT_URL`.
 
+mod faults;
 mod harness;
 pub mod local;
 mod process;
@@ -9,6 +10,7 @@ mod recorder;
 mod runtime_api;
 mod samples;
 
+pub use faults::FaultMatrix;
 pub use harness::{status, Harness};
 pub use process::FunctionProcess;
 pub use recorder::{RecordedPut, ResponseRecorder, SIGNATURE};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 use testkit::local::{self, aws_env, mariadb_port, moto_url, MARIADB_PASSWORD, MARIADB_USER};
-use testkit::{status, unique, Harness};
+use testkit::{status, unique, FaultMatrix, Harness};
 
 const BIN: &str = env!("CARGO_BIN_EXE_aurora-schema-init");
 const TYPE: &str = "Custom::AuroraSchema";
@@ -397,4 +397,25 @@ async fn a_failing_insert_rolls_back_its_batch_and_the_fix_resumes_exactly() {
     assert_eq!(status(&fixed), "SUCCESS", "{fixed}");
     let rows: Vec<u32> = local::mariadb().await.query(format!("SELECT id FROM `{tag}`.t ORDER BY id")).await.unwrap();
     assert_eq!(rows, [1, 2, 3], "resumed at statement 2, nothing twice");
+}
+
+#[tokio::test]
+async fn the_fault_matrix() {
+    let tag = unique("fault");
+    let props = merge(
+        base_props(mariadb_port()),
+        json!({"Username": MARIADB_USER, "PasswordParameter": format!("/{tag}/missing"), "SqlParameter": format!("/{tag}/missing.sql")}),
+    );
+    let mut wrong = props.clone();
+    wrong["Port"] = json!(["3306"]);
+    FaultMatrix {
+        binary: BIN,
+        resource_type: TYPE,
+        calls_aws: props.clone(),
+        fails: props,
+        wrong_type: wrong,
+        wrong_type_named: "Port",
+    }
+    .run()
+    .await;
 }

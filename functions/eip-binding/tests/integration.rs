@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use testkit::local::{self, aws_env, moto_url};
-use testkit::{status, unique, Answer, Harness};
+use testkit::{status, unique, Answer, FaultMatrix, Harness};
 
 const BIN: &str = env!("CARGO_BIN_EXE_eip-binding");
 const TYPE: &str = "Custom::EipBinding";
@@ -259,4 +259,19 @@ async fn state_change_events_bind_tagged_instances_once_and_ignore_the_rest() {
     assert_eq!(local::association(&ec2, &allocation).await.1, Some(primary_eni(&tagged).await));
     let odd = h.api.invoke_json(&json!({"detail-type": "Something Else"}), TIMEOUT).await;
     assert!(odd.answer.is_error(), "{:?}", odd.answer);
+}
+
+#[tokio::test]
+async fn the_fault_matrix() {
+    let props = json!({"InstanceId": "i-0123456789abcdef0", "AllocationId": "eipalloc-0123456789abcdef0"});
+    FaultMatrix {
+        binary: BIN,
+        resource_type: TYPE,
+        calls_aws: props.clone(),
+        fails: props,
+        wrong_type: json!({"InstanceId": "i-0123456789abcdef0", "AllocationId": "eipalloc-0123456789abcdef0", "AllowReassociation": ["yes"]}),
+        wrong_type_named: "AllowReassociation",
+    }
+    .run()
+    .await;
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use testkit::local::{self, aws_env, moto_url};
-use testkit::{cfn_event, status, Harness};
+use testkit::{cfn_event, status, FaultMatrix, Harness};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nlb-ip-allowlist");
 const TYPE: &str = "Custom::NlbIpAllowlist";
@@ -369,4 +369,20 @@ async fn the_answer_reaches_a_real_presigned_s3_url() {
     assert_eq!(stored["Data"]["RuleCount"], "4");
     let signature = object.url.split("X-Amz-Signature=").nth(1).unwrap().split('&').next().unwrap();
     assert!(!h.process.settled_output().await.contains(signature), "the presigned URL's signature reached the log");
+}
+
+#[tokio::test]
+async fn the_fault_matrix() {
+    let nlb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/nlb-fault/0123456789abcdef";
+    let props = json!({"LoadBalancerArn": nlb, "SecurityGroupId": "sg-0123456789abcdef0", "Ports": ["80"]});
+    FaultMatrix {
+        binary: BIN,
+        resource_type: TYPE,
+        calls_aws: props.clone(),
+        fails: props.clone(),
+        wrong_type: json!({"LoadBalancerArn": nlb, "SecurityGroupId": "sg-0123456789abcdef0", "Ports": {"From": 80}}),
+        wrong_type_named: "Ports",
+    }
+    .run()
+    .await;
 }
