@@ -13,7 +13,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 
 help:
 	@echo "make demo    the local demo: moto + cargo-lambda, each function through what CloudFormation does"
-	@echo "make test    every test: unit, runtime faults, integration against moto, cfn-lint"
+	@echo "make test    every test: unit, runtime faults, integration against moto and MariaDB, cfn-lint"
 	@echo "make bench   side-by-side benchmarks against peers (release builds), written to docs/benchmarks.md"
 	@echo "make lint    rustfmt --check, clippy -D warnings, cfn-lint"
 	@echo "make stack-up / stack-down   the local stack by hand (then: eval \"\$$(scripts/stack env)\")"
@@ -47,7 +47,7 @@ fmt:
 lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cfn-lint template.yaml
+	cfn-lint template.yaml examples/*.yaml
 
 clean:
 	scripts/stack down
