@@ -7,7 +7,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 use testkit::local::{self, aws_env, mariadb_port, moto_url, MARIADB_PASSWORD, MARIADB_USER};
-use testkit::{status, unique, FaultMatrix, Harness};
+use testkit::{status, unique, FaultMatrix, Harness, ThrottlingProxy};
 
 const BIN: &str = env!("CARGO_BIN_EXE_aurora-schema-init");
 const TYPE: &str = "Custom::AuroraSchema";
@@ -418,4 +418,24 @@ async fn the_fault_matrix() {
     }
     .run()
     .await;
+}
+
+#[tokio::test]
+async fn throttled_ssm_and_secrets_manager_still_converge() {
+    let tag = unique("throttle");
+    create_database(&tag).await;
+    let path = format!("/{tag}/schema");
+    put(&format!("{path}/0001-a"), "CREATE TABLE a (x int);", false).await;
+    put(&format!("{path}/0002-b"), "CREATE TABLE b (y int);", false).await;
+    let props = merge(
+        base_props(mariadb_port()),
+        json!({"Database": tag, "SecretArn": secret(&tag, MARIADB_PASSWORD).await, "SqlParameterPath": path}),
+    );
+    let proxy = ThrottlingProxy::start(&moto_url(), 2).await;
+    let h = Harness::start(BIN, TYPE, &aws_env(&proxy.url())).await;
+    let (_, body) = h.request("th", h.event("th", "Create", "Schema", props), TIMEOUT).await;
+    assert_eq!(status(&body), "SUCCESS", "{body}");
+    assert_eq!(body["Data"]["AppliedMigrations"], "0001-a,0002-b");
+    assert_eq!(tables(&tag).await, ["a", "b"]);
+    assert!(proxy.throttled() >= 1, "throttled {} of {} calls", proxy.throttled(), proxy.seen());
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use testkit::local::{self, aws_env, moto_url};
-use testkit::{status, unique, Answer, FaultMatrix, Harness};
+use testkit::{status, unique, Answer, FaultMatrix, Harness, ThrottlingProxy};
 
 const BIN: &str = env!("CARGO_BIN_EXE_eip-binding");
 const TYPE: &str = "Custom::EipBinding";
@@ -274,4 +274,27 @@ async fn the_fault_matrix() {
     }
     .run()
     .await;
+}
+
+#[tokio::test]
+async fn throttled_ec2_still_binds_and_releases() {
+    let ec2 = local::ec2().await;
+    let pool = unique("throttle");
+    let allocations =
+        [local::elastic_ip(&ec2, &[("eip-pool", &pool)]).await, local::elastic_ip(&ec2, &[("eip-pool", &pool)]).await];
+    let instance = local::instance(&ec2, &subnet(48).await, &[]).await;
+    let proxy = ThrottlingProxy::start(&moto_url(), 2).await;
+    let h = Harness::start(BIN, TYPE, &aws_env(&proxy.url())).await;
+    let props = json!({"InstanceId": instance, "PoolTag": format!("eip-pool={pool}")});
+    let (_, created) = h.request("th1", h.event("th1", "Create", "Throttled", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+    let bound = created["Data"]["AllocationId"].as_str().unwrap().to_owned();
+    assert!(allocations.contains(&bound));
+    assert_eq!(local::association(&ec2, &bound).await.1, Some(primary_eni(&instance).await));
+    let mut delete = h.event("th2", "Delete", "Throttled", props);
+    delete["PhysicalResourceId"] = created["PhysicalResourceId"].clone();
+    let (_, deleted) = h.request("th2", delete, TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
+    assert_eq!(local::association(&ec2, &bound).await.0, None);
+    assert!(proxy.throttled() >= 2, "throttled {} of {} calls", proxy.throttled(), proxy.seen());
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use testkit::local::{self, aws_env, moto_url};
-use testkit::{cfn_event, status, FaultMatrix, Harness};
+use testkit::{cfn_event, status, FaultMatrix, Harness, ThrottlingProxy};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nlb-ip-allowlist");
 const TYPE: &str = "Custom::NlbIpAllowlist";
@@ -385,4 +385,22 @@ async fn the_fault_matrix() {
     }
     .run()
     .await;
+}
+
+#[tokio::test]
+async fn throttled_ec2_still_converges_to_the_right_rules() {
+    let w = world("throttle", 17).await;
+    let proxy = ThrottlingProxy::start(&moto_url(), 2).await;
+    let h = harness_with_endpoint(&proxy.url()).await;
+    let (_, created) =
+        h.request("th1", h.event("th1", "Create", "Throttled", props(&w, json!(["80", "443"]))), TIMEOUT).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+    let id = created["PhysicalResourceId"].as_str().unwrap().to_owned();
+    assert_eq!(ours(&rules(&w.group).await, &id), expected(&w, &[(80, 80), (443, 443)]));
+    let mut delete = h.event("th2", "Delete", "Throttled", props(&w, json!(["80", "443"])));
+    delete["PhysicalResourceId"] = json!(id);
+    let (_, deleted) = h.request("th2", delete, TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
+    assert!(ours(&rules(&w.group).await, &id).is_empty());
+    assert!(proxy.throttled() >= 2, "throttled {} of {} calls", proxy.throttled(), proxy.seen());
 }

@@ -1,0 +1,102 @@
+//! A fault-injecting proxy in front of moto: every `every`-th request is answered with the throttling
+//! error its service would send (EC2's `RequestLimitExceeded` as HTTP 503 XML, JSON services'
+//! `ThrottlingException` as HTTP 400), the rest are forwarded. Throttled requests are never two in a row,
+//! so a client that retries as the SDK does always gets through.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+struct Inner {
+    upstream: String,
+    every: usize,
+    seen: AtomicUsize,
+    throttled: AtomicUsize,
+    http: reqwest::Client,
+}
+
+#[derive(Clone)]
+pub struct ThrottlingProxy {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+}
+
+impl ThrottlingProxy {
+    /// Forwards to `upstream` (e.g. moto's URL), throttling every `every`-th request (2 or more).
+    pub async fn start(upstream: &str, every: usize) -> Self {
+        assert!(every >= 2, "throttling every request would never let one through");
+        let inner = Arc::new(Inner {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            every,
+            seen: AtomicUsize::new(0),
+            throttled: AtomicUsize::new(0),
+            http: reqwest::Client::new(),
+        });
+        let app = Router::new().fallback(forward).with_state(Arc::clone(&inner));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+        Self { addr, inner }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many requests were answered with a throttling error.
+    pub fn throttled(&self) -> usize {
+        self.inner.throttled.load(Ordering::SeqCst)
+    }
+
+    /// How many requests arrived in all.
+    pub fn seen(&self) -> usize {
+        self.inner.seen.load(Ordering::SeqCst)
+    }
+}
+
+async fn forward(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let n = inner.seen.fetch_add(1, Ordering::SeqCst) + 1;
+    if n % inner.every == 0 {
+        inner.throttled.fetch_add(1, Ordering::SeqCst);
+        return if headers.contains_key("x-amz-target") {
+            let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+            (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.1")], body).into_response()
+        } else {
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code>\
+                        <Message>Request limit exceeded.</Message></Error></Errors><RequestID>throttled</RequestID></Response>";
+            (StatusCode::SERVICE_UNAVAILABLE, [("content-type", "text/xml")], body).into_response()
+        };
+    }
+    let target = format!("{}{}", inner.upstream, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let mut request = inner.http.request(method, target).body(body);
+    for (name, value) in headers.iter().filter(|(n, _)| !matches!(n.as_str(), "host" | "content-length" | "connection"))
+    {
+        request = request.header(name, value);
+    }
+    match request.send().await {
+        Ok(upstream) => {
+            let status = upstream.status();
+            let mut response_headers = HeaderMap::new();
+            for (name, value) in upstream.headers() {
+                if !matches!(name.as_str(), "content-length" | "transfer-encoding" | "connection") {
+                    response_headers.insert(name.clone(), value.clone());
+                }
+            }
+            let bytes = upstream.bytes().await.unwrap_or_default();
+            (status, response_headers, Body::from(bytes)).into_response()
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
