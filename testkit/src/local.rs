@@ -211,22 +211,40 @@ pub async fn mariadb() -> mysql_async::Conn {
     mysql_async::Conn::new(opts).await.expect("connect to the test MariaDB")
 }
 
-/// A port where nothing listens until `after`, then a TCP relay to `upstream`: a database that comes
-/// up some seconds after the function started waiting for it.
-pub async fn late_relay(after: Duration, upstream: u16) -> u16 {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    tokio::spawn(async move {
-        tokio::time::sleep(after).await;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind the late relay");
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
+/// A TCP relay to `upstream` on its own port: nothing listens there until `after` (a database that
+/// comes up some seconds late), and [`Relay::cut`] drops every connection it carries (a server killed
+/// mid-script, as the client sees it).
+pub struct Relay {
+    pub port: u16,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    pub async fn start(after: Duration, upstream: u16) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
+        let held = std::sync::Arc::clone(&connections);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind the relay");
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                held.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Self { port, connections }
+    }
+
+    /// Drops every connection the relay carries now; new ones are still accepted.
+    pub fn cut(&self) {
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
         }
-    });
-    port
+    }
 }
 
 /// Launches one instance in `subnet` with `tags` (moto's first image), returning its id.

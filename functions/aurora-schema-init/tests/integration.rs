@@ -217,7 +217,7 @@ async fn a_database_that_comes_up_late_is_waited_for() {
     create_database(&tag).await;
     let sql = format!("/{tag}/schema.sql");
     put(&sql, "CREATE TABLE late (x int);", false).await;
-    let port = local::late_relay(Duration::from_secs(3), mariadb_port()).await;
+    let port = local::Relay::start(Duration::from_secs(3), mariadb_port()).await.port;
     let props = merge(
         base_props(port),
         json!({"Database": tag, "SecretArn": secret(&tag, MARIADB_PASSWORD).await, "SqlParameter": sql}),
@@ -438,4 +438,37 @@ async fn throttled_ssm_and_secrets_manager_still_converge() {
     assert_eq!(body["Data"]["AppliedMigrations"], "0001-a,0002-b");
     assert_eq!(tables(&tag).await, ["a", "b"]);
     assert!(proxy.throttled() >= 1, "throttled {} of {} calls", proxy.throttled(), proxy.seen());
+}
+
+#[tokio::test]
+async fn a_connection_lost_mid_script_is_resumed_by_the_next_run_with_nothing_applied_twice() {
+    let tag = unique("cut");
+    create_database(&tag).await;
+    let path = format!("/{tag}/schema");
+    let script = "CREATE TABLE a (x int PRIMARY KEY);\nINSERT INTO a VALUES (1);\nINSERT INTO a VALUES (2);\n\
+                  DO SLEEP(3);\nCREATE TABLE b (y int);\nINSERT INTO a VALUES (3);";
+    put(&format!("{path}/0001-data"), script, false).await;
+    let relay = local::Relay::start(Duration::ZERO, mariadb_port()).await;
+    let props = merge(
+        base_props(relay.port),
+        json!({"Database": tag, "SecretArn": secret(&tag, MARIADB_PASSWORD).await, "SqlParameterPath": path}),
+    );
+    let h = harness().await;
+    let first = h.event("k1", "Create", "Schema", props.clone());
+    let cut = async {
+        // The run is inside DO SLEEP(3) by now: statements 1-3 are applied and recorded.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        relay.cut();
+    };
+    let ((_, body), ()) = tokio::join!(h.request("k1", first, TIMEOUT), cut);
+    assert_eq!(status(&body), "FAILED", "{body}");
+    assert!(body["Reason"].as_str().unwrap().contains("0001-data"), "{body}");
+    assert_eq!(history(&path).await, [("0001-data".to_string(), "running".to_string(), 3)]);
+
+    let (_, again) = h.request("k2", h.event("k2", "Create", "Schema", props), TIMEOUT).await;
+    assert_eq!(status(&again), "SUCCESS", "{again}");
+    let rows: Vec<u32> = local::mariadb().await.query(format!("SELECT x FROM `{tag}`.a ORDER BY x")).await.unwrap();
+    assert_eq!(rows, [1, 2, 3], "nothing applied twice");
+    assert_eq!(tables(&tag).await, ["a", "b"]);
+    assert_eq!(history(&path).await, [("0001-data".to_string(), "applied".to_string(), 6)]);
 }
