@@ -54,9 +54,7 @@ impl CustomResource for EipBinding {
 mod sample_events {
     #[test]
     fn the_sample_events_agree_with_the_code() {
-        let config =
-            aws_sdk_ec2::Config::builder().behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest()).build();
-        let binder = std::sync::Arc::new(crate::binding::Binder::new(aws_sdk_ec2::Client::from_conf(config)));
+        let binder = std::sync::Arc::new(crate::binding::Binder::new(testkit::mock_ec2(&[])));
         testkit::assert_sample_events_agree(&super::EipBinding::new(binder), "eip-binding");
     }
 }

@@ -498,9 +498,7 @@ mod tests {
 mod sample_events {
     #[test]
     fn the_sample_events_agree_with_the_code() {
-        let config =
-            aws_sdk_ec2::Config::builder().behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest()).build();
-        let handler = super::Allowlist::new(aws_sdk_ec2::Client::from_conf(config));
+        let handler = super::Allowlist::new(testkit::mock_ec2(&[]));
         testkit::assert_sample_events_agree(&handler, "nlb-ip-allowlist");
     }
 }
