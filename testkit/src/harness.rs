@@ -18,9 +18,14 @@ pub struct Harness {
 impl Harness {
     /// Starts `binary` (a function's `CARGO_BIN_EXE_…`) with `env`, answering as `resource_type`.
     pub async fn start(binary: &str, resource_type: &str, env: &[(String, String)]) -> Self {
+        Self::start_command(std::process::Command::new(binary), resource_type, env).await
+    }
+
+    /// Like [`Harness::start`], for any command.
+    pub async fn start_command(command: std::process::Command, resource_type: &str, env: &[(String, String)]) -> Self {
         let api = RuntimeApi::start().await;
         let recorder = ResponseRecorder::start().await;
-        let process = FunctionProcess::spawn(binary, &api.address(), env);
+        let process = FunctionProcess::spawn_command(command, &api.address(), env);
         Self { api, recorder, process, resource_type: resource_type.to_owned() }
     }
 

@@ -7,12 +7,18 @@ use std::sync::{Arc, Mutex};
 pub struct FunctionProcess {
     child: Child,
     output: Arc<Mutex<String>>,
+    /// When the process was started.
+    pub started: std::time::Instant,
 }
 
 impl FunctionProcess {
     /// Starts `binary` with the Lambda environment pointing at `runtime_api`, plus `env`.
     pub fn spawn(binary: &str, runtime_api: &str, env: &[(String, String)]) -> Self {
-        let mut cmd = Command::new(binary);
+        Self::spawn_command(Command::new(binary), runtime_api, env)
+    }
+
+    /// Like [`FunctionProcess::spawn`], for any command (a Python runtime interface client, say).
+    pub fn spawn_command(mut cmd: Command, runtime_api: &str, env: &[(String, String)]) -> Self {
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
@@ -27,7 +33,8 @@ impl FunctionProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {binary}: {e}"));
+        let started = std::time::Instant::now();
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
         let output = Arc::new(Mutex::new(String::new()));
         for stream in [
             child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
@@ -48,7 +55,14 @@ impl FunctionProcess {
                 }
             });
         }
-        Self { child, output }
+        Self { child, output, started }
+    }
+
+    /// Peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
     }
 
     /// Everything the process printed so far (stdout and stderr).

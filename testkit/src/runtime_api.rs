@@ -44,6 +44,7 @@ struct Pending {
 }
 
 struct Inner {
+    first_poll: std::sync::Mutex<Option<Instant>>,
     queue_rx: Mutex<mpsc::UnboundedReceiver<Pending>>,
     waiting: std::sync::Mutex<HashMap<String, oneshot::Sender<Answer>>>,
     init_errors: std::sync::Mutex<Vec<Value>>,
@@ -68,6 +69,7 @@ impl RuntimeApi {
     pub async fn start() -> Self {
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
+            first_poll: Default::default(),
             queue_rx: Mutex::new(queue_rx),
             waiting: Default::default(),
             init_errors: Default::default(),
@@ -111,12 +113,18 @@ impl RuntimeApi {
         self.invoke(serde_json::to_vec(event).unwrap(), timeout).await
     }
 
+    /// When the function first asked for an invocation: the end of its cold start.
+    pub fn first_poll(&self) -> Option<Instant> {
+        *self.inner.first_poll.lock().unwrap()
+    }
+
     pub fn init_errors(&self) -> Vec<Value> {
         self.inner.init_errors.lock().unwrap().clone()
     }
 }
 
 async fn next(State(inner): State<Arc<Inner>>) -> Response {
+    inner.first_poll.lock().unwrap().get_or_insert_with(Instant::now);
     let pending = inner.queue_rx.lock().await.recv().await;
     let Some(p) = pending else {
         return StatusCode::GONE.into_response();
@@ -129,6 +137,8 @@ async fn next(State(inner): State<Arc<Inner>>) -> Response {
         HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:under-test"),
     );
     headers.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-00000000-000000000000000000000000"));
+    // As Lambda sends it; runtime clients such as Python's decode the event only when told it is JSON.
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
     (StatusCode::OK, headers, p.body).into_response()
 }
 

@@ -2,6 +2,10 @@
 //! on the same machine and the same local stack. Prints a table and writes docs/benchmarks.md.
 //!
 //! Scenarios:
+//! - nlb-cold-start: nlb-ip-allowlist (release) vs. the NLB-whitelisting function as commonly
+//!   published (bench/peers/nlb_whitelist.py: boto3 + cfnresponse under awslambdaric): process start to
+//!   the first Runtime API poll, the first invocation (a Create over 3 ENIs and 2 port ranges), peak RSS.
+//! - nlb-api-calls: AWS calls one Create makes with 2, 6 and 12 ENIs, counted at a proxy before moto.
 //! - schema-1000: a generated 1,000-statement script (20 migrations of 50 statements, each within
 //!   SSM's 4 KB standard-parameter limit) applied by aurora-schema-init (release build, through the
 //!   Runtime API, SQL from moto's SSM) vs. the `mariadb` command-line client feeding the same
@@ -25,10 +29,6 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
-
 /// Migration `m` of the generated script: one CREATE TABLE and 49 INSERTs with semicolons in strings.
 fn migration_sql(m: usize) -> String {
     let mut sql = format!("CREATE TABLE t{m:02} (id int PRIMARY KEY, name varchar(64), note varchar(128));\n");
@@ -49,11 +49,21 @@ async fn rows(database: &str) -> u64 {
 }
 
 struct Row {
-    scenario: &'static str,
-    ours: Duration,
+    scenario: String,
+    unit: &'static str,
+    ours: f64,
     peer_name: &'static str,
-    peer: Duration,
+    peer: f64,
     note: String,
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median_f(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
 }
 
 async fn schema_1000(bin_dir: &str) -> Row {
@@ -121,14 +131,129 @@ async fn schema_1000(bin_dir: &str) -> Row {
     }
     let _ = std::fs::remove_file(&script_file);
     Row {
-        scenario: "schema-1000: 1,000 statements (20 CREATE TABLE, 980 INSERT) into MariaDB",
-        ours: median(ours),
+        scenario: "schema-1000: apply 1,000 statements (20 CREATE TABLE, 980 INSERT) to MariaDB".into(),
+        unit: "ms",
+        ours: millis(median(ours)),
         peer_name: "mariadb client < script.sql",
-        peer: median(peer),
+        peer: millis(median(peer)),
         note:
             "ours includes reading 20 parameters from SSM, the history table, the lock and per-batch progress records"
                 .into(),
     }
+}
+
+const NLB_TYPE: &str = "Custom::NlbIpAllowlist";
+
+/// A fresh security group and an NLB with `enis` interfaces; returns the Create properties.
+async fn nlb_world(enis: usize, octet: u8) -> serde_json::Value {
+    let ec2 = local::ec2().await;
+    let net = local::network(&ec2, octet).await;
+    let name = testkit::unique("bench-nlb").replace('_', "-");
+    let group = local::security_group(&ec2, &net.vpc_id, &name).await;
+    let id = format!("{:016x}", fastrand::u64(..));
+    for i in 0..enis {
+        local::interface(&ec2, &net.subnet_ids[i % net.subnet_ids.len()], &format!("ELB net/{name}/{id}"), None).await;
+    }
+    json!({
+        "LoadBalancerArn": format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/{name}/{id}"),
+        "SecurityGroupId": group, "Ports": ["9090", "8000-8100"],
+    })
+}
+
+/// The peer under the AWS Lambda Runtime Interface Client, run from its folder (`python -m` puts the
+/// working directory on the import path; the harness starts processes with a clean environment).
+fn python_peer() -> Command {
+    let root = std::env::current_dir().unwrap();
+    let mut cmd = Command::new(root.join(".venv/bin/python"));
+    cmd.args(["-m", "awslambdaric", "nlb_whitelist.lambda_handler"]).current_dir(root.join("bench/peers"));
+    cmd
+}
+
+/// Cold start, first invocation and peak RSS of one fresh process running one Create.
+async fn one_cold_run(command: Command, props: serde_json::Value, endpoint: &str) -> (f64, f64, f64) {
+    let mut env = aws_env(endpoint);
+    env.push(("AWS_DEFAULT_REGION".into(), local::REGION.into()));
+    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "INFO".into()));
+    let h = Harness::start_command(command, NLB_TYPE, &env).await;
+    let polled = loop {
+        if let Some(at) = h.api.first_poll() {
+            break at;
+        }
+        assert!(h.process.started.elapsed() < Duration::from_secs(30), "no Runtime API poll:\n{}", h.process.output());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let init = polled.duration_since(h.process.started.into());
+    let started = Instant::now();
+    let (_, body) = h.request("cold", h.event("cold", "Create", "Cold", props), Duration::from_secs(60)).await;
+    let first = started.elapsed();
+    assert_eq!(status(&body), "SUCCESS", "{body}\n{}", h.process.output());
+    let rss = h.process.peak_rss_kib().unwrap_or(0) as f64 / 1024.0;
+    (millis(init), millis(first), rss)
+}
+
+async fn nlb_cold_start(bin_dir: &str) -> Vec<Row> {
+    let binary = format!("{bin_dir}/nlb-ip-allowlist");
+    let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        let octet = 100 + (run as u8) * 2;
+        ours.push(one_cold_run(Command::new(&binary), nlb_world(3, octet).await, &moto_url()).await);
+        peer.push(one_cold_run(python_peer(), nlb_world(3, octet + 1).await, &moto_url()).await);
+    }
+    let pick = |v: &[(f64, f64, f64)], f: fn(&(f64, f64, f64)) -> f64| median_f(v.iter().map(f).collect());
+    let peer_name = "Python 3.11 + boto3 + cfnresponse (awslambdaric)";
+    vec![
+        Row {
+            scenario: "nlb-cold-start: process start to first Runtime API poll".into(),
+            unit: "ms",
+            ours: pick(&ours, |r| r.0),
+            peer_name,
+            peer: pick(&peer, |r| r.0),
+            note: String::new(),
+        },
+        Row {
+            scenario: "nlb-first-invocation: first Create (3 ENIs, 2 port ranges) to its response".into(),
+            unit: "ms",
+            ours: pick(&ours, |r| r.1),
+            peer_name,
+            peer: pick(&peer, |r| r.1),
+            note:
+                "both against the same moto; the peer makes one call per address and port, stackhand one per port range"
+                    .into(),
+        },
+        Row {
+            scenario: "nlb-peak-rss: resident memory after that Create".into(),
+            unit: "MiB",
+            ours: pick(&ours, |r| r.2),
+            peer_name,
+            peer: pick(&peer, |r| r.2),
+            note: String::new(),
+        },
+    ]
+}
+
+async fn nlb_api_calls(bin_dir: &str) -> Vec<Row> {
+    let binary = format!("{bin_dir}/nlb-ip-allowlist");
+    let mut rows = Vec::new();
+    for (i, enis) in [2usize, 6, 12].into_iter().enumerate() {
+        let mut counts = [0.0; 2];
+        for (side, count) in counts.iter_mut().enumerate() {
+            let proxy = testkit::ThrottlingProxy::start(&moto_url(), usize::MAX).await;
+            let command = if side == 0 { Command::new(&binary) } else { python_peer() };
+            let props = nlb_world(enis, 120 + (i * 2 + side) as u8).await;
+            let before = proxy.seen();
+            one_cold_run(command, props, &proxy.url()).await;
+            *count = (proxy.seen() - before) as f64;
+        }
+        rows.push(Row {
+            scenario: format!("nlb-api-calls-{enis}: AWS calls for one Create, {enis} ENIs x 2 port ranges"),
+            unit: "calls",
+            ours: counts[0],
+            peer_name: "the same Python peer",
+            peer: counts[1],
+            note: String::new(),
+        });
+    }
+    rows
 }
 
 fn machine() -> String {
@@ -147,25 +272,31 @@ async fn main() {
     let bin_dir =
         std::env::var("STACKHAND_BENCH_BIN_DIR").expect("STACKHAND_BENCH_BIN_DIR: where the release binaries are");
     let out = std::env::var("STACKHAND_BENCH_OUT").unwrap_or_else(|_| "docs/benchmarks.md".into());
-    let rows = vec![schema_1000(&bin_dir).await];
+    let mut rows = nlb_cold_start(&bin_dir).await;
+    rows.extend(nlb_api_calls(&bin_dir).await);
+    rows.push(schema_1000(&bin_dir).await);
 
-    let mut table =
-        String::from("| scenario | stackhand | peer | peer time | stackhand / peer |\n|---|---|---|---|---|\n");
+    let mut table = String::from("| scenario | stackhand | peer | peer | stackhand / peer |\n|---|---|---|---|---|\n");
     for r in &rows {
-        let ratio = r.ours.as_secs_f64() / r.peer.as_secs_f64();
-        writeln!(table, "| {} | {} | {} | {} | {ratio:.2} |", r.scenario, ms(r.ours), r.peer_name, ms(r.peer)).unwrap();
+        let ratio = r.ours / r.peer;
+        let (ours, peer, unit) = (r.ours, r.peer, r.unit);
+        writeln!(table, "| {} | {ours:.1} {unit} | {} | {peer:.1} {unit} | {ratio:.2} |", r.scenario, r.peer_name)
+            .unwrap();
     }
     println!("{table}");
-    let notes: String =
-        rows.iter().map(|r| format!("- {}: {}\n", r.scenario.split(':').next().unwrap(), r.note)).collect();
+    let notes: String = rows
+        .iter()
+        .filter(|r| !r.note.is_empty())
+        .map(|r| format!("- {}: {}\n", r.scenario.split(':').next().unwrap(), r.note))
+        .collect();
     let doc = format!(
         "# Benchmarks\n\n\
          Produced by `make bench` (testkit/src/bin/stackhand-bench.rs); do not edit by hand.\n\n\
          Each row measures a stackhand function (release build, driven through the Lambda Runtime API as Lambda \
          drives it) and a peer doing the same job, in the same run, on the same machine and the same local stack \
-         (moto and MariaDB on 127.0.0.1). Times are medians of {RUNS} interleaved runs; the last column is the \
-         ratio (below 1: stackhand is faster). Absolute times are this machine's; the ratio is the figure to \
-         compare.\n\n\
+         (moto and MariaDB on 127.0.0.1). Times and memory are medians of {RUNS} interleaved runs, each a fresh \
+         process where it says so; the last column is the ratio (below 1: stackhand is faster, smaller or makes \
+         fewer calls). Absolute figures are this machine's; the ratio is the one to compare. Run it: `make bench`.\n\n\
          Machine: {}.\n\n{table}\n{notes}",
         machine()
     );
