@@ -67,12 +67,56 @@ fn db_error(what: &str, e: mysql_async::Error) -> SchemaError {
     SchemaError::Database(format!("{what}: {e}"))
 }
 
+/// The statement as one short line for a Reason, with string literals masked: a failing
+/// `CREATE USER … IDENTIFIED BY '…'` must not put a password into the stack's events.
 fn excerpt(text: &str) -> String {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let masked = mask_literals(text);
+    let one_line: String = masked.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.chars().count() > 80 {
         format!("{}…", one_line.chars().take(80).collect::<String>())
     } else {
         one_line
+    }
+}
+
+/// Replaces the contents of '…' and "…" literals with `…` (backslash escapes and doubled quotes
+/// understood); names in backticks stay.
+fn mask_literals(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '\'' && c != '"' {
+            continue;
+        }
+        out.push('…');
+        while let Some(inner) = chars.next() {
+            match inner {
+                '\\' => {
+                    chars.next();
+                }
+                q if q == c && chars.peek() == Some(&c) => {
+                    chars.next();
+                }
+                q if q == c => {
+                    out.push(c);
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The server's message, with the literals in its `near '…'` fragment (raw SQL) masked.
+fn server_message(message: &str) -> String {
+    match (message.find("near '"), message.rfind("' at line")) {
+        (Some(start), Some(end)) if end > start + 6 => {
+            let fragment = &message[start + 6..end];
+            format!("{}near '{}{}", &message[..start], mask_literals(fragment), &message[end..])
+        }
+        _ => message.to_owned(),
     }
 }
 
@@ -109,7 +153,7 @@ async fn record_failure(
     e: mysql_async::Error,
 ) -> SchemaError {
     let message = match &e {
-        mysql_async::Error::Server(s) => format!("{} (error {})", s.message, s.code),
+        mysql_async::Error::Server(s) => format!("{} (error {})", server_message(&s.message), s.code),
         other => other.to_string(),
     };
     let id = &p.migration.id;
@@ -433,6 +477,18 @@ mod tests {
     fn splitting_errors_name_the_migration() {
         let err = prepare(vec![migration("0007-x", "SELECT 'unclosed;")]).err().unwrap().to_string();
         assert_eq!(err, "migration 0007-x: line 1: a quoted string opened here is never closed; nothing was applied");
+    }
+
+    #[test]
+    fn literals_never_reach_a_reason() {
+        assert_eq!(excerpt("CREATE USER app IDENTIFIED BY 's3cret;''x\\'y'"), "CREATE USER app IDENTIFIED BY '…'");
+        assert_eq!(excerpt("INSERT INTO `t;x` VALUES (\"a\", 'b')"), "INSERT INTO `t;x` VALUES (\"…\", '…')");
+        let server =
+            "You have an error in your SQL syntax; check the manual near 'IDENTIFED BY 'hunter2-pw'' at line 1";
+        let shown = server_message(server);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("near 'IDENTIFED BY '…'' at line 1"), "{shown}");
+        assert_eq!(server_message("Table 'a' already exists"), "Table 'a' already exists");
     }
 
     #[test]

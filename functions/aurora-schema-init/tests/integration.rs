@@ -472,3 +472,22 @@ async fn a_connection_lost_mid_script_is_resumed_by_the_next_run_with_nothing_ap
     assert_eq!(tables(&tag).await, ["a", "b"]);
     assert_eq!(history(&path).await, [("0001-data".to_string(), "applied".to_string(), 6)]);
 }
+
+#[tokio::test]
+async fn a_failing_statement_with_a_password_in_it_never_shows_the_password() {
+    let tag = unique("literal");
+    let sql = format!("/{tag}/schema.sql");
+    let password = "app-user-password-in-sql";
+    put(&sql, &format!("CREATE USERR 'app'@'%' IDENTIFIED BY '{password}';"), false).await;
+    let props = merge(
+        base_props(mariadb_port()),
+        json!({"SecretArn": secret(&tag, MARIADB_PASSWORD).await, "SqlParameter": sql}),
+    );
+    let h = harness().await;
+    let (_, body) = h.request("p1", h.event("p1", "Create", "Schema", props), TIMEOUT).await;
+    assert_eq!(status(&body), "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.contains("failed at statement 1 of 1") && reason.contains("error 1064"), "{reason}");
+    assert!(reason.contains("IDENTIFIED BY '…'"), "{reason}");
+    h.assert_no_secrets(&[password, MARIADB_PASSWORD]).await;
+}
