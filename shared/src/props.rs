@@ -82,7 +82,8 @@ fn clarify(message: &str) -> String {
     }
 }
 
-fn kind(value: &Value) -> &'static str {
+/// How a JSON value is named in an error message ("a list", "an object" …).
+pub(crate) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -91,6 +92,13 @@ fn kind(value: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
+}
+
+/// Whether `id` is an EC2-style resource id: `prefix` (e.g. `sg-`) and 8 or 17 lowercase hexadecimal
+/// digits. Each caller words its own error, naming its property.
+pub fn is_ec2_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix)
+        .is_some_and(|hex| matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
 /// `#[serde(deserialize_with = "stackhand::props::number")]`: a number from `5` or `"5"`.
@@ -318,6 +326,12 @@ mod tests {
         let e = parse::<Props>(&json!({"Name": "x", "Count": 1, "Prots": "80"})).unwrap_err();
         assert!(e.message.contains("unknown field `Prots`"), "{e}");
         assert!(e.message.contains("Ports"), "{e}");
+    }
+
+    #[test]
+    fn ec2_ids_have_their_prefix_and_8_or_17_lowercase_hex_digits() {
+        assert!(is_ec2_id("sg-01234567", "sg-") && is_ec2_id("eni-0123456789abcdef0", "eni-"));
+        assert!(!is_ec2_id("sg-0123456", "sg-") && !is_ec2_id("sg-0123456A", "sg-") && !is_ec2_id("i-01234567", "sg-"));
     }
 
     #[test]

@@ -79,10 +79,7 @@ fn given(v: Option<String>) -> Option<String> {
 }
 
 fn check_id(property: &str, id: &str, prefix: &str) -> Result<(), String> {
-    let ok = id
-        .strip_prefix(prefix)
-        .is_some_and(|hex| matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
-    if ok {
+    if props::is_ec2_id(id, prefix) {
         Ok(())
     } else {
         Err(format!("{property} {id:?} is not a valid id ({prefix} and 8 or 17 lowercase hexadecimal digits)"))

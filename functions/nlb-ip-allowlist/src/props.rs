@@ -109,10 +109,7 @@ pub struct SecurityGroupId(pub String);
 impl FromStr for SecurityGroupId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let ok = s.strip_prefix("sg-").is_some_and(|hex| {
-            matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        });
-        if ok {
+        if props::is_ec2_id(s, "sg-") {
             Ok(Self(s.to_owned()))
         } else {
             Err(format!("{s:?} is not a security group id (sg- and 8 or 17 lowercase hexadecimal digits)"))

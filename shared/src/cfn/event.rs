@@ -6,6 +6,7 @@ use std::fmt;
 use serde_json::Value;
 use url::Url;
 
+use crate::props::kind;
 use crate::redact;
 
 /// Create, Update or Delete — or what CloudFormation never sends, kept so that it can be answered.
@@ -136,17 +137,6 @@ impl Envelope {
             old_properties: obj.get("OldResourceProperties").cloned(),
             missing,
         })
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }
 
