@@ -3,6 +3,7 @@
 //! emulator), and reach AWS only through moto's server via the SDK's standard `AWS_ENDPOINT_URL`.
 
 mod faults;
+pub mod fleet;
 mod harness;
 pub mod local;
 mod process;
@@ -22,9 +23,13 @@ pub use throttle::ThrottlingProxy;
 /// An EC2 client whose calls are answered by aws-smithy-mocks `rules`, in order: for error paths the
 /// emulator cannot produce (races, vanished resources, denied calls).
 pub fn mock_ec2(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_ec2::Client {
-    use aws_smithy_mocks::{create_mock_http_client, MockResponseInterceptor, RuleMode};
-    let interceptor =
-        rules.iter().fold(MockResponseInterceptor::new().rule_mode(RuleMode::Sequential), |i, r| i.with_rule(r));
+    mock_ec2_with(aws_smithy_mocks::RuleMode::Sequential, rules)
+}
+
+/// [`mock_ec2`] with a choice of rule mode (`MatchAny`: the first rule whose matcher accepts a request).
+pub fn mock_ec2_with(mode: aws_smithy_mocks::RuleMode, rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_ec2::Client {
+    use aws_smithy_mocks::{create_mock_http_client, MockResponseInterceptor};
+    let interceptor = rules.iter().fold(MockResponseInterceptor::new().rule_mode(mode), |i, r| i.with_rule(r));
     let config = aws_sdk_ec2::Config::builder()
         .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
         .region(aws_sdk_ec2::config::Region::new("us-east-1"))

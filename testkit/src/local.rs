@@ -21,9 +21,15 @@ pub fn moto_url() -> String {
 
 /// The environment a function process needs to talk to `endpoint` through the SDK's standard variables.
 pub fn aws_env(endpoint: &str) -> Vec<(String, String)> {
+    aws_env_in(endpoint, REGION)
+}
+
+/// [`aws_env`] in another region: moto keeps each region's resources apart, so a test that lists a
+/// whole account (the scheduler) can have one to itself.
+pub fn aws_env_in(endpoint: &str, region: &str) -> Vec<(String, String)> {
     [
         ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_REGION", REGION),
+        ("AWS_REGION", region),
         ("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY),
         ("AWS_SECRET_ACCESS_KEY", TEST_SECRET_KEY),
         ("AWS_EC2_METADATA_DISABLED", "true"),
@@ -35,9 +41,14 @@ pub fn aws_env(endpoint: &str) -> Vec<(String, String)> {
 
 /// SDK configuration for the test's own calls to `endpoint`.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    sdk_config_in(endpoint, REGION).await
+}
+
+/// [`sdk_config`] in another region.
+pub async fn sdk_config_in(endpoint: &str, region: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
-        .region(aws_config::Region::new(REGION))
+        .region(aws_config::Region::new(region.to_owned()))
         .credentials_provider(Credentials::new(TEST_ACCESS_KEY, TEST_SECRET_KEY, None, None, "testkit"))
         .load()
         .await

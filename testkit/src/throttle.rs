@@ -1,8 +1,10 @@
 //! A fault-injecting proxy in front of moto: every `every`-th request is answered with the throttling
-//! error its service would send (EC2's `RequestLimitExceeded` as HTTP 503 XML, JSON services'
-//! `ThrottlingException` as HTTP 400), the rest are forwarded. Throttled requests are never two in a row,
-//! so a client that retries as the SDK does always gets through.
+//! error its service would send (EC2's `RequestLimitExceeded` as HTTP 503 XML, other query services'
+//! `Throttling` as HTTP 400 XML, JSON services' `ThrottlingException` as HTTP 400), the rest are
+//! forwarded. Throttled requests are never two in a row, so a client that retries as the SDK does always
+//! gets through. It also counts the calls per operation: [`ThrottlingProxy::counting`] only counts.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,6 +20,7 @@ struct Inner {
     every: usize,
     seen: AtomicUsize,
     throttled: AtomicUsize,
+    operations: std::sync::Mutex<BTreeMap<String, usize>>,
     http: reqwest::Client,
 }
 
@@ -36,6 +39,7 @@ impl ThrottlingProxy {
             every,
             seen: AtomicUsize::new(0),
             throttled: AtomicUsize::new(0),
+            operations: Default::default(),
             http: reqwest::Client::new(),
         });
         let app = Router::new().fallback(forward).with_state(Arc::clone(&inner));
@@ -43,6 +47,21 @@ impl ThrottlingProxy {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.ok() });
         Self { addr, inner }
+    }
+
+    /// A proxy that throttles nothing and counts every call.
+    pub async fn counting(upstream: &str) -> Self {
+        Self::start(upstream, usize::MAX).await
+    }
+
+    /// Calls that arrived for `operation` (e.g. `StopInstances`, `GetParameter`), throttled or not.
+    pub fn calls(&self, operation: &str) -> usize {
+        self.inner.operations.lock().unwrap().get(operation).copied().unwrap_or(0)
+    }
+
+    /// Every operation seen, with its count.
+    pub fn operations(&self) -> BTreeMap<String, usize> {
+        self.inner.operations.lock().unwrap().clone()
     }
 
     pub fn url(&self) -> String {
@@ -68,11 +87,18 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let n = inner.seen.fetch_add(1, Ordering::SeqCst) + 1;
+    let operation = operation(&headers, &body);
+    *inner.operations.lock().unwrap().entry(operation).or_default() += 1;
     if n % inner.every == 0 {
         inner.throttled.fetch_add(1, Ordering::SeqCst);
         return if headers.contains_key("x-amz-target") {
             let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
             (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.1")], body).into_response()
+        } else if !is_ec2(&body) {
+            let body =
+                "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>\
+                        </Error><RequestId>throttled</RequestId></ErrorResponse>";
+            (StatusCode::BAD_REQUEST, [("content-type", "text/xml")], body).into_response()
         } else {
             let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code>\
                         <Message>Request limit exceeded.</Message></Error></Errors><RequestID>throttled</RequestID></Response>";
@@ -99,4 +125,21 @@ async fn forward(
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }
+}
+
+/// The operation of a request: the JSON protocols' `X-Amz-Target` suffix, or the query protocols' `Action`.
+fn operation(headers: &HeaderMap, body: &Bytes) -> String {
+    if let Some(target) = headers.get("x-amz-target").and_then(|t| t.to_str().ok()) {
+        return target.rsplit('.').next().unwrap_or(target).to_owned();
+    }
+    String::from_utf8_lossy(body)
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+/// EC2's query protocol (API version 2016-11-15) has its own error shape.
+fn is_ec2(body: &Bytes) -> bool {
+    String::from_utf8_lossy(body).split('&').any(|pair| pair == "Version=2016-11-15")
 }

@@ -1,7 +1,7 @@
 //! One invocation, end to end: envelope → properties → handler (guarded by the deadline) → one response.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
@@ -89,7 +89,7 @@ where
         let other = Arc::clone(&other);
         async move {
             if is_custom_resource_request(&event.payload) {
-                let deadline = instant_from_epoch_millis(event.context.deadline);
+                let deadline = crate::lambda::deadline(event.context.deadline);
                 runtime
                     .handle(event.payload, deadline, &event.context.env_config.log_stream)
                     .await
@@ -100,23 +100,6 @@ where
         }
     }))
     .await
-}
-
-/// Below this a "deadline" cannot be Unix epoch milliseconds (it would be before 2001-09-09).
-const EPOCH_MILLIS_FLOOR: u64 = 1_000_000_000_000;
-
-/// Lambda sends the deadline as Unix epoch milliseconds. cargo-lambda's local emulator sends the
-/// timeout itself (`600000`); a value too small to be an epoch time is read as that: relative to now.
-fn instant_from_epoch_millis(millis: u64) -> Instant {
-    instant_from_deadline(millis, SystemTime::now(), Instant::now())
-}
-
-fn instant_from_deadline(millis: u64, now_sys: SystemTime, now: Instant) -> Instant {
-    if millis < EPOCH_MILLIS_FLOOR {
-        return now + Duration::from_millis(millis);
-    }
-    let deadline = UNIX_EPOCH + Duration::from_millis(millis);
-    now + deadline.duration_since(now_sys).unwrap_or(Duration::ZERO)
 }
 
 /// A handler with the HTTP client its responses go out on.
@@ -518,16 +501,6 @@ mod tests {
         assert_eq!(r.status, Status::Success);
         assert_eq!(r.physical_resource_id, "fake-a");
         assert_eq!(calls(&fake), ["delete fake-a"]);
-    }
-
-    #[test]
-    fn deadlines_are_epoch_millis_or_a_local_emulators_relative_timeout() {
-        let now_sys = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let now = Instant::now();
-        let epoch = 1_800_000_000_000 + 4_000;
-        assert_eq!(instant_from_deadline(epoch, now_sys, now), now + Duration::from_secs(4));
-        assert_eq!(instant_from_deadline(1_800_000_000_000 - 5, now_sys, now), now, "a past deadline leaves nothing");
-        assert_eq!(instant_from_deadline(600_000, now_sys, now), now + Duration::from_secs(600));
     }
 
     #[test]

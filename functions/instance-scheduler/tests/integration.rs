@@ -1,0 +1,369 @@
+//! instance-scheduler end to end against moto: the binary through the Lambda Runtime API. Each test
+//! has a schedule tag key of its own (`SCHEDULE_TAG_KEY`), so tests sharing moto never see each
+//! other's resources. Needs the local stack: run with `make test`.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use testkit::local::{self, aws_env_in, moto_url, sdk_config_in, TEST_SECRET_KEY};
+use testkit::{fleet, unique, Answer, FunctionProcess, RuntimeApi, ThrottlingProxy};
+
+const BIN: &str = env!("CARGO_BIN_EXE_instance-scheduler");
+const REGION: &str = "eu-west-1";
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One test's corner of moto: clients for a region, a tag key no other test uses, a subnet.
+struct World {
+    region: &'static str,
+    key: String,
+    ec2: aws_sdk_ec2::Client,
+    rds: aws_sdk_rds::Client,
+    autoscaling: aws_sdk_autoscaling::Client,
+    ssm: aws_sdk_ssm::Client,
+    subnet: String,
+}
+
+impl World {
+    async fn new(region: &'static str) -> Self {
+        let config = sdk_config_in(&moto_url(), region).await;
+        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let subnets = ec2.describe_subnets().send().await.expect("DescribeSubnets");
+        let subnet = subnets.subnets().iter().find(|s| s.default_for_az() == Some(true)).expect("a default subnet");
+        Self {
+            region,
+            key: unique("Schedule"),
+            subnet: subnet.subnet_id().unwrap().to_owned(),
+            ec2,
+            rds: aws_sdk_rds::Client::new(&config),
+            autoscaling: aws_sdk_autoscaling::Client::new(&config),
+            ssm: aws_sdk_ssm::Client::new(&config),
+        }
+    }
+
+    /// An instance tagged with this world's schedule key = `schedule`, plus `more` tags.
+    async fn instance(&self, schedule: &str, more: &[(&str, &str)]) -> String {
+        let mut tags = vec![(self.key.as_str(), schedule)];
+        tags.extend_from_slice(more);
+        local::instance(&self.ec2, &self.subnet, &tags).await
+    }
+
+    async fn states(&self, ids: &[String]) -> Vec<String> {
+        fleet::instance_states(&self.ec2, ids).await
+    }
+
+    /// The scheduler, reaching `endpoint` (moto, or a proxy in front of it), with `env`.
+    async fn scheduler(&self, endpoint: &str, env: &[(&str, &str)]) -> Scheduler {
+        let mut vars = aws_env_in(endpoint, self.region);
+        vars.push(("SCHEDULE_TAG_KEY".into(), self.key.clone()));
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let api = RuntimeApi::start().await;
+        let process = FunctionProcess::spawn(BIN, &api.address(), &vars);
+        Scheduler { api, process }
+    }
+}
+
+struct Scheduler {
+    api: RuntimeApi,
+    process: FunctionProcess,
+}
+
+impl Scheduler {
+    /// The summary of a successful run (panics, with the function's output, on an invocation error).
+    async fn run(&self, event: Value) -> Value {
+        match self.api.invoke_json(&event, TIMEOUT).await.answer {
+            Answer::Response(summary) => summary,
+            Answer::Error(e) => panic!("invocation error {e}\n{}", self.process.output()),
+        }
+    }
+
+    async fn reconcile_at(&self, time: &str) -> Value {
+        self.run(json!({"action": "reconcile", "time": time})).await
+    }
+
+    async fn assert_no_secrets(&self) {
+        let output = self.process.settled_output().await;
+        assert!(!output.contains(TEST_SECRET_KEY), "the AWS secret key was logged");
+    }
+}
+
+fn names(summary: &Value, list: &str) -> Vec<String> {
+    let items = summary[list].as_array().unwrap_or_else(|| panic!("{list} in {summary}"));
+    let mut names: Vec<String> = items
+        .iter()
+        .map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i["resource"].as_str().unwrap().to_owned()))
+        .collect();
+    names.sort();
+    names
+}
+
+fn reason<'a>(summary: &'a Value, resource: &str) -> &'a str {
+    let entries = summary["skipped"].as_array().unwrap().iter().chain(summary["failed"].as_array().unwrap());
+    let entry =
+        entries.clone().find(|e| e["resource"] == resource).unwrap_or_else(|| panic!("{resource} in {summary}"));
+    entry["reason"].as_str().or(entry["error"].as_str()).unwrap()
+}
+
+fn ec2(id: &str) -> String {
+    format!("ec2-instance/{id}")
+}
+
+#[tokio::test]
+async fn stop_then_start_every_kind_leaving_members_to_their_cluster_and_group() {
+    let w = World::new(REGION).await;
+    let tag = [(w.key.as_str(), "office")];
+    let instances = [w.instance("office", &[]).await, w.instance("office", &[]).await];
+    let untagged = local::instance(&w.ec2, &w.subnet, &[]).await;
+    let db = unique("db").replace('_', "-");
+    let cluster = unique("aurora").replace('_', "-");
+    let member = format!("{cluster}-1");
+    let group = unique("asg");
+    fleet::db_instance(&w.rds, &db, None, &tag).await;
+    fleet::db_cluster(&w.rds, &cluster, &tag).await;
+    fleet::db_instance(&w.rds, &member, Some(&cluster), &tag).await; // mis-tagged: members go with the cluster
+    fleet::auto_scaling_group(&w.autoscaling, &w.ec2, &group, &w.subnet, (1, 3, 2), &tag).await;
+
+    let s = w.scheduler(&moto_url(), &[]).await;
+    let stopped = s.run(json!({"action": "stop"})).await;
+    assert_eq!(stopped["action"], "stop");
+    assert_eq!(stopped["dry_run"], false);
+    let mut expected = vec![
+        ec2(&instances[0]),
+        ec2(&instances[1]),
+        format!("rds-instance/{db}"),
+        format!("rds-cluster/{cluster}"),
+        format!("autoscaling-group/{group}"),
+    ];
+    expected.sort();
+    assert_eq!(names(&stopped, "stopped"), expected, "{stopped}");
+    assert_eq!(names(&stopped, "failed"), Vec::<String>::new(), "{stopped}");
+    assert!(
+        reason(&stopped, &format!("rds-instance/{member}")).contains(&format!("member of DB cluster {cluster}")),
+        "{stopped}"
+    );
+    // The group's two instances carry the propagated tag: left to their group, and said so.
+    let group_members: Vec<_> =
+        names(&stopped, "skipped").into_iter().filter(|n| n.starts_with("ec2-instance/")).collect();
+    assert_eq!(group_members.len(), 2, "{stopped}");
+    assert!(reason(&stopped, &group_members[0]).contains(&format!("Auto Scaling group {group}")));
+
+    assert_eq!(w.states(&instances).await, ["stopped", "stopped"]);
+    assert_eq!(w.states(std::slice::from_ref(&untagged)).await, ["running"], "untagged instances are never touched");
+    assert_eq!(fleet::db_instance_status(&w.rds, &db).await, "stopped");
+    assert_eq!(fleet::db_cluster_status(&w.rds, &cluster).await, "stopped");
+    assert_eq!(fleet::db_instance_status(&w.rds, &member).await, "available", "never stopped on its own");
+    let (capacity, tags) = fleet::group(&w.autoscaling, &group).await;
+    assert_eq!(capacity, (0, 0, 0));
+    assert!(tags.contains(&("stackhand:saved-capacity".into(), "min=1 max=3 desired=2".into())), "{tags:?}");
+
+    // Stopping again changes nothing and fails nothing.
+    let again = s.run(json!({"action": "stop"})).await;
+    assert_eq!(names(&again, "stopped"), Vec::<String>::new(), "{again}");
+    assert_eq!(names(&again, "failed"), Vec::<String>::new(), "{again}");
+    assert_eq!(again["unchanged"], 5, "{again}");
+
+    let started = s.run(json!({"action": "start"})).await;
+    assert_eq!(names(&started, "started"), expected, "{started}");
+    assert_eq!(w.states(&instances).await, ["running", "running"]);
+    assert_eq!(fleet::db_instance_status(&w.rds, &db).await, "available");
+    assert_eq!(fleet::db_cluster_status(&w.rds, &cluster).await, "available");
+    let (capacity, tags) = fleet::group(&w.autoscaling, &group).await;
+    assert_eq!(capacity, (1, 3, 2), "capacity restored");
+    assert!(!tags.iter().any(|(k, _)| k == "stackhand:saved-capacity"), "{tags:?}");
+    s.assert_no_secrets().await;
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_and_changes_nothing() {
+    let w = World::new(REGION).await;
+    let instances = [w.instance("office", &[]).await, w.instance("lab", &[]).await];
+    let proxy = ThrottlingProxy::counting(&moto_url()).await;
+    let s = w.scheduler(&proxy.url(), &[]).await;
+    let summary = s.run(json!({"action": "stop", "dry_run": true})).await;
+    assert_eq!(summary["dry_run"], true);
+    assert_eq!(names(&summary, "stopped"), {
+        let mut v = vec![ec2(&instances[0]), ec2(&instances[1])];
+        v.sort();
+        v
+    });
+    assert_eq!(w.states(&instances).await, ["running", "running"]);
+    let operations = proxy.operations();
+    assert!(operations.keys().all(|op| op.starts_with("Describe")), "only listing calls: {operations:?}");
+
+    // The schedule filter selects by exact tag value.
+    let lab = s.run(json!({"action": "stop", "schedule": "lab"})).await;
+    assert_eq!(names(&lab, "stopped"), [ec2(&instances[1])]);
+    assert_eq!(w.states(&instances).await, ["running", "stopped"]);
+}
+
+#[tokio::test]
+async fn reconcile_follows_each_zones_clock_through_dst_overnight_and_weekends() {
+    let w = World::new(REGION).await;
+    let params = unique("/stackhand/schedules").replace('_', "-");
+    w.ssm
+        .put_parameter()
+        .name(&params)
+        .value(r#"{"office-hours": "Mon-Fri 08:00-19:00 Europe/London", "broken": "Mon-Fri 08:00"}"#)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    let london = w.instance("Mon-Fri 08:00-19:00 Europe/London", &[]).await;
+    let new_york = w.instance("Mon-Fri 08:00-19:00 America/New_York", &[]).await;
+    let nights = w.instance("Daily 22:00-06:00 UTC", &[]).await;
+    let weekend = w.instance("Sat+Sun 10:00-14:00 Europe/Berlin", &[]).await;
+    let named = w.instance("office-hours", &[]).await;
+    let typo = w.instance("Mon-Fr 08:00-19:00", &[]).await;
+    let unknown = w.instance("night-shift", &[]).await;
+    let broken = w.instance("broken", &[]).await;
+    let all = [london.clone(), new_york.clone(), nights.clone(), weekend.clone(), named.clone()];
+    let s = w.scheduler(&moto_url(), &[("SCHEDULES_PARAMETER", &params)]).await;
+
+    // Monday 2026-03-30, the day after London moved to BST: 07:30 UTC is 08:30 in London, 03:30 in
+    // New York (on EDT since 8 March), night over in UTC.
+    let first = s.reconcile_at("2026-03-30T07:30:00Z").await;
+    assert_eq!(w.states(&all).await, ["running", "stopped", "stopped", "stopped", "running"], "{first}");
+    // The bad values are reported and everything else went ahead.
+    assert!(reason(&first, &ec2(&typo)).starts_with(&format!("{} tag \"Mon-Fr 08:00-19:00\": ", w.key)), "{first}");
+    assert!(reason(&first, &ec2(&unknown)).contains("no schedule named \"night-shift\" is defined"), "{first}");
+    assert!(reason(&first, &ec2(&broken)).contains(&format!("(SSM parameter {params})")), "{first}");
+    assert_eq!(w.states(&[typo.clone(), unknown.clone(), broken.clone()]).await, ["running", "running", "running"]);
+
+    // 18:30 UTC = 19:30 BST: London stops; New York (14:30 EDT) is in office hours.
+    s.reconcile_at("2026-03-30T18:30:00Z").await;
+    assert_eq!(w.states(&all).await, ["stopped", "running", "stopped", "stopped", "stopped"]);
+
+    // 22:00 UTC: the overnight period starts on its day; New York (18:00 EDT) is still open.
+    s.reconcile_at("2026-03-30T22:00:00Z").await;
+    assert_eq!(w.states(&all).await, ["stopped", "running", "running", "stopped", "stopped"]);
+    s.reconcile_at("2026-03-30T23:00:00Z").await;
+    assert_eq!(w.states(&all).await, ["stopped", "stopped", "running", "stopped", "stopped"], "19:00 EDT");
+
+    // Monday 2026-11-02, the day after New York fell back to EST: 12:30 UTC is 07:30 there (a fixed
+    // EDT offset would say 08:30 and start it); London is on GMT again (12:30, open); the night ended.
+    let autumn = s.reconcile_at("2026-11-02T12:30:00Z").await;
+    assert_eq!(w.states(&all).await, ["running", "stopped", "stopped", "stopped", "running"], "{autumn}");
+    s.reconcile_at("2026-11-02T13:00:00Z").await;
+    assert_eq!(w.states(&all).await[1], "running", "08:00 EST");
+
+    // Saturday 2026-11-21 09:30 UTC is 10:30 in Berlin: the weekend period; office hours are over.
+    let saturday = s.reconcile_at("2026-11-21T09:30:00Z").await;
+    assert_eq!(w.states(&all).await, ["stopped", "stopped", "stopped", "running", "stopped"], "{saturday}");
+    assert_eq!(saturday["started"].as_array().unwrap().len(), 1, "{saturday}");
+    // A second run at the same instant has nothing to do.
+    let quiet = s.reconcile_at("2026-11-21T09:30:00Z").await;
+    assert_eq!((quiet["started"].as_array().unwrap().len(), quiet["stopped"].as_array().unwrap().len()), (0, 0));
+    assert_eq!(quiet["unchanged"], 5, "{quiet}");
+    s.assert_no_secrets().await;
+}
+
+#[tokio::test]
+async fn a_scheduled_event_reconciles_at_its_time_and_restops_what_aws_restarted() {
+    let w = World::new(REGION).await;
+    let db = unique("db").replace('_', "-");
+    fleet::db_instance(&w.rds, &db, None, &[(w.key.as_str(), "Mon-Fri 08:00-19:00 Europe/London")]).await;
+    let s = w.scheduler(&moto_url(), &[]).await;
+    let event = |time: &str| {
+        json!({
+            "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "123456789012", "time": time, "region": REGION,
+            "resources": ["arn:aws:events:eu-west-1:123456789012:rule/stackhand-reconcile"], "detail": {}
+        })
+    };
+    let sunday = s.run(event("2026-11-22T12:00:00Z")).await;
+    assert_eq!(sunday["action"], "reconcile");
+    assert_eq!(sunday["at"], "2026-11-22T12:00:00Z");
+    assert_eq!(fleet::db_instance_status(&w.rds, &db).await, "stopped");
+    // Seven days on, AWS starts a stopped database by itself; the next reconcile stops it again.
+    w.rds.start_db_instance().db_instance_identifier(&db).send().await.unwrap();
+    let again = s.run(event("2026-11-29T12:05:00Z")).await;
+    assert_eq!(names(&again, "stopped"), [format!("rds-instance/{db}")]);
+    assert_eq!(fleet::db_instance_status(&w.rds, &db).await, "stopped");
+}
+
+#[tokio::test]
+async fn an_override_holds_a_resource_until_it_expires() {
+    let w = World::new(REGION).await;
+    let held = w.instance("Mon-Fri 08:00-19:00 UTC", &[("ScheduleOverride", "2026-11-24T02:00:00+01:00")]).await;
+    let bad = w.instance("Mon-Fri 08:00-19:00 UTC", &[("ScheduleOverride", "tomorrow")]).await;
+    let s = w.scheduler(&moto_url(), &[]).await;
+    let night = s.reconcile_at("2026-11-23T23:00:00Z").await;
+    assert_eq!(
+        reason(&night, &ec2(&held)),
+        "held in its current state by ScheduleOverride until 2026-11-24T01:00:00Z",
+        "{night}"
+    );
+    assert!(reason(&night, &ec2(&bad)).starts_with("ScheduleOverride tag: "), "{night}");
+    assert_eq!(w.states(&[held.clone(), bad.clone()]).await, ["running", "running"]);
+    s.reconcile_at("2026-11-24T01:00:00Z").await;
+    assert_eq!(w.states(&[held]).await, ["stopped"], "an expired override is ignored");
+}
+
+#[tokio::test]
+async fn throttled_apis_still_converge() {
+    let w = World::new(REGION).await;
+    let tag = [(w.key.as_str(), "office")];
+    let instances = [w.instance("office", &[]).await, w.instance("office", &[]).await];
+    let db = unique("db").replace('_', "-");
+    fleet::db_instance(&w.rds, &db, None, &tag).await;
+    let group = unique("asg");
+    fleet::auto_scaling_group(&w.autoscaling, &w.ec2, &group, &w.subnet, (0, 2, 1), &tag).await;
+    let proxy = ThrottlingProxy::start(&moto_url(), 2).await;
+    let s = w.scheduler(&proxy.url(), &[]).await;
+    let summary = s.run(json!({"action": "stop"})).await;
+    assert_eq!(names(&summary, "failed"), Vec::<String>::new(), "{summary}");
+    assert_eq!(w.states(&instances).await, ["stopped", "stopped"]);
+    assert_eq!(fleet::db_instance_status(&w.rds, &db).await, "stopped");
+    assert_eq!(fleet::group(&w.autoscaling, &group).await.0, (0, 0, 0));
+    assert!(proxy.throttled() >= 3, "throttled {} of {} calls", proxy.throttled(), proxy.seen());
+}
+
+#[tokio::test]
+async fn a_thousand_instances_stop_in_batched_calls() {
+    // A region of its own: nothing else lists these, and these list nothing else.
+    let w = World::new("ap-southeast-2").await;
+    let image = w.ec2.describe_images().owners("amazon").send().await.unwrap();
+    let image = image.images()[0].image_id().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let out = w
+            .ec2
+            .run_instances()
+            .image_id(&image)
+            .min_count(250)
+            .max_count(250)
+            .subnet_id(&w.subnet)
+            .tag_specifications(local::tags(aws_sdk_ec2::types::ResourceType::Instance, &[(w.key.as_str(), "office")]))
+            .send()
+            .await
+            .unwrap();
+        ids.extend(out.instances().iter().map(|i| i.instance_id().unwrap().to_owned()));
+    }
+    let proxy = ThrottlingProxy::counting(&moto_url()).await;
+    let s = w.scheduler(&proxy.url(), &[]).await;
+    let summary = s.run(json!({"action": "stop"})).await;
+    assert_eq!(summary["stopped"].as_array().unwrap().len(), 1000);
+    assert!(w.states(&ids).await.iter().all(|s| s == "stopped"));
+    assert_eq!(proxy.calls("StopInstances"), 10, "batches of 100: {:?}", proxy.operations());
+    assert_eq!(proxy.calls("DescribeInstances"), 1, "one page of 1,000: {:?}", proxy.operations());
+}
+
+#[tokio::test]
+async fn bad_events_and_an_unreachable_aws_are_invocation_errors_that_say_why() {
+    let w = World::new(REGION).await;
+    let s = w.scheduler(&moto_url(), &[]).await;
+    let answer = s.api.invoke_json(&json!({"action": "halt"}), TIMEOUT).await.answer;
+    assert!(answer.is_error());
+    assert_eq!(answer.value()["errorMessage"], "action is \"halt\": use \"start\", \"stop\" or \"reconcile\"");
+
+    // Nothing listens on the endpoint: nothing can be listed, so the run fails as a whole.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let s = w.scheduler(&closed, &[("AWS_MAX_ATTEMPTS", "2")]).await;
+    let answer = s.api.invoke_json(&json!({"action": "stop"}), TIMEOUT).await.answer;
+    assert!(answer.is_error(), "{answer:?}");
+    let message = answer.value()["errorMessage"].as_str().unwrap();
+    assert!(message.starts_with("nothing could be evaluated: DescribeInstances failed"), "{message}");
+    s.assert_no_secrets().await;
+}
