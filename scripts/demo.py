@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".local" / "demo"
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 REGION = "us-east-1"
-FUNCTIONS = ("nlb-ip-allowlist", "aurora-schema-init", "eip-binding")
+FUNCTIONS = ("nlb-ip-allowlist", "aurora-schema-init", "eip-binding", "instance-scheduler")
 DB_USER, DB_PASSWORD = "stackhand", "stackhand-local-only"
 
 
@@ -67,7 +67,13 @@ class Demo:
             self.say(f"{function}: {event['RequestType']} -> CloudFormation got {answer['Status']} ({elapsed:.2f} s)")
         else:
             answer = json.loads(out.stdout or "{}")
-            self.say(f"{function}: {event.get('detail-type')} -> {answer.get('action', answer)} ({elapsed:.2f} s)")
+            what = event.get("detail-type") or f"action {event.get('action')}" + (" (dry run)" if event.get("dry_run") else "")
+            if "started" in answer:
+                result = ", ".join(f"{k} {len(answer.get(k, []))}" for k in ("started", "stopped", "skipped", "failed"))
+                result += f", unchanged {answer.get('unchanged')}"
+            else:
+                result = answer.get("action", answer)
+            self.say(f"{function}: {what} -> {result} ({elapsed:.2f} s)")
         print(f"       $ cargo lambda invoke {function} --data-file {data_file.relative_to(ROOT)}")
         if is_cfn:
             print(f"       PhysicalResourceId: {answer['PhysicalResourceId']}")
@@ -76,6 +82,15 @@ class Demo:
             if answer["Status"] != "SUCCESS":
                 print(f"       Reason: {answer['Reason']}")
             self.results.append((function, f"{event['RequestType']}", answer["Status"]))
+        elif "started" in answer:
+            for key in ("started", "stopped"):
+                if answer[key]:
+                    print(f"       {key}: {', '.join(answer[key])}")
+            for entry in answer["skipped"] + answer["failed"]:
+                print(f"       {'skipped' if 'reason' in entry else 'FAILED'}: {entry['resource']}: "
+                      f"{entry.get('reason') or entry.get('error')}")
+            action = event.get("action", "reconcile") + (" (dry)" if event.get("dry_run") else "")
+            self.results.append((function, action, "ok" if not answer["failed"] else "FAILED"))
         else:
             self.results.append((function, "state-change", answer.get("action", "?")))
         return answer
@@ -273,6 +288,65 @@ def eip_binding(demo: Demo, ec2) -> bool:
     return again.get("action") == "already-bound"
 
 
+def instance_scheduler(demo: Demo, session) -> bool:
+    ec2, rds, autoscaling = (session.client(s, endpoint_url=demo.moto) for s in ("ec2", "rds", "autoscaling"))
+    subnet = ec2.create_subnet(VpcId=ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"],
+                               CidrBlock="10.40.0.0/24", AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    office, evening = "Mon-Fri 08:00-19:00 Europe/London", "Daily 18:00-23:00 UTC"
+
+    def tagged(value):
+        return [{"Key": "Schedule", "Value": value}]
+
+    web = [i["InstanceId"] for i in ec2.run_instances(
+        ImageId=image, MinCount=2, MaxCount=2, SubnetId=subnet,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tagged(office)}])["Instances"]]
+    batch = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": tagged(evening)}])["Instances"][0]["InstanceId"]
+    rds.create_db_instance(DBInstanceIdentifier="demo-db", DBInstanceClass="db.t3.micro", Engine="mysql",
+                           AllocatedStorage=20, MasterUsername="admin", MasterUserPassword=DB_PASSWORD, Tags=tagged(office))
+    rds.create_db_cluster(DBClusterIdentifier="demo-aurora", Engine="aurora-mysql", MasterUsername="admin",
+                          MasterUserPassword=DB_PASSWORD, Tags=tagged(office))
+    rds.create_db_instance(DBInstanceIdentifier="demo-aurora-1", DBInstanceClass="db.t3.medium", Engine="aurora-mysql",
+                           DBClusterIdentifier="demo-aurora", Tags=tagged(office))
+    ec2.create_launch_template(LaunchTemplateName="demo-app", LaunchTemplateData={"ImageId": image, "InstanceType": "t3.micro"})
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="demo-app", LaunchTemplate={"LaunchTemplateName": "demo-app"}, MinSize=1, MaxSize=3,
+        DesiredCapacity=2, VPCZoneIdentifier=subnet,
+        Tags=[{"Key": "Schedule", "Value": office, "PropagateAtLaunch": True}])
+    demo.say(f"seeded: web {', '.join(web)} and DB demo-db and Aurora demo-aurora (member demo-aurora-1 tagged too) "
+             f"and ASG demo-app (1/3/2) on \"{office}\"; batch {batch} on \"{evening}\"")
+
+    def states() -> dict:
+        instances = ec2.describe_instances(InstanceIds=web + [batch])["Reservations"]
+        state = {i["InstanceId"]: i["State"]["Name"] for r in instances for i in r["Instances"]}
+        group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["demo-app"])["AutoScalingGroups"][0]
+        now = {
+            "web": "/".join(state[i] for i in web), "batch": state[batch],
+            "demo-db": rds.describe_db_instances(DBInstanceIdentifier="demo-db")["DBInstances"][0]["DBInstanceStatus"],
+            "demo-aurora": rds.describe_db_clusters(DBClusterIdentifier="demo-aurora")["DBClusters"][0]["Status"],
+            "demo-app": f"{group['MinSize']}/{group['MaxSize']}/{group['DesiredCapacity']}",
+        }
+        print("       now: " + ", ".join(f"{k} {v}" for k, v in now.items()))
+        return now
+
+    demo.invoke("instance-scheduler", "stop-dry-run", lambda e: None)
+    dry = states()
+    demo.invoke("instance-scheduler", "stop", lambda e: None)
+    stopped = states()
+    demo.invoke("instance-scheduler", "start", lambda e: None)
+    started = states()
+    demo.invoke("instance-scheduler", "reconcile", lambda e: None)  # Monday 19:00 UTC
+    evening_state = states()
+    demo.invoke("instance-scheduler", "scheduled-event", lambda e: None)  # Monday 08:00 UTC
+    morning = states()
+    return (dry["web"] == "running/running" and stopped == {"web": "stopped/stopped", "batch": "stopped",
+            "demo-db": "stopped", "demo-aurora": "stopped", "demo-app": "0/0/0"}
+            and started["demo-app"] == "1/3/2" and started["batch"] == "running"
+            and evening_state["web"] == "stopped/stopped" and evening_state["batch"] == "running"
+            and morning["web"] == "running/running" and morning["batch"] == "stopped")
+
+
 def main() -> int:
     # SIGTERM and SIGINT end the demo through its `finally`, so nothing it started is left running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
@@ -328,6 +402,7 @@ def main() -> int:
             "aurora-schema-init: migrations applied once, Delete kept the data": aurora_schema(
                 demo, session.client("ssm", endpoint_url=demo.moto), session.client("secretsmanager", endpoint_url=demo.moto)),
             "eip-binding: bound, released, bound on start once": eip_binding(demo, ec2),
+            "instance-scheduler: stopped, started, reconciled by each schedule": instance_scheduler(demo, session),
         }
         demo.say(f"summary ({time.monotonic() - started_at:.1f} s in all)")
         for function, what, status in demo.results:

@@ -177,4 +177,25 @@ mod tests {
         let long = err(json!({"x": "y".repeat(500)}));
         assert!(long.ends_with('…') && long.len() < 300, "{long}");
     }
+
+    #[test]
+    fn every_sample_event_parses() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/instance-scheduler");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let request = parse(&event, now()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let name = path.file_stem().unwrap().to_str().unwrap();
+            let expected = match name {
+                "start" => Action::Start,
+                "stop" | "stop-dry-run" => Action::Stop,
+                _ => Action::Reconcile,
+            };
+            assert_eq!(request.action, expected, "{name}");
+            assert_eq!(request.dry_run, name.contains("dry-run"), "{name}");
+            seen += 1;
+        }
+        assert_eq!(seen, 5);
+    }
 }
