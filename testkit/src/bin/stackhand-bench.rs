@@ -10,6 +10,11 @@
 //!   SSM's 4 KB standard-parameter limit) applied by aurora-schema-init (release build, through the
 //!   Runtime API, SQL from moto's SSM) vs. the `mariadb` command-line client feeding the same
 //!   statements to the same server. Median of RUNS runs each, interleaved.
+//! - scheduler-N: instance-scheduler (release) vs. a one-call-per-resource Python scheduler
+//!   (bench/peers/instance_scheduler.py under awslambdaric), each a fresh process reconciling a fleet of
+//!   N instances + 200 RDS databases that should all be stopped: wall time and AWS calls (counted at a
+//!   proxy before moto); then, warm, a second reconcile with nothing to change — its duration and the
+//!   peak RSS give the monthly Lambda cost of reconciling every 5 minutes. Median of SCHEDULER_RUNS.
 
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
@@ -17,8 +22,10 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use serde_json::json;
-use testkit::local::{self, aws_env, mariadb_port, moto_url, MARIADB_PASSWORD, MARIADB_USER};
-use testkit::{status, Harness};
+use testkit::local::{
+    self, aws_env, aws_env_in, mariadb_port, moto_url, sdk_config_in, MARIADB_PASSWORD, MARIADB_USER,
+};
+use testkit::{status, Answer, FunctionProcess, Harness, RuntimeApi, ThrottlingProxy};
 
 const RUNS: usize = 5;
 const MIGRATIONS: usize = 20;
@@ -256,6 +263,194 @@ async fn nlb_api_calls(bin_dir: &str) -> Vec<Row> {
     rows
 }
 
+const SCHEDULER_RUNS: usize = 3;
+const SCHEDULE: &str = "Mon-Fri 08:00-19:00 Europe/London";
+/// Monday 20:00 in London: every resource of the fleet should be stopped.
+const NIGHT: &str = "2026-11-23T20:00:00Z";
+const DATABASES: usize = 200;
+/// Lambda on arm64, us-east-1: USD per GB-second; reconciles in a 30-day month at one per 5 minutes.
+const PRICE_PER_GB_SECOND: f64 = 0.000_013_333_4;
+const RECONCILES_PER_MONTH: f64 = 30.0 * 24.0 * 12.0;
+
+/// A fleet in a region of its own: `instances` EC2 instances and DATABASES RDS instances, all tagged
+/// with SCHEDULE and running.
+struct Fleet {
+    region: &'static str,
+    ec2: aws_sdk_ec2::Client,
+    rds: aws_sdk_rds::Client,
+    instances: Vec<String>,
+    databases: Vec<String>,
+}
+
+impl Fleet {
+    async fn seed(region: &'static str, instances: usize) -> Self {
+        let config = sdk_config_in(&moto_url(), region).await;
+        let (ec2, rds) = (aws_sdk_ec2::Client::new(&config), aws_sdk_rds::Client::new(&config));
+        let image = ec2.describe_images().owners("amazon").send().await.unwrap();
+        let image = image.images()[0].image_id().unwrap().to_owned();
+        let tag = aws_sdk_ec2::types::ResourceType::Instance;
+        let mut ids = Vec::new();
+        while ids.len() < instances {
+            let n = (instances - ids.len()).min(1000) as i32;
+            let out = ec2
+                .run_instances()
+                .image_id(&image)
+                .min_count(n)
+                .max_count(n)
+                .tag_specifications(local::tags(tag.clone(), &[("Schedule", SCHEDULE)]))
+                .send()
+                .await
+                .expect("RunInstances");
+            ids.extend(out.instances().iter().map(|i| i.instance_id().unwrap().to_owned()));
+        }
+        let mut databases = Vec::new();
+        for i in 0..DATABASES {
+            let id = format!("bench-db-{i:03}");
+            testkit::fleet::db_instance(&rds, &id, None, &[("Schedule", SCHEDULE)]).await;
+            databases.push(id);
+        }
+        Self { region, ec2, rds, instances: ids, databases }
+    }
+
+    /// Everything running again, for the next measured run.
+    async fn wake(&self) {
+        for chunk in self.instances.chunks(1000) {
+            self.ec2.start_instances().set_instance_ids(Some(chunk.to_vec())).send().await.expect("StartInstances");
+        }
+        for db in &self.databases {
+            if testkit::fleet::db_instance_status(&self.rds, db).await == "stopped" {
+                self.rds.start_db_instance().db_instance_identifier(db).send().await.expect("StartDBInstance");
+            }
+        }
+    }
+
+    async fn all_stopped(&self) -> bool {
+        let states = testkit::fleet::instance_states(&self.ec2, &self.instances).await;
+        let mut ok = states.iter().all(|s| s == "stopped");
+        for db in &self.databases {
+            ok &= testkit::fleet::db_instance_status(&self.rds, db).await == "stopped";
+        }
+        ok
+    }
+}
+
+struct SchedulerRun {
+    /// The reconcile that stops the whole fleet: wall time, AWS calls.
+    stop_ms: f64,
+    stop_calls: f64,
+    /// The same reconcile again, warm, with nothing to change.
+    steady_ms: f64,
+    rss_mib: f64,
+}
+
+fn scheduler_peer() -> Command {
+    let root = std::env::current_dir().unwrap();
+    let mut cmd = Command::new(root.join(".venv/bin/python"));
+    cmd.args(["-m", "awslambdaric", "instance_scheduler.lambda_handler"]).current_dir(root.join("bench/peers"));
+    cmd
+}
+
+async fn scheduler_run(command: Command, fleet: &Fleet) -> SchedulerRun {
+    let proxy = ThrottlingProxy::counting(&moto_url()).await;
+    let mut env = aws_env_in(&proxy.url(), fleet.region);
+    env.push(("AWS_DEFAULT_REGION".into(), fleet.region.into()));
+    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "INFO".into()));
+    let api = RuntimeApi::start().await;
+    let process = FunctionProcess::spawn_command(command, &api.address(), &env);
+    let event = json!({"action": "reconcile", "time": NIGHT});
+    let invoke = || async {
+        let started = Instant::now();
+        let answer = api.invoke_json(&event, Duration::from_secs(900)).await.answer;
+        assert!(matches!(answer, Answer::Response(_)), "{answer:?}\n{}", process.output());
+        millis(started.elapsed())
+    };
+    let stop_ms = invoke().await;
+    let stop_calls = proxy.seen() as f64;
+    assert!(fleet.all_stopped().await, "the fleet was not stopped:\n{}", process.output());
+    let steady_ms = invoke().await;
+    let rss_mib = process.peak_rss_kib().unwrap_or(0) as f64 / 1024.0;
+    SchedulerRun { stop_ms, stop_calls, steady_ms, rss_mib }
+}
+
+/// The smallest Lambda memory setting that holds `rss_mib` with 16 MiB to spare.
+fn configured_memory(rss_mib: f64) -> f64 {
+    [128.0, 192.0, 256.0, 384.0, 512.0, 1024.0].into_iter().find(|m| *m >= rss_mib + 16.0).unwrap_or(2048.0)
+}
+
+fn monthly_cost(duration_ms: f64, memory_mb: f64) -> f64 {
+    RECONCILES_PER_MONTH * (duration_ms.ceil() / 1000.0) * (memory_mb / 1024.0) * PRICE_PER_GB_SECOND
+}
+
+async fn scheduler(bin_dir: &str, region: &'static str, instances: usize) -> Vec<Row> {
+    let binary = format!("{bin_dir}/instance-scheduler");
+    let fleet = Fleet::seed(region, instances).await;
+    let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    for _ in 0..SCHEDULER_RUNS {
+        ours.push(scheduler_run(Command::new(&binary), &fleet).await);
+        fleet.wake().await;
+        peer.push(scheduler_run(scheduler_peer(), &fleet).await);
+        fleet.wake().await;
+    }
+    let pick = |v: &[SchedulerRun], f: fn(&SchedulerRun) -> f64| median_f(v.iter().map(f).collect());
+    let peer_name = "Python 3.11 + boto3, one call per resource (awslambdaric)";
+    let what = format!("{instances} instances + {DATABASES} RDS");
+    let mut rows = vec![
+        Row {
+            scenario: format!("scheduler-{instances}: reconcile stopping {what}, event to answer"),
+            unit: "ms",
+            ours: pick(&ours, |r| r.stop_ms),
+            peer_name,
+            peer: pick(&peer, |r| r.stop_ms),
+            note: String::new(),
+        },
+        Row {
+            scenario: format!("scheduler-{instances}-calls: AWS calls for that reconcile"),
+            unit: "calls",
+            ours: pick(&ours, |r| r.stop_calls),
+            peer_name,
+            peer: pick(&peer, |r| r.stop_calls),
+            note: String::new(),
+        },
+    ];
+    if instances == 1000 {
+        let (steady, steady_peer) = (pick(&ours, |r| r.steady_ms), pick(&peer, |r| r.steady_ms));
+        let (rss, rss_peer) = (pick(&ours, |r| r.rss_mib), pick(&peer, |r| r.rss_mib));
+        let (memory, memory_peer) = (configured_memory(rss), configured_memory(rss_peer));
+        rows.push(Row {
+            scenario: format!("scheduler-steady-{instances}: warm reconcile of {what}, nothing to change"),
+            unit: "ms",
+            ours: steady,
+            peer_name,
+            peer: steady_peer,
+            note: String::new(),
+        });
+        rows.push(Row {
+            scenario: format!("scheduler-rss-{instances}: peak resident memory over both reconciles"),
+            unit: "MiB",
+            ours: rss,
+            peer_name,
+            peer: rss_peer,
+            note: String::new(),
+        });
+        rows.push(Row {
+            scenario: format!("scheduler-cost-{instances}: Lambda USD per month, reconciling {what} every 5 minutes"),
+            unit: "USD",
+            ours: monthly_cost(steady, memory),
+            peer_name,
+            peer: monthly_cost(steady_peer, memory_peer),
+            note: format!(
+                "the steady reconcile's duration x {:.0} reconciles x memory ({memory:.0} MB for stackhand, \
+                 {memory_peer:.0} MB for the peer: the smallest setting above its peak RSS + 16 MiB) x USD \
+                 {PRICE_PER_GB_SECOND} per GB-s (arm64, us-east-1); requests (USD 0.20 per million) and init time left \
+                 out. Durations are this machine's full core; Lambda at 128 MB gets a fraction of a vCPU, so \
+                 both would run longer there",
+                RECONCILES_PER_MONTH
+            ),
+        });
+    }
+    rows
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -275,13 +470,20 @@ async fn main() {
     let mut rows = nlb_cold_start(&bin_dir).await;
     rows.extend(nlb_api_calls(&bin_dir).await);
     rows.push(schema_1000(&bin_dir).await);
+    rows.extend(scheduler(&bin_dir, "eu-central-1", 1000).await);
+    rows.extend(scheduler(&bin_dir, "eu-north-1", 5000).await);
 
     let mut table = String::from("| scenario | stackhand | peer | peer | stackhand / peer |\n|---|---|---|---|---|\n");
     for r in &rows {
         let ratio = r.ours / r.peer;
         let (ours, peer, unit) = (r.ours, r.peer, r.unit);
-        writeln!(table, "| {} | {ours:.1} {unit} | {} | {peer:.1} {unit} | {ratio:.2} |", r.scenario, r.peer_name)
-            .unwrap();
+        let places = if ours.abs() < 10.0 && unit == "USD" { 3 } else { 1 };
+        writeln!(
+            table,
+            "| {} | {ours:.places$} {unit} | {} | {peer:.places$} {unit} | {ratio:.2} |",
+            r.scenario, r.peer_name
+        )
+        .unwrap();
     }
     println!("{table}");
     let notes: String = rows
