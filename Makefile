@@ -9,12 +9,14 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
-.PHONY: help test demo run bench setup stack-up stack-down lint fmt build clean
+.PHONY: help test demo run bench package deploy setup stack-up stack-down lint fmt build clean
 
 help:
 	@echo "make demo    the local demo: moto + cargo-lambda, each function through what CloudFormation does"
 	@echo "make test    every test: unit, runtime faults, integration against moto and MariaDB, cfn-lint"
 	@echo "make bench   side-by-side benchmarks against peers (release builds), written to docs/benchmarks.md"
+	@echo "make package arm64 Lambda zips (cargo-lambda + zig) in target/lambda/<function>/bootstrap.zip, each <= 6 MB"
+	@echo "make deploy  sam build + sam deploy --guided into your AWS account (needs the SAM CLI)"
 	@echo "make lint    rustfmt --check, clippy -D warnings, cfn-lint"
 	@echo "make stack-up / stack-down   the local stack by hand (then: eval \"\$$(scripts/stack env)\")"
 
@@ -31,6 +33,16 @@ run: demo
 
 bench: setup
 	@scripts/bench
+
+package: setup
+	@scripts/package
+
+# Needs an AWS account and the SAM CLI (pip install aws-sam-cli); not run in CI. SAM's rust-cargolambda
+# build method is a beta feature, hence --beta-features.
+deploy: setup
+	@command -v sam >/dev/null || { echo "make deploy needs the AWS SAM CLI: pip install aws-sam-cli" >&2; exit 1; }
+	sam build --beta-features
+	sam deploy --guided
 
 build:
 	cargo build --workspace --all-targets
