@@ -9,12 +9,13 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
-.PHONY: help test demo run bench package deploy setup stack-up stack-down lint fmt build clean
+.PHONY: help test demo run bench fuzz package deploy setup stack-up stack-down lint fmt build clean
 
 help:
 	@echo "make demo    the local demo: moto + cargo-lambda, each function through what CloudFormation does"
 	@echo "make test    every test: unit, runtime faults, integration against moto and MariaDB, cfn-lint"
 	@echo "make bench   side-by-side benchmarks against peers (release builds), written to docs/benchmarks.md"
+	@echo "make fuzz    cargo-fuzz over the event envelope and the schedule language (FUZZ_SECONDS each, default 60)"
 	@echo "make package arm64 Lambda zips (cargo-lambda + zig) in target/lambda/<function>/bootstrap.zip, each <= 6 MB"
 	@echo "make deploy  sam build + sam deploy --guided into your AWS account (needs the SAM CLI)"
 	@echo "make lint    rustfmt --check, clippy -D warnings, cfn-lint"
@@ -33,6 +34,9 @@ run: demo
 
 bench: setup
 	@scripts/bench
+
+fuzz:
+	@scripts/fuzz
 
 package: setup
 	@scripts/package

@@ -5,6 +5,8 @@
 
 pub mod aws;
 pub mod cfn;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lambda;
 pub mod logging;
 pub mod props;

@@ -553,7 +553,7 @@ impl Definitions {
         self.map.is_empty()
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     /// The defined names, sorted.
     pub fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.map.keys().map(String::as_str).collect();
@@ -825,6 +825,31 @@ fn parse_time_range(token: &str) -> Result<(u16, u16), ScheduleError> {
         return Err(ScheduleError::EmptyPeriod { range: token.to_string() });
     }
     Ok((start, end))
+}
+
+/// What must hold for any input (the cargo-fuzz target `fuzz/fuzz_targets/schedule.rs`, and the
+/// regression inputs in `fuzz/regressions/schedule/`): no panic anywhere, a parsed schedule prints in a
+/// form that parses back to the same schedule, and evaluating it is total.
+#[cfg(any(test, fuzzing))]
+pub fn fuzz_check(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match parse(text) {
+        Ok(TagValue::Spec(schedule)) => {
+            let printed = schedule.to_string();
+            assert_eq!(parse_spec(&printed).as_ref(), Ok(&schedule), "{text:?} printed as {printed:?}");
+            for at in ["2026-03-29T00:59:59Z", "2026-03-29T01:00:00Z", "2026-10-25T01:30:00Z", "2026-11-22T23:59:00Z"] {
+                schedule.is_running_at(at.parse().expect("an instant"));
+            }
+        }
+        Ok(TagValue::Named(name)) => assert!(!name.is_empty() && !name.contains(' '), "{name:?}"),
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+    let _ = parse_override(text);
+    if let Ok(definitions) = parse_definitions(text) {
+        for name in definitions.names() {
+            let _ = definitions.resolve(&TagValue::Named(name.to_owned()));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1787,5 +1812,20 @@ mod tests {
             "no schedule named \"Office-Hours\" is defined (did you mean \"office-hours\"? names are case-sensitive): \
              add it to the schedule definitions, or write the schedule itself, e.g. Mon-Fri 08:00-19:00 Europe/London"
         );
+    }
+
+    #[test]
+    fn every_fuzz_regression_input_passes_the_fuzz_checks() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/regressions/schedule");
+        let mut inputs = 0;
+        for entry in std::fs::read_dir(dir).expect("fuzz/regressions/schedule") {
+            let path = entry.unwrap().path();
+            let data = std::fs::read(&path).unwrap();
+            if std::panic::catch_unwind(|| fuzz_check(&data)).is_err() {
+                panic!("{} fails the fuzz checks", path.display());
+            }
+            inputs += 1;
+        }
+        assert!(inputs >= 3, "the seeds are there");
     }
 }
