@@ -212,18 +212,18 @@ async fn two_concurrent_runs_apply_exactly_once() {
 }
 
 #[tokio::test]
-async fn a_database_that_comes_up_late_is_waited_for() {
+async fn a_database_unavailable_for_20_seconds_is_waited_for() {
     let tag = unique("late");
     create_database(&tag).await;
     let sql = format!("/{tag}/schema.sql");
     put(&sql, "CREATE TABLE late (x int);", false).await;
-    let port = local::Relay::start(Duration::from_secs(3), mariadb_port()).await.port;
+    let port = local::Relay::start(Duration::from_secs(20), mariadb_port()).await.port;
     let props = merge(
         base_props(port),
         json!({"Database": tag, "SecretArn": secret(&tag, MARIADB_PASSWORD).await, "SqlParameter": sql}),
     );
     let h = harness().await;
-    let (_, body) = h.request("l1", h.event("l1", "Create", "Schema", props), TIMEOUT).await;
+    let (_, body) = h.request("l1", h.event("l1", "Create", "Schema", props), TIMEOUT * 2).await;
     assert_eq!(status(&body), "SUCCESS", "{body}");
     assert_eq!(tables(&tag).await, ["late"]);
     assert!(h.process.output().contains("database not reachable yet"), "it did wait:\n{}", h.process.output());
