@@ -14,12 +14,15 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 /// surfaces as an error well inside any Lambda timeout; the custom-resource runtime's deadline guard
 /// covers whatever still hangs.
 pub async fn config() -> SdkConfig {
+    config_with_attempt_timeout(Duration::from_secs(20)).await
+}
+
+/// [`config`] with another bound on each attempt, for a function whose single calls may legitimately
+/// take longer (a page of 1,000 EC2 instances).
+pub async fn config_with_attempt_timeout(attempt: Duration) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(20))
-                .build(),
+            TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).operation_attempt_timeout(attempt).build(),
         )
         .load()
         .await

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -27,13 +26,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     stackhand::logging::init();
-    let mut config = stackhand::aws::config().await.into_builder();
-    config.set_timeout_config(Some(
-        TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-            .build(),
-    ));
+    let mut config = stackhand::aws::config_with_attempt_timeout(ATTEMPT_TIMEOUT).await.into_builder();
     if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
         config.set_retry_config(Some(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)));
     }
