@@ -167,14 +167,18 @@ async fn nlb_world(enis: usize, octet: u8) -> serde_json::Value {
     })
 }
 
-/// The peer under the AWS Lambda Runtime Interface Client, run from its folder (`python -m` puts the
-/// working directory on the import path; the harness starts processes with a clean environment).
-fn python_peer() -> Command {
+/// A peer in bench/peers (`handler` as `module.function`) under the AWS Lambda Runtime Interface
+/// Client, run from its folder (`python -m` puts the working directory on the import path; the harness
+/// starts processes with a clean environment).
+fn python_peer(handler: &str) -> Command {
     let root = std::env::current_dir().unwrap();
     let mut cmd = Command::new(root.join(".venv/bin/python"));
-    cmd.args(["-m", "awslambdaric", "nlb_whitelist.lambda_handler"]).current_dir(root.join("bench/peers"));
+    cmd.args(["-m", "awslambdaric", handler]).current_dir(root.join("bench/peers"));
     cmd
 }
+
+const NLB_PEER: &str = "nlb_whitelist.lambda_handler";
+const SCHEDULER_PEER: &str = "instance_scheduler.lambda_handler";
 
 /// Cold start, first invocation and peak RSS of one fresh process running one Create.
 async fn one_cold_run(command: Command, props: serde_json::Value, endpoint: &str) -> (f64, f64, f64) {
@@ -204,7 +208,7 @@ async fn nlb_cold_start(bin_dir: &str) -> Vec<Row> {
     for run in 0..RUNS {
         let octet = 100 + (run as u8) * 2;
         ours.push(one_cold_run(Command::new(&binary), nlb_world(3, octet).await, &moto_url()).await);
-        peer.push(one_cold_run(python_peer(), nlb_world(3, octet + 1).await, &moto_url()).await);
+        peer.push(one_cold_run(python_peer(NLB_PEER), nlb_world(3, octet + 1).await, &moto_url()).await);
     }
     let pick = |v: &[(f64, f64, f64)], f: fn(&(f64, f64, f64)) -> f64| median_f(v.iter().map(f).collect());
     let peer_name = "Python 3.11 + boto3 + cfnresponse (awslambdaric)";
@@ -245,7 +249,7 @@ async fn nlb_api_calls(bin_dir: &str) -> Vec<Row> {
         let mut counts = [0.0; 2];
         for (side, count) in counts.iter_mut().enumerate() {
             let proxy = testkit::ThrottlingProxy::start(&moto_url(), usize::MAX).await;
-            let command = if side == 0 { Command::new(&binary) } else { python_peer() };
+            let command = if side == 0 { Command::new(&binary) } else { python_peer(NLB_PEER) };
             let props = nlb_world(enis, 120 + (i * 2 + side) as u8).await;
             let before = proxy.seen();
             one_cold_run(command, props, &proxy.url()).await;
@@ -343,13 +347,6 @@ struct SchedulerRun {
     rss_mib: f64,
 }
 
-fn scheduler_peer() -> Command {
-    let root = std::env::current_dir().unwrap();
-    let mut cmd = Command::new(root.join(".venv/bin/python"));
-    cmd.args(["-m", "awslambdaric", "instance_scheduler.lambda_handler"]).current_dir(root.join("bench/peers"));
-    cmd
-}
-
 async fn scheduler_run(command: Command, fleet: &Fleet) -> SchedulerRun {
     let proxy = ThrottlingProxy::counting(&moto_url()).await;
     let mut env = aws_env_in(&proxy.url(), fleet.region);
@@ -388,7 +385,7 @@ async fn scheduler(bin_dir: &str, region: &'static str, instances: usize) -> Vec
     for _ in 0..SCHEDULER_RUNS {
         ours.push(scheduler_run(Command::new(&binary), &fleet).await);
         fleet.wake().await;
-        peer.push(scheduler_run(scheduler_peer(), &fleet).await);
+        peer.push(scheduler_run(python_peer(SCHEDULER_PEER), &fleet).await);
         fleet.wake().await;
     }
     let pick = |v: &[SchedulerRun], f: fn(&SchedulerRun) -> f64| median_f(v.iter().map(f).collect());
