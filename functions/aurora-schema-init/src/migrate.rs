@@ -17,6 +17,12 @@ use crate::SchemaError;
 pub const HISTORY_DATABASE: &str = "stackhand";
 pub const HISTORY_TABLE: &str = "`stackhand`.`schema_history`";
 
+/// The history is kept per target database and source: one SQL path applied to two databases on one
+/// server is two histories. Scripts run without a Database (they `USE` their own) share the scope "".
+fn target_database(props: &Properties) -> &str {
+    props.database.as_deref().unwrap_or_default()
+}
+
 /// A migration split into statements, with the checksum of each prefix (`prefixes[k]` covers the
 /// first `k` statements) to recognise, on resume, that what already ran is unchanged.
 pub struct Prepared {
@@ -161,9 +167,9 @@ async fn record_failure(
         .exec_drop(
             format!(
                 "UPDATE {HISTORY_TABLE} SET status = 'failed', statements_applied = ?, applied_prefix_checksum = ?,
-                    error = ?, finished_at = UTC_TIMESTAMP(6) WHERE source = ? AND migration = ?"
+                    error = ?, finished_at = UTC_TIMESTAMP(6) WHERE target_database = ? AND source = ? AND migration = ?"
             ),
-            (committed as u32, &p.prefixes[committed], &message, props.sql.key(), id),
+            (committed as u32, &p.prefixes[committed], &message, target_database(props), props.sql.key(), id),
         )
         .await;
     let mut committed_text = if committed == 0 {
@@ -211,6 +217,7 @@ pub async fn run(
         .map_err(|e| db_error("creating the history database `stackhand` (the user needs CREATE)", e))?;
     conn.query_drop(format!(
         "CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
+            target_database VARCHAR(64) NOT NULL,
             source VARCHAR(255) NOT NULL,
             migration VARCHAR(255) NOT NULL,
             checksum CHAR(64) NOT NULL,
@@ -221,14 +228,14 @@ pub async fn run(
             error TEXT NULL,
             started_at DATETIME(6) NOT NULL,
             finished_at DATETIME(6) NULL,
-            PRIMARY KEY (source, migration)
+            PRIMARY KEY (target_database, source, migration)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
     ))
     .await
     .map_err(|e| db_error("creating the history table stackhand.schema_history", e))?;
 
     // Two stacks, or two deliveries of one event, never apply concurrently: the second waits here.
-    let lock = format!("stackhand-schema:{}", stable_digest(&[source]));
+    let lock = format!("stackhand-schema:{}", stable_digest(&[target_database(props), source]));
     let wait = deadline.saturating_duration_since(Instant::now()).saturating_sub(std::time::Duration::from_secs(1));
     let started = Instant::now();
     let got: Option<Option<i64>> = conn
@@ -244,15 +251,15 @@ pub async fn run(
     result
 }
 
-async fn history(conn: &mut Conn, source: &str) -> Result<Vec<Applied>, SchemaError> {
+async fn history(conn: &mut Conn, props: &Properties) -> Result<Vec<Applied>, SchemaError> {
     let rows: Vec<(String, String, String, u32, String, Option<String>)> = conn
         .exec(
             format!(
                 "SELECT migration, checksum, status, statements_applied, applied_prefix_checksum,
                         DATE_FORMAT(COALESCE(finished_at, started_at), '%Y-%m-%dT%H:%i:%sZ')
-                 FROM {HISTORY_TABLE} WHERE source = ?"
+                 FROM {HISTORY_TABLE} WHERE target_database = ? AND source = ?"
             ),
-            (source,),
+            (target_database(props), props.sql.key()),
         )
         .await
         .map_err(|e| db_error("reading the history", e))?;
@@ -317,7 +324,7 @@ fn plan(prepared: &[Prepared], history: &[Applied]) -> Result<Vec<Option<usize>>
 
 async fn apply_all(conn: &mut Conn, props: &Properties, prepared: &[Prepared]) -> Result<Report, SchemaError> {
     let source = props.sql.key();
-    let starts = plan(prepared, &history(conn, source).await?)?;
+    let starts = plan(prepared, &history(conn, props).await?)?;
     let mut report =
         Report { version: prepared.last().map(|p| p.migration.id.clone()).unwrap_or_default(), ..Report::default() };
     for (p, start) in prepared.iter().zip(starts) {
@@ -338,12 +345,13 @@ async fn apply_one(conn: &mut Conn, props: &Properties, p: &Prepared, start: usi
     conn.exec_drop(
         format!(
             "INSERT INTO {HISTORY_TABLE}
-                (source, migration, checksum, status, statements_total, statements_applied, applied_prefix_checksum, started_at)
-             VALUES (?, ?, ?, 'running', ?, ?, ?, UTC_TIMESTAMP(6))
+                (target_database, source, migration, checksum, status, statements_total, statements_applied,
+                 applied_prefix_checksum, started_at)
+             VALUES (?, ?, ?, ?, 'running', ?, ?, ?, UTC_TIMESTAMP(6))
              ON DUPLICATE KEY UPDATE checksum = VALUES(checksum), status = 'running',
                 statements_total = VALUES(statements_total), error = NULL, started_at = UTC_TIMESTAMP(6), finished_at = NULL"
         ),
-        (source, id, &p.checksum, total as u32, start as u32, &p.prefixes[start]),
+        (target_database(props), source, id, &p.checksum, total as u32, start as u32, &p.prefixes[start]),
     )
     .await
     .map_err(|e| db_error("recording the migration's start", e))?;
@@ -363,7 +371,8 @@ async fn apply_one(conn: &mut Conn, props: &Properties, p: &Prepared, start: usi
         }
     }
     let progress = format!(
-        "UPDATE {HISTORY_TABLE} SET statements_applied = ?, applied_prefix_checksum = ? WHERE source = ? AND migration = ?"
+        "UPDATE {HISTORY_TABLE} SET statements_applied = ?, applied_prefix_checksum = ?
+         WHERE target_database = ? AND source = ? AND migration = ?"
     );
     // A script that manages its own transactions is run as written, one statement at a time.
     let batchable = !p.statements.iter().any(|s| is_transaction_control(&s.text));
@@ -388,7 +397,7 @@ async fn apply_one(conn: &mut Conn, props: &Properties, p: &Prepared, start: usi
                 return Err(record_failure(conn, props, p, next, i, e).await);
             }
         }
-        conn.exec_drop(&progress, (end as u32, &p.prefixes[end], source, id))
+        conn.exec_drop(&progress, (end as u32, &p.prefixes[end], target_database(props), source, id))
             .await
             .map_err(|e| db_error(&format!("recording progress of migration {id} at statement {end}"), e))?;
         if batch {
@@ -400,9 +409,10 @@ async fn apply_one(conn: &mut Conn, props: &Properties, p: &Prepared, start: usi
     }
     conn.exec_drop(
         format!(
-            "UPDATE {HISTORY_TABLE} SET status = 'applied', finished_at = UTC_TIMESTAMP(6) WHERE source = ? AND migration = ?"
+            "UPDATE {HISTORY_TABLE} SET status = 'applied', finished_at = UTC_TIMESTAMP(6)
+             WHERE target_database = ? AND source = ? AND migration = ?"
         ),
-        (source, id),
+        (target_database(props), source, id),
     )
     .await
     .map_err(|e| db_error("recording the migration as applied", e))?;

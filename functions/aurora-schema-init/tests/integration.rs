@@ -121,6 +121,37 @@ async fn the_seeds_script_creates_its_table_once_and_delete_keeps_it() {
 }
 
 #[tokio::test]
+async fn one_path_applied_to_two_databases_on_one_server_builds_both() {
+    let tag = unique("two_dbs");
+    let path = format!("/{tag}/schema");
+    put(&format!("{path}/0001-accounts"), "CREATE TABLE accounts (id int primary key);", false).await;
+    let password = password_parameter(&tag).await;
+    let h = harness().await;
+    for (i, database) in [format!("{tag}_a"), format!("{tag}_b")].iter().enumerate() {
+        create_database(database).await;
+        let props = merge(
+            base_props(mariadb_port()),
+            json!({"Username": MARIADB_USER, "PasswordParameter": password, "SqlParameterPath": path,
+                   "Database": database}),
+        );
+        let name = format!("t{i}");
+        let (_, created) = h.request(&name, h.event(&name, "Create", &format!("Schema{i}"), props), TIMEOUT).await;
+        assert_eq!(status(&created), "SUCCESS", "{created}");
+        assert_eq!(created["Data"]["AppliedMigrations"], "0001-accounts", "{database}: {created}");
+        assert_eq!(tables(database).await, ["accounts"], "{database}");
+    }
+    let mut conn = local::mariadb().await;
+    let scopes: Vec<String> = conn
+        .exec(
+            "SELECT target_database FROM stackhand.schema_history WHERE source = ? ORDER BY target_database",
+            (&path,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scopes, [format!("{tag}_a"), format!("{tag}_b")], "one history per database");
+}
+
+#[tokio::test]
 async fn migrations_under_a_path_apply_in_order_and_only_new_ones_later() {
     let tag = unique("path");
     create_database(&tag).await;
