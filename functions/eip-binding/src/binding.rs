@@ -120,6 +120,30 @@ impl Binder {
         owner: &str,
     ) -> Result<Bound, BindError> {
         let addresses = self.addresses(source).await?;
+        self.bind_from(spot, source, addresses, allow_reassociation, owner).await
+    }
+
+    /// [`Binder::bind`] to `target`, resolving it while the source's addresses are read: the two
+    /// reads are independent, so a Create waits for one round trip instead of two.
+    pub async fn bind_target(
+        &self,
+        target: &Target,
+        source: &Source,
+        allow_reassociation: bool,
+        owner: &str,
+    ) -> Result<Bound, BindError> {
+        let (spot, addresses) = tokio::try_join!(self.resolve(target), self.addresses(source))?;
+        self.bind_from(&spot, source, addresses, allow_reassociation, owner).await
+    }
+
+    async fn bind_from(
+        &self,
+        spot: &Spot,
+        source: &Source,
+        addresses: Vec<Address>,
+        allow_reassociation: bool,
+        owner: &str,
+    ) -> Result<Bound, BindError> {
         let holds = |a: &&Address| {
             a.network_interface_id() == Some(spot.interface.as_str())
                 && spot.private_ip.as_deref().is_none_or(|ip| a.private_ip_address() == Some(ip))

@@ -17,8 +17,8 @@ impl EipBinding {
     }
 
     async fn bind(&self, physical_id: &str, props: &Properties) -> Result<Outcome, BindError> {
-        let spot = self.binder.resolve(&props.target).await?;
-        let bound = self.binder.bind(&spot, &props.source, props.allow_reassociation, physical_id).await?;
+        let bound =
+            self.binder.bind_target(&props.target, &props.source, props.allow_reassociation, physical_id).await?;
         Ok(Outcome::default()
             .with("PublicIp", bound.public_ip)
             .with("AllocationId", bound.allocation_id)
