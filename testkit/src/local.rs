@@ -97,9 +97,21 @@ pub async fn security_group(ec2: &aws_sdk_ec2::Client, vpc_id: &str, name: &str)
 }
 
 /// Creates an ENI with `description` (what AWS gives a load balancer's interfaces) and returns its
-/// private IPv4 address.
+/// private IPv4 address. moto draws addresses at random and may hand one out twice in a subnet, which
+/// AWS never does; so the address is chosen here, distinct for up to 250 interfaces per subnet.
 pub async fn interface(ec2: &aws_sdk_ec2::Client, subnet_id: &str, description: &str, ipv6: Option<&str>) -> String {
-    let mut req = ec2.create_network_interface().subnet_id(subnet_id).description(description);
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let subnet = ec2.describe_subnets().subnet_ids(subnet_id).send().await.expect("DescribeSubnets");
+    let cidr = subnet.subnets()[0].cidr_block().expect("the subnet's CIDR block");
+    let base: std::net::Ipv4Addr = cidr.split('/').next().unwrap().parse().expect("an IPv4 CIDR block");
+    // .0-.3 and .255 of a /24 are AWS's own.
+    let address = std::net::Ipv4Addr::from(u32::from(base) + 4 + NEXT.fetch_add(1, Ordering::SeqCst) % 250);
+    let mut req = ec2
+        .create_network_interface()
+        .subnet_id(subnet_id)
+        .description(description)
+        .private_ip_address(address.to_string());
     if let Some(v6) = ipv6 {
         req = req.ipv6_addresses(aws_sdk_ec2::types::InstanceIpv6Address::builder().ipv6_address(v6).build());
     }
