@@ -182,19 +182,23 @@ struct ColdRun {
     rss_mib: f64,
 }
 
+/// Process start to its first Runtime API poll, once that has happened.
+async fn until_first_poll(api: &RuntimeApi, process: &FunctionProcess) -> Duration {
+    loop {
+        if let Some(at) = api.first_poll() {
+            return at.duration_since(process.started.into());
+        }
+        assert!(process.started.elapsed() < Duration::from_secs(30), "no Runtime API poll:\n{}", process.output());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 async fn one_cold_run(command: Command, resource_type: &str, props: serde_json::Value, endpoint: &str) -> ColdRun {
     let mut env = aws_env(endpoint);
     env.push(("AWS_DEFAULT_REGION".into(), local::REGION.into()));
     env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "INFO".into()));
     let h = Harness::start_command(command, resource_type, &env).await;
-    let polled = loop {
-        if let Some(at) = h.api.first_poll() {
-            break at;
-        }
-        assert!(h.process.started.elapsed() < Duration::from_secs(30), "no Runtime API poll:\n{}", h.process.output());
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    };
-    let init = polled.duration_since(h.process.started.into());
+    let init = until_first_poll(&h.api, &h.process).await;
     let started = Instant::now();
     let (_, body) = h.request("cold", h.event("cold", "Create", "Cold", props), Duration::from_secs(120)).await;
     let first = started.elapsed();
@@ -490,14 +494,7 @@ async fn scheduler_run(command: Command, fleet: &Fleet) -> SchedulerRun {
     env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "INFO".into()));
     let api = RuntimeApi::start().await;
     let process = FunctionProcess::spawn_command(command, &api.address(), &env);
-    let polled = loop {
-        if let Some(at) = api.first_poll() {
-            break at;
-        }
-        assert!(process.started.elapsed() < Duration::from_secs(30), "no Runtime API poll:\n{}", process.output());
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    };
-    let init_ms = millis(polled.duration_since(process.started.into()));
+    let init_ms = millis(until_first_poll(&api, &process).await);
     let cpu = || millis(process.cpu_time().expect("the process's CPU time from /proc"));
     let event = json!({"action": "reconcile", "time": NIGHT});
     let invoke = || async {
