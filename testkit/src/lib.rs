@@ -67,3 +67,15 @@ pub fn cfn_event(
         "ResourceProperties": properties,
     })
 }
+
+/// `relative` (e.g. `events/eip-binding`) in the checkout under test. Found from the package
+/// directory `cargo test` gives the running test, not the one compiled in: clones sharing one target
+/// directory reuse each other's test binaries, and a compiled-in path would read another clone's files.
+pub fn checkout_path(relative: &str) -> std::path::PathBuf {
+    let package = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR: run the tests with cargo test");
+    let root = std::path::Path::new(&package)
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .unwrap_or_else(|| panic!("no Cargo.lock above {package}"));
+    root.join(relative)
+}

@@ -4,9 +4,9 @@
 use stackhand::cfn::{CustomResource, Envelope, RequestInfo};
 
 fn load(function: &str, name: &str) -> Envelope {
-    let path = format!("{}/../events/{function}/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    Envelope::from_value(&serde_json::from_str(&text).unwrap()).unwrap_or_else(|e| panic!("{path}: {e}"))
+    let path = crate::checkout_path(&format!("events/{function}/{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Envelope::from_value(&serde_json::from_str(&text).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 pub fn assert_sample_events_agree<H: CustomResource>(handler: &H, function: &str) {

@@ -180,9 +180,9 @@ mod tests {
 
     #[test]
     fn every_sample_event_parses() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/instance-scheduler");
+        let dir = testkit::checkout_path("events/instance-scheduler");
         let mut seen = 0;
-        for entry in std::fs::read_dir(dir).unwrap() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             let request = parse(&event, now()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

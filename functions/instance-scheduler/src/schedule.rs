@@ -1816,9 +1816,9 @@ mod tests {
 
     #[test]
     fn every_fuzz_regression_input_passes_the_fuzz_checks() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/regressions/schedule");
+        let dir = testkit::checkout_path("fuzz/regressions/schedule");
         let mut inputs = 0;
-        for entry in std::fs::read_dir(dir).expect("fuzz/regressions/schedule") {
+        for entry in std::fs::read_dir(&dir).expect("fuzz/regressions/schedule") {
             let path = entry.unwrap().path();
             let data = std::fs::read(&path).unwrap();
             if std::panic::catch_unwind(|| fuzz_check(&data)).is_err() {
