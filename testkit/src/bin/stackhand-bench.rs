@@ -84,6 +84,19 @@ fn median_f(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// A row comparing the medians of one figure `f` over our runs and the peer's.
+fn paired<T>(
+    scenario: String,
+    unit: &'static str,
+    ours: &[T],
+    peer_name: &'static str,
+    peer: &[T],
+    f: fn(&T) -> f64,
+) -> Row {
+    let median = |runs: &[T]| median_f(runs.iter().map(f).collect());
+    Row { scenario, unit, ours: median(ours), peer_name, peer: median(peer), note: String::new() }
+}
+
 async fn schema_1000(bin_dir: &str) -> Row {
     let binary = format!("{bin_dir}/aurora-schema-init");
     assert!(std::path::Path::new(&binary).exists(), "{binary} is missing: build it with `cargo build --release`");
@@ -216,32 +229,29 @@ fn cold_rows(
     peer: &[ColdRun],
     note: &str,
 ) -> Vec<Row> {
-    let pick = |v: &[ColdRun], f: fn(&ColdRun) -> f64| median_f(v.iter().map(f).collect());
     vec![
-        Row {
-            scenario: format!("{name}-cold-start: process start to first Runtime API poll"),
-            unit: "ms",
-            ours: pick(ours, |r| r.init_ms),
+        paired(
+            format!("{name}-cold-start: process start to first Runtime API poll"),
+            "ms",
+            ours,
             peer_name,
-            peer: pick(peer, |r| r.init_ms),
-            note: String::new(),
-        },
+            peer,
+            |r| r.init_ms,
+        ),
         Row {
-            scenario: format!("{name}-first-invocation: first Create ({job}) to its response"),
-            unit: "ms",
-            ours: pick(ours, |r| r.first_ms),
-            peer_name,
-            peer: pick(peer, |r| r.first_ms),
             note: note.into(),
+            ..paired(
+                format!("{name}-first-invocation: first Create ({job}) to its response"),
+                "ms",
+                ours,
+                peer_name,
+                peer,
+                |r| r.first_ms,
+            )
         },
-        Row {
-            scenario: format!("{name}-peak-rss: resident memory after that Create"),
-            unit: "MiB",
-            ours: pick(ours, |r| r.rss_mib),
-            peer_name,
-            peer: pick(peer, |r| r.rss_mib),
-            note: String::new(),
-        },
+        paired(format!("{name}-peak-rss: resident memory after that Create"), "MiB", ours, peer_name, peer, |r| {
+            r.rss_mib
+        }),
     ]
 }
 
@@ -574,84 +584,54 @@ async fn scheduler(bin_dir: &str, region: &'static str, instances: usize) -> Vec
         }];
     }
     let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    // The 1,000 fleet also gives the cold start, the warm reconcile, memory and cost.
+    let detailed = instances == 1000;
     for _ in 0..SCHEDULER_RUNS {
-        ours.push(scheduler_run(Command::new(&binary), &fleet, instances == 1000).await);
+        ours.push(scheduler_run(Command::new(&binary), &fleet, detailed).await);
         fleet.wake().await;
-        peer.push(scheduler_run(python_peer(SCHEDULER_PEER), &fleet, instances == 1000).await);
+        peer.push(scheduler_run(python_peer(SCHEDULER_PEER), &fleet, detailed).await);
         fleet.wake().await;
     }
-    let pick = |v: &[SchedulerRun], f: fn(&SchedulerRun) -> f64| median_f(v.iter().map(f).collect());
     let peer_name = "Python 3.11 + boto3, one call per resource (awslambdaric)";
+    let row = |scenario: String, unit, f: fn(&SchedulerRun) -> f64| paired(scenario, unit, &ours, peer_name, &peer, f);
     let mut rows = vec![
         Row {
-            scenario: format!("scheduler-{instances}: reconcile stopping {what}, event to answer"),
-            unit: "ms",
-            ours: pick(&ours, |r| r.stop_ms),
-            peer_name,
-            peer: pick(&peer, |r| r.stop_ms),
             note: format!(
                 "medians of {SCHEDULER_RUNS} runs, each a fresh process against a fleet that should all be stopped; \
                  stackhand stops instances 100 per call and databases 8 at a time, the peer one call per resource"
             ),
+            ..row(format!("scheduler-{instances}: reconcile stopping {what}, event to answer"), "ms", |r| r.stop_ms)
         },
+        row(format!("scheduler-{instances}-calls: AWS calls for that reconcile"), "calls", |r| r.stop_calls),
         Row {
-            scenario: format!("scheduler-{instances}-calls: AWS calls for that reconcile"),
-            unit: "calls",
-            ours: pick(&ours, |r| r.stop_calls),
-            peer_name,
-            peer: pick(&peer, |r| r.stop_calls),
-            note: String::new(),
-        },
-        Row {
-            scenario: format!("scheduler-{instances}-cpu: CPU time (user + system) of that reconcile"),
-            unit: "ms",
-            ours: pick(&ours, |r| r.stop_cpu_ms),
-            peer_name,
-            peer: pick(&peer, |r| r.stop_cpu_ms),
             note: "the function process's own work, from /proc/<pid>/stat in 10 ms ticks; the wall time above is \
                    mostly moto answering"
                 .into(),
+            ..row(format!("scheduler-{instances}-cpu: CPU time (user + system) of that reconcile"), "ms", |r| {
+                r.stop_cpu_ms
+            })
         },
     ];
-    if instances == 1000 {
+    if detailed {
         rows.insert(
             0,
-            Row {
-                scenario: "scheduler-cold-start: process start to first Runtime API poll".into(),
-                unit: "ms",
-                ours: pick(&ours, |r| r.init_ms),
-                peer_name,
-                peer: pick(&peer, |r| r.init_ms),
-                note: String::new(),
-            },
+            row("scheduler-cold-start: process start to first Runtime API poll".into(), "ms", |r| r.init_ms),
         );
-        let (steady, steady_peer) = (pick(&ours, |r| r.steady_ms), pick(&peer, |r| r.steady_ms));
-        let (rss, rss_peer) = (pick(&ours, |r| r.rss_mib), pick(&peer, |r| r.rss_mib));
-        let (memory, memory_peer) = (configured_memory(rss), configured_memory(rss_peer));
-        rows.push(Row {
-            scenario: format!("scheduler-steady-{instances}: warm reconcile of {what}, nothing to change"),
-            unit: "ms",
-            ours: steady,
-            peer_name,
-            peer: steady_peer,
-            note: String::new(),
-        });
-        rows.push(Row {
-            scenario: format!("scheduler-steady-cpu-{instances}: CPU time (user + system) of that warm reconcile"),
-            unit: "ms",
-            ours: pick(&ours, |r| r.steady_cpu_ms),
-            peer_name,
-            peer: pick(&peer, |r| r.steady_cpu_ms),
-            note: String::new(),
-        });
-        rows.push(Row {
-            scenario: format!("scheduler-rss-{instances}: peak resident memory over both reconciles"),
-            unit: "MiB",
-            ours: rss,
-            peer_name,
-            peer: rss_peer,
-            note: String::new(),
-        });
+        let steady_row =
+            row(format!("scheduler-steady-{instances}: warm reconcile of {what}, nothing to change"), "ms", |r| {
+                r.steady_ms
+            });
+        let (steady, steady_peer) = (steady_row.ours, steady_row.peer);
+        let rss_row =
+            row(format!("scheduler-rss-{instances}: peak resident memory over both reconciles"), "MiB", |r| r.rss_mib);
+        let (memory, memory_peer) = (configured_memory(rss_row.ours), configured_memory(rss_row.peer));
+        let steady_cpu_row = row(
+            format!("scheduler-steady-cpu-{instances}: CPU time (user + system) of that warm reconcile"),
+            "ms",
+            |r| r.steady_cpu_ms,
+        );
+        let (cpu, cpu_peer) = (steady_cpu_row.ours, steady_cpu_row.peer);
+        rows.extend([steady_row, steady_cpu_row, rss_row]);
         rows.push(Row {
             scenario: format!("scheduler-cost-{instances}: Lambda USD per month, reconciling {what} every 5 minutes"),
             unit: "USD",
@@ -667,10 +647,7 @@ async fn scheduler(bin_dir: &str, region: &'static str, instances: usize) -> Vec
                 RECONCILES_PER_MONTH
             ),
         });
-        let (cpu_floor, cpu_floor_peer) = (
-            pick(&ours, |r| r.steady_cpu_ms) * VCPU_MB / memory,
-            pick(&peer, |r| r.steady_cpu_ms) * VCPU_MB / memory_peer,
-        );
+        let (cpu_floor, cpu_floor_peer) = (cpu * VCPU_MB / memory, cpu_peer * VCPU_MB / memory_peer);
         rows.push(Row {
             scenario: format!("scheduler-cpu-cost-{instances}: the same from CPU time alone, at the configured memory"),
             unit: "USD",
