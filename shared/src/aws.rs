@@ -1,18 +1,154 @@
-//! AWS configuration from the standard environment, and readable SDK errors.
+//! AWS configuration from the standard environment, readable SDK errors, and a retry budget bounded
+//! by the invocation's deadline rather than by a count of attempts.
 //!
 //! `AWS_REGION`, the credential chain, `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` all work
 //! unchanged: that is how the local emulator is reached, with no special path in any function.
+//!
+//! Throttling is normal in a busy account: several stacks or binders at once run the SDK's default three
+//! attempts out. Every client built with [`client!`](crate::client) therefore retries throttling,
+//! transient and server errors (the SDK's own classification, with its exponential backoff and jitter)
+//! for as long as the deadline set with [`within`] allows, and stops retrying [`RETRY_WINDOW`] before it,
+//! so that the caller still has time to undo what it changed and to answer.
 
+use std::future::Future;
 use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{BeforeTransmitInterceptorContextMut, InterceptorContext};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction, RetryClassifierPriority};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use tokio::time::Instant;
 
-/// Loads the shared SDK configuration once per process. Attempts are bounded so that a dead endpoint
-/// surfaces as an error well inside any Lambda timeout; the custom-resource runtime's deadline guard
-/// covers whatever still hangs.
+/// The longest wait between two attempts (the SDK's default is 20 s; a deadline-bound budget retries
+/// more often instead of sleeping through its time).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// No retry starts when less than this is left before the deadline: the longest backoff and a second
+/// for the attempt itself.
+pub const RETRY_WINDOW: Duration = Duration::from_secs(6);
+/// Attempts for a call made outside any [`within`] scope (tools and tests): the SDK's default, the only
+/// bound there.
+pub const UNSCOPED_MAX_ATTEMPTS: u32 = 3;
+/// Attempts within a deadline: high enough that the deadline, not the count, ends the retries.
+const SCOPED_MAX_ATTEMPTS: u32 = 1_000;
+
+tokio::task_local! {
+    static DEADLINE: Instant;
+}
+
+/// Runs `work` with `deadline` as the retry budget of every AWS call made in it (on this task).
+pub async fn within<F: Future>(deadline: Instant, work: F) -> F::Output {
+    DEADLINE.scope(deadline, work).await
+}
+
+/// The deadline set by the innermost [`within`] around the caller, if any.
+pub fn deadline() -> Option<Instant> {
+    DEADLINE.try_with(|d| *d).ok()
+}
+
+/// Forbids a retry that the SDK's classifiers asked for when the deadline is too near for one (or,
+/// outside any deadline, after [`UNSCOPED_MAX_ATTEMPTS`], which the SDK counts itself). Runs after
+/// every other classifier, so it sees their verdict.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeadlineClassifier;
+
+impl DeadlineClassifier {
+    /// Whether a retry may start now, with `deadline` (if any) ahead.
+    pub fn allows_retry(deadline: Option<Instant>, now: Instant) -> bool {
+        deadline.is_none_or(|d| d.saturating_duration_since(now) >= RETRY_WINDOW)
+    }
+}
+
+impl ClassifyRetry for DeadlineClassifier {
+    fn classify_retry_v2(&self, _ctx: &InterceptorContext, previous: &RetryAction) -> RetryAction {
+        if previous.should_retry() && !Self::allows_retry(deadline(), Instant::now()) {
+            tracing::warn!(verdict = %previous, "not retrying: the deadline is too near");
+            return RetryAction::RetryForbidden;
+        }
+        RetryAction::NoActionIndicated
+    }
+
+    fn classify_retry(&self, _ctx: &InterceptorContext) -> RetryAction {
+        RetryAction::NoActionIndicated
+    }
+
+    fn name(&self) -> &'static str {
+        "stackhand deadline"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        // After the SDK's status-code, modeled and transient classifiers (0, 10, 20) and AWS's error
+        // code classifier.
+        RetryClassifierPriority::run_after(RetryClassifierPriority::run_after(
+            RetryClassifierPriority::transient_error_classifier(),
+        ))
+    }
+}
+
+/// Sets each call's attempt count from its scope as it starts: within a deadline, a count the deadline
+/// always ends first; outside one (tools, tests), [`UNSCOPED_MAX_ATTEMPTS`]. A call that would start
+/// after its deadline is not sent at all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeadlineBudget;
+
+impl Intercept for DeadlineBudget {
+    fn name(&self) -> &'static str {
+        "stackhand deadline budget"
+    }
+
+    fn modify_before_retry_loop(
+        &self,
+        _context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let scoped = deadline();
+        if scoped.is_some_and(|d| d <= Instant::now()) {
+            return Err("not sent: the invocation's deadline had passed".into());
+        }
+        let attempts = if scoped.is_some() { SCOPED_MAX_ATTEMPTS } else { UNSCOPED_MAX_ATTEMPTS };
+        let retry = cfg.load::<RetryConfig>().cloned().unwrap_or_else(RetryConfig::standard);
+        cfg.interceptor_state().store_put(retry.with_max_attempts(attempts));
+        Ok(())
+    }
+}
+
+/// A service client from the shared configuration, with the deadline-bound retry budget
+/// ([`DeadlineBudget`], [`DeadlineClassifier`]). The SDK's retry quota (a token bucket per process that
+/// refuses every retry after a burst of throttling) is replaced by the deadline, which bounds the same
+/// thing per invocation. Usage: `stackhand::client!(aws_sdk_ec2, &config)`.
+#[macro_export]
+macro_rules! client {
+    ($service:ident, $config:expr) => {
+        $crate::client!($service, $config, builder => builder)
+    };
+    // `builder => expression` adjusts the service's config builder further (tests add a mock interceptor).
+    ($service:ident, $config:expr, $builder:ident => $with:expr) => {{
+        use $service::config::retry::{RetryPartition, TokenBucket};
+        let partition = RetryPartition::custom("stackhand-deadline").token_bucket(TokenBucket::unlimited()).build();
+        let $builder = $service::config::Builder::from($config)
+            .retry_partition(partition)
+            .interceptor($crate::aws::DeadlineBudget)
+            .retry_classifier($crate::aws::DeadlineClassifier);
+        $service::Client::from_conf($with.build())
+    }};
+}
+
+/// The SDK's standard retry mode (its classifiers, exponential backoff with jitter) with the backoff
+/// capped at [`MAX_BACKOFF`]; [`DeadlineBudget`] sets the attempt count of each call.
+pub fn sdk_retry_config() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(UNSCOPED_MAX_ATTEMPTS).with_max_backoff(MAX_BACKOFF)
+}
+
+/// Loads the shared SDK configuration once per process. Each attempt is bounded so that a dead endpoint
+/// surfaces as an error; the deadline bounds the retries ([`within`], with clients built by
+/// [`client!`](crate::client)); the custom-resource runtime's deadline guard covers whatever still hangs.
 pub async fn config() -> SdkConfig {
     config_with_attempt_timeout(Duration::from_secs(20)).await
 }
@@ -24,6 +160,7 @@ pub async fn config_with_attempt_timeout(attempt: Duration) -> SdkConfig {
         .timeout_config(
             TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).operation_attempt_timeout(attempt).build(),
         )
+        .retry_config(sdk_retry_config())
         .load()
         .await
 }

@@ -27,17 +27,23 @@ pub fn mock_ec2(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_ec2::Client {
 }
 
 /// [`mock_ec2`] with a choice of rule mode (`MatchAny`: the first rule whose matcher accepts a request).
+/// The client is built as the functions build theirs ([`stackhand::client!`]): the same retry budget.
 pub fn mock_ec2_with(mode: aws_smithy_mocks::RuleMode, rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_ec2::Client {
-    use aws_smithy_mocks::{create_mock_http_client, MockResponseInterceptor};
+    use aws_smithy_mocks::MockResponseInterceptor;
     let interceptor = rules.iter().fold(MockResponseInterceptor::new().rule_mode(mode), |i, r| i.with_rule(r));
-    let config = aws_sdk_ec2::Config::builder()
-        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
-        .region(aws_sdk_ec2::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ec2::config::Credentials::for_tests())
-        .http_client(create_mock_http_client())
-        .interceptor(interceptor)
-        .build();
-    aws_sdk_ec2::Client::from_conf(config)
+    stackhand::client!(aws_sdk_ec2, &mock_sdk_config(), builder => builder.interceptor(interceptor))
+}
+
+/// The shared configuration a function loads, with aws-smithy-mocks' HTTP client in place of the network.
+pub fn mock_sdk_config() -> aws_config::SdkConfig {
+    use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::for_tests()))
+        .http_client(aws_smithy_mocks::create_mock_http_client())
+        .retry_config(stackhand::aws::sdk_retry_config())
+        .build()
 }
 
 /// A name unique to this test process and call: databases, pools, parameters never collide.

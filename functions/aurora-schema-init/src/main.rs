@@ -15,8 +15,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     stackhand::logging::init();
     let config = stackhand::aws::config().await;
     let sources = source::Sources {
-        ssm: aws_sdk_ssm::Client::new(&config),
-        secrets: aws_sdk_secretsmanager::Client::new(&config),
+        ssm: stackhand::client!(aws_sdk_ssm, &config),
+        secrets: stackhand::client!(aws_sdk_secretsmanager, &config),
     };
     stackhand::cfn::run(schema::Schema::new(sources)).await
 }

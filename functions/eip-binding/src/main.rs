@@ -12,7 +12,7 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_runtime::Error> {
     stackhand::logging::init();
     let config = stackhand::aws::config().await;
-    let binder = Arc::new(binding::Binder::new(aws_sdk_ec2::Client::new(&config)));
+    let binder = Arc::new(binding::Binder::new(stackhand::client!(aws_sdk_ec2, &config)));
     let pool_key: Arc<str> =
         std::env::var("EIP_POOL_TAG_KEY").unwrap_or_else(|_| state_change::DEFAULT_POOL_TAG_KEY.into()).into();
     let events = Arc::clone(&binder);

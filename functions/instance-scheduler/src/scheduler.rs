@@ -27,10 +27,10 @@ pub struct Clients {
 impl Clients {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         Self {
-            ec2: aws_sdk_ec2::Client::new(config),
-            rds: aws_sdk_rds::Client::new(config),
-            autoscaling: aws_sdk_autoscaling::Client::new(config),
-            ssm: aws_sdk_ssm::Client::new(config),
+            ec2: stackhand::client!(aws_sdk_ec2, config),
+            rds: stackhand::client!(aws_sdk_rds, config),
+            autoscaling: stackhand::client!(aws_sdk_autoscaling, config),
+            ssm: stackhand::client!(aws_sdk_ssm, config),
         }
     }
 }
@@ -91,7 +91,9 @@ pub async fn handle(
 ) -> Result<Value, Diagnostic> {
     let outcome = async {
         let request = request::parse(&event, Utc::now())?;
-        run(clients, settings, &request, deadline.checked_sub(RESERVE).unwrap_or(deadline)).await
+        let cutoff = deadline.checked_sub(RESERVE).unwrap_or(deadline);
+        // Every AWS call of the run retries (throttling, transient errors) until the cutoff, no longer.
+        stackhand::aws::within(cutoff, run(clients, settings, &request, cutoff)).await
     }
     .await;
     match outcome {

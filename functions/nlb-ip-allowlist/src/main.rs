@@ -8,6 +8,6 @@ mod props;
 async fn main() -> Result<(), lambda_runtime::Error> {
     stackhand::logging::init();
     let config = stackhand::aws::config().await;
-    let handler = allowlist::Allowlist::new(aws_sdk_ec2::Client::new(&config));
+    let handler = allowlist::Allowlist::new(stackhand::client!(aws_sdk_ec2, &config));
     stackhand::cfn::run(handler).await
 }

@@ -3,9 +3,13 @@
 //! A function implements [`CustomResource`] and hands it to [`run`]. The runtime reads the envelope
 //! from the raw event first, the typed properties second, and answers every request exactly once:
 //! handler success or error, panic, unparseable properties, unknown RequestType, and the Lambda deadline
-//! approaching, whatever the handler is stuck on. Physical ids are the handler's deterministic choice;
-//! a failed Create answers with a recognisable marker whose later Delete is acknowledged without
-//! calling the handler.
+//! approaching, whatever the handler is stuck on. Every AWS call a handler makes retries within the
+//! handler's deadline ([`crate::aws::within`]). Physical ids are the handler's deterministic choice. A
+//! failed Create is undone at once (the handler's own Delete) and answered with its deterministic id,
+//! so that CloudFormation's Delete finishes the job if the undo could not; only a Create whose
+//! properties do not parse, which changed nothing, answers with a recognisable marker whose later
+//! Delete is acknowledged without calling the handler. A Delete whose properties no longer parse
+//! cleans up by the physical id ([`CustomResource::delete_unparsed`]).
 
 mod deliver;
 mod event;
@@ -21,7 +25,7 @@ pub use deliver::{deliver, http_client, Delivered, NotDelivered, MAX_ATTEMPTS};
 pub use event::{Envelope, RequestType, ResponseUrl, Unanswerable};
 pub use response::{clean_reason, Response, Status, MAX_BODY_BYTES, MAX_PHYSICAL_ID_BYTES};
 pub use runtime::{
-    handler_budget, is_custom_resource_request, is_failed_create_marker, run, serve, InvocationError, Runtime,
+    cleanup_budget, handler_budget, is_custom_resource_request, is_failed_create_marker, run, serve, InvocationError, Runtime,
     FAILED_CREATE_PREFIX,
 };
 
@@ -117,6 +121,22 @@ pub trait CustomResource: Send + Sync + 'static {
         physical_id: &str,
         props: &Self::Properties,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// A Delete whose properties no longer parse (a later, stricter version of the function; a
+    /// template edited by hand): clean up what `physical_id` alone identifies, leniently reading
+    /// `properties` if that helps. A Delete must never wedge a stack, so by default nothing is
+    /// removed and the Delete succeeds; a resource that can find its own work from its id overrides
+    /// this.
+    fn delete_unparsed(
+        &self,
+        request: &RequestInfo,
+        physical_id: &str,
+        properties: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = (request, properties);
+        tracing::warn!(physical_id, "nothing identifies this resource's work without its properties; left as it is");
+        std::future::ready(Ok(()))
+    }
 }
 
 #[cfg(test)]

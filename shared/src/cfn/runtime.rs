@@ -88,14 +88,16 @@ where
         let runtime = Arc::clone(&runtime);
         let other = Arc::clone(&other);
         async move {
+            let deadline = crate::lambda::deadline(event.context.deadline);
             if is_custom_resource_request(&event.payload) {
-                let deadline = crate::lambda::deadline(event.context.deadline);
                 runtime
                     .handle(event.payload, deadline, &event.context.env_config.log_stream)
                     .await
                     .map_err(Diagnostic::from)
             } else {
-                other(event.payload).await
+                // Other events' AWS calls retry within the invocation, keeping a second to return.
+                let cutoff = deadline.checked_sub(Duration::from_secs(1)).unwrap_or(deadline);
+                crate::aws::within(cutoff, other(event.payload)).await
             }
         }
     }))
@@ -109,9 +111,50 @@ pub struct Runtime<H> {
 }
 
 enum Call<P> {
-    Create { id: String, props: P },
+    /// `replacing`: an Update whose new physical id differs from the current one.
+    Create { id: String, props: P, replacing: bool },
     Update { id: String, props: P, old: Option<P> },
     Delete { id: String, props: P },
+    /// A Delete whose properties no longer parse: the handler cleans up by the physical id alone.
+    DeleteUnparsed { id: String, properties: Value, why: String },
+}
+
+/// How a handler call ended.
+enum Ended<T> {
+    Done(T),
+    Failed(String),
+    TimedOut,
+}
+
+/// Runs `work` on its own task with `deadline` as both its retry budget ([`crate::aws::within`]) and
+/// its hard stop: a panic or the deadline becomes an [`Ended`], never an unanswered request.
+async fn guarded<T, E, F>(deadline: Instant, work: F) -> Ended<T>
+where
+    T: Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<T, E>> + Send + 'static,
+{
+    let task = tokio::spawn(crate::aws::within(deadline, work).in_current_span());
+    let abort = task.abort_handle();
+    match tokio::time::timeout_at(deadline, task).await {
+        Ok(Ok(Ok(done))) => Ended::Done(done),
+        Ok(Ok(Err(e))) => Ended::Failed(error_chain(&e)),
+        Ok(Err(join)) => Ended::Failed(if join.is_panic() {
+            format!("internal error: the function panicked: {}", panic_message(join.into_panic().as_ref()))
+        } else {
+            "internal error: the handler task was cancelled".to_owned()
+        }),
+        Err(_) => {
+            abort.abort();
+            Ended::TimedOut
+        }
+    }
+}
+
+/// Of a Create's handler budget, the part kept to undo what a failed Create changed: a fifth, at most
+/// 30 s.
+pub fn cleanup_budget(budget: Duration) -> Duration {
+    (budget / 5).min(Duration::from_secs(30))
 }
 
 impl<H: CustomResource> Runtime<H> {
@@ -214,31 +257,40 @@ impl<H: CustomResource> Runtime<H> {
                 return respond(Status::Success, reason, id, Outcome::default());
             }
         }
-        let props: H::Properties = match props::parse(&env.properties) {
-            Ok(p) => p,
-            Err(e) => return fail(e.to_string()),
-        };
+        let parsed: Result<H::Properties, _> = props::parse(&env.properties);
         let remaining = deadline.saturating_duration_since(Instant::now());
         let budget = handler_budget(remaining);
-        let info = RequestInfo::new(env, Instant::now() + budget);
-        let handler_deadline = info.deadline;
-        let call = match env.request_type {
-            RequestType::Create => Call::Create { id: self.handler.physical_id(&info, &props), props },
-            RequestType::Update => {
+        let started = Instant::now();
+        let call = match (env.request_type.clone(), parsed) {
+            // A Delete must not wedge the stack: properties a later version no longer accepts still
+            // name a resource to clean up, by its physical id.
+            (RequestType::Delete, Err(e)) => Call::DeleteUnparsed {
+                id: current_id.clone().unwrap_or_default(),
+                properties: env.properties.clone(),
+                why: e.to_string(),
+            },
+            (_, Err(e)) => return fail(e.to_string()),
+            (RequestType::Create, Ok(props)) => {
+                let info = RequestInfo::new(env, started + budget);
+                Call::Create { id: self.handler.physical_id(&info, &props), props, replacing: false }
+            }
+            (RequestType::Update, Ok(props)) => {
+                let info = RequestInfo::new(env, started + budget);
                 let new_id = self.handler.physical_id(&info, &props);
                 if Some(&new_id) != current_id.as_ref() {
                     tracing::info!(new_physical_id = %new_id, "update replaces the resource");
-                    Call::Create { id: new_id, props }
+                    Call::Create { id: new_id, props, replacing: true }
                 } else {
                     // The old properties only inform the handler; if they no longer parse it gets None.
                     let old = env.old_properties.as_ref().and_then(|v| props::parse(v).ok());
                     Call::Update { id: new_id, props, old }
                 }
             }
-            _ => Call::Delete { id: current_id.clone().unwrap_or_default(), props },
+            (_, Ok(props)) => Call::Delete { id: current_id.clone().unwrap_or_default(), props },
         };
         let success_id = match &call {
             Call::Create { id, .. } | Call::Update { id, .. } | Call::Delete { id, .. } => id.clone(),
+            Call::DeleteUnparsed { id, .. } => id.clone(),
         };
         if success_id.is_empty() || success_id.len() > super::MAX_PHYSICAL_ID_BYTES {
             return fail(format!(
@@ -247,50 +299,86 @@ impl<H: CustomResource> Runtime<H> {
                 super::MAX_PHYSICAL_ID_BYTES
             ));
         }
+        let success = |outcome: Outcome, note: Option<String>| {
+            let mut reason = if log_stream.is_empty() {
+                "OK".to_owned()
+            } else {
+                format!("See the details in CloudWatch Log Stream: {log_stream}")
+            };
+            if let Some(note) = note {
+                reason = format!("{note}. {reason}");
+            }
+            respond(Status::Success, reason, success_id.clone(), outcome)
+        };
+        let timed_out = |spent: Duration| {
+            tracing::error!(budget_ms = spent.as_millis() as u64, "handler timed out; answering FAILED");
+            format!(
+                "timed out: the {} did not finish within {:.1} s (the Lambda timeout less a margin to answer); \
+                 raise the function's Timeout or look for an unreachable endpoint in its log",
+                env.request_type,
+                spent.as_secs_f64()
+            )
+        };
 
+        let answer = |ended: Ended<Outcome>, note: Option<String>| match ended {
+            Ended::Done(outcome) => success(outcome, note),
+            Ended::Failed(why) => {
+                tracing::warn!(error = %redact::redact(&why), "handler failed");
+                fail(why)
+            }
+            Ended::TimedOut => fail(timed_out(budget)),
+        };
         let handler = Arc::clone(&self.handler);
-        let task = tokio::spawn(
-            async move {
-                match call {
-                    Call::Create { id, props } => handler.create(&info, &id, &props).await,
-                    Call::Update { id, props, old } => handler.update(&info, &id, &props, old.as_ref()).await,
-                    Call::Delete { id, props } => handler.delete(&info, &id, &props).await.map(|()| Outcome::default()),
-                }
-            }
-            .in_current_span(),
-        );
-        let abort = task.abort_handle();
-        match tokio::time::timeout_at(handler_deadline, task).await {
-            Ok(Ok(Ok(outcome))) => {
-                let reason = if log_stream.is_empty() {
-                    "OK".to_owned()
-                } else {
-                    format!("See the details in CloudWatch Log Stream: {log_stream}")
+        match call {
+            Call::Create { id, props, replacing } => {
+                let cleanup = cleanup_budget(budget);
+                let create_deadline = started + budget - cleanup;
+                let info = RequestInfo::new(env, create_deadline);
+                let props = Arc::new(props);
+                let work = {
+                    let (handler, id, props) = (Arc::clone(&handler), id.clone(), Arc::clone(&props));
+                    async move { handler.create(&info, &id, &props).await }
                 };
-                respond(Status::Success, reason, success_id, outcome)
-            }
-            Ok(Ok(Err(e))) => {
-                let reason = error_chain(&e);
-                tracing::warn!(error = %redact::redact(&reason), "handler failed");
-                fail(reason)
-            }
-            Ok(Err(join)) => {
-                let detail = if join.is_panic() {
-                    panic_message(join.into_panic().as_ref())
-                } else {
-                    "the handler task was cancelled".to_owned()
+                let failure = match guarded(create_deadline, work).await {
+                    Ended::Done(outcome) => return success(outcome, None),
+                    Ended::Failed(why) => why,
+                    Ended::TimedOut => timed_out(budget - cleanup),
                 };
-                fail(format!("internal error: the function panicked: {detail}"))
+                tracing::warn!(error = %redact::redact(&failure), "create failed; undoing what it changed");
+                // Never leave a change behind a FAILED answer: undo what this Create did (its Delete
+                // removes only what carries this physical id). A first Create is also answered with
+                // its deterministic id, so that CloudFormation's Delete finishes the job if this
+                // cannot; a replacement keeps the current id, which CloudFormation rolls back to.
+                let info = RequestInfo::new(env, started + budget);
+                let undo = {
+                    let (handler, id, props) = (Arc::clone(&handler), id.clone(), Arc::clone(&props));
+                    async move { handler.delete(&info, &id, &props).await }
+                };
+                let undone = match guarded(started + budget, undo).await {
+                    Ended::Done(()) => "nothing of it was left in place".to_owned(),
+                    Ended::Failed(why) => format!("undoing it failed too ({why}): the Delete of {id} retries it"),
+                    Ended::TimedOut => format!("undoing it ran out of time: the Delete of {id} retries it"),
+                };
+                let reason = format!("{failure} ({undone})");
+                let physical_id = if replacing { fail_id() } else { id };
+                respond(Status::Failed, reason, physical_id, Outcome::default())
             }
-            Err(_) => {
-                abort.abort();
-                tracing::error!(budget_ms = budget.as_millis() as u64, "handler timed out; answering FAILED");
-                fail(format!(
-                    "timed out: the {} did not finish within {:.1} s (the Lambda timeout less a margin to \
-                     answer); raise the function's Timeout or look for an unreachable endpoint in its log",
-                    env.request_type,
-                    budget.as_secs_f64()
-                ))
+            Call::Update { id, props, old } => {
+                let info = RequestInfo::new(env, started + budget);
+                answer(guarded(started + budget, async move { handler.update(&info, &id, &props, old.as_ref()).await }).await, None)
+            }
+            Call::Delete { id, props } => {
+                let info = RequestInfo::new(env, started + budget);
+                let work = async move { handler.delete(&info, &id, &props).await.map(|()| Outcome::default()) };
+                answer(guarded(started + budget, work).await, None)
+            }
+            Call::DeleteUnparsed { id, properties, why } => {
+                tracing::warn!(error = %why, "Delete with properties that no longer parse; cleaning up by the physical id");
+                let info = RequestInfo::new(env, started + budget);
+                let work = async move {
+                    handler.delete_unparsed(&info, &id, &properties).await.map(|()| Outcome::default())
+                };
+                answer(guarded(started + budget, work).await, Some(format!("Deleted by the physical id alone ({why})")))
             }
         }
     }
@@ -343,6 +431,10 @@ mod tests {
             format!("fake-{}", props.key)
         }
         async fn create(&self, _: &RequestInfo, id: &str, props: &FakeProps) -> Result<Outcome, FakeError> {
+            if props.mode == "fail-create" {
+                self.calls.lock().unwrap().push(format!("create {id}"));
+                return Err(FakeError);
+            }
             self.act(format!("create {id}"), props).await
         }
         async fn update(
@@ -357,6 +449,10 @@ mod tests {
         }
         async fn delete(&self, _: &RequestInfo, id: &str, props: &FakeProps) -> Result<(), FakeError> {
             self.act(format!("delete {id}"), props).await.map(|_| ())
+        }
+        async fn delete_unparsed(&self, _: &RequestInfo, id: &str, properties: &Value) -> Result<(), FakeError> {
+            self.calls.lock().unwrap().push(format!("delete-unparsed {id} {properties}"));
+            Ok(())
         }
     }
 
@@ -396,19 +492,78 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_create_answers_with_the_marker_and_its_delete_touches_nothing() {
+    async fn a_failed_create_is_undone_at_once_and_answered_with_its_own_id_for_the_delete_to_come() {
+        let fake = Arc::new(Fake::default());
+        let r = decide(&fake, event("Create", json!({"Key": "a", "Mode": "fail-create"})), SECOND).await;
+        assert_eq!(r.status, Status::Failed);
+        assert_eq!(r.reason, "the fake was told to fail (nothing of it was left in place)");
+        assert_eq!(r.physical_resource_id, "fake-a", "CloudFormation's Delete must reach what the Create did");
+        assert_eq!(calls(&fake), ["create fake-a", "delete fake-a"]);
+
+        let mut delete = event("Delete", json!({"Key": "a"}));
+        delete["PhysicalResourceId"] = json!(r.physical_resource_id);
+        let d = decide(&fake, delete, SECOND).await;
+        assert_eq!(d.status, Status::Success);
+        assert_eq!(calls(&fake), ["create fake-a", "delete fake-a", "delete fake-a"]);
+    }
+
+    #[tokio::test]
+    async fn an_undo_that_fails_too_says_the_delete_will_retry_it() {
         let fake = Arc::new(Fake::default());
         let r = decide(&fake, event("Create", json!({"Key": "a", "Mode": "err"})), SECOND).await;
         assert_eq!(r.status, Status::Failed);
-        assert_eq!(r.reason, "the fake was told to fail");
+        assert!(r.reason.contains("undoing it failed too (the fake was told to fail): the Delete of fake-a retries it"), "{}", r.reason);
+        assert_eq!(r.physical_resource_id, "fake-a");
+    }
+
+    #[tokio::test]
+    async fn a_failed_replacement_is_undone_and_keeps_the_current_id() {
+        let fake = Arc::new(Fake::default());
+        let mut e = event("Update", json!({"Key": "b", "Mode": "fail-create"}));
+        e["PhysicalResourceId"] = json!("fake-a");
+        let r = decide(&fake, e, SECOND).await;
+        assert_eq!(r.status, Status::Failed);
+        assert_eq!(r.physical_resource_id, "fake-a");
+        assert_eq!(calls(&fake), ["create fake-b", "delete fake-b"], "the new resource's work is undone, not the old");
+    }
+
+    #[tokio::test]
+    async fn a_create_with_unparseable_properties_answers_the_marker_and_its_delete_touches_nothing() {
+        let fake = Arc::new(Fake::default());
+        let r = decide(&fake, event("Create", json!({"Key": "a", "Count": "many"})), SECOND).await;
+        assert_eq!(r.status, Status::Failed);
         assert!(is_failed_create_marker(&r.physical_resource_id), "{}", r.physical_resource_id);
 
-        let mut delete = event("Delete", json!({"Key": "a", "Mode": "err"}));
+        let mut delete = event("Delete", json!({"Key": "a", "Count": "many"}));
         delete["PhysicalResourceId"] = json!(r.physical_resource_id);
         let d = decide(&fake, delete, SECOND).await;
         assert_eq!(d.status, Status::Success);
         assert_eq!(d.physical_resource_id, r.physical_resource_id);
-        assert_eq!(calls(&fake), ["create fake-a"], "the marker's Delete calls no handler");
+        assert!(calls(&fake).is_empty(), "the marker's Delete calls no handler");
+    }
+
+    #[tokio::test]
+    async fn a_delete_whose_properties_no_longer_parse_cleans_up_by_its_id_and_succeeds() {
+        let fake = Arc::new(Fake::default());
+        let mut e = event("Delete", json!({"Key": "a", "Count": "many"}));
+        e["PhysicalResourceId"] = json!("fake-a");
+        let r = decide(&fake, e, SECOND).await;
+        assert_eq!(r.status, Status::Success);
+        assert_eq!(r.physical_resource_id, "fake-a");
+        assert!(r.reason.starts_with("Deleted by the physical id alone (invalid property Count:"), "{}", r.reason);
+        assert_eq!(calls(&fake), [r#"delete-unparsed fake-a {"Count":"many","Key":"a"}"#]);
+    }
+
+    #[tokio::test]
+    async fn the_handler_runs_within_its_deadline_as_the_retry_budget() {
+        // The deadline the handler's AWS calls retry within is the handler's own.
+        let deadline = Instant::now() + Duration::from_secs(7);
+        let inside = guarded(deadline, async { Ok::<_, FakeError>(crate::aws::deadline()) }).await;
+        match inside {
+            Ended::Done(d) => assert_eq!(d, Some(deadline)),
+            _ => panic!("the guarded work did not finish"),
+        }
+        assert_eq!(crate::aws::deadline(), None, "the scope ends with the handler");
     }
 
     #[tokio::test]
@@ -417,7 +572,6 @@ mod tests {
         let r = decide(&fake, event("Create", json!({"Key": "a", "Count": "many"})), SECOND).await;
         assert_eq!(r.status, Status::Failed);
         assert!(r.reason.starts_with("invalid property Count:"), "{}", r.reason);
-        assert!(is_failed_create_marker(&r.physical_resource_id));
         let r = decide(&fake, event("Create", json!({"Count": "1"})), SECOND).await;
         assert_eq!(r.reason, "invalid property Key: is required but missing");
         let r = decide(&fake, event("Create", json!("Key=a")), SECOND).await;
@@ -474,6 +628,8 @@ mod tests {
         let r = decide(&fake, event("Create", json!({"Key": "a", "Mode": "hang"})), Duration::from_millis(300)).await;
         assert_eq!(r.status, Status::Failed);
         assert!(r.reason.starts_with("timed out"), "{}", r.reason);
+        assert!(r.reason.ends_with("(undoing it ran out of time: the Delete of fake-a retries it)"), "{}", r.reason);
+        assert_eq!(calls(&fake), ["create fake-a", "delete fake-a"], "the undo was tried within the budget");
         assert!(started.elapsed() < Duration::from_secs(5), "the guard fired rather than the test timing out");
     }
 
