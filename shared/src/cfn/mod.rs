@@ -25,8 +25,8 @@ pub use deliver::{deliver, http_client, Delivered, NotDelivered, MAX_ATTEMPTS};
 pub use event::{Envelope, RequestType, ResponseUrl, Unanswerable};
 pub use response::{clean_reason, Response, Status, MAX_BODY_BYTES, MAX_PHYSICAL_ID_BYTES};
 pub use runtime::{
-    cleanup_budget, handler_budget, is_custom_resource_request, is_failed_create_marker, run, serve, InvocationError, Runtime,
-    FAILED_CREATE_PREFIX,
+    cleanup_budget, handler_budget, is_custom_resource_request, is_failed_create_marker, run, serve, InvocationError,
+    Runtime, FAILED_CREATE_PREFIX,
 };
 
 /// A short, stable hexadecimal digest of `parts`, for deterministic physical ids: the same parts always

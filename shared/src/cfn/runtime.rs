@@ -112,11 +112,26 @@ pub struct Runtime<H> {
 
 enum Call<P> {
     /// `replacing`: an Update whose new physical id differs from the current one.
-    Create { id: String, props: P, replacing: bool },
-    Update { id: String, props: P, old: Option<P> },
-    Delete { id: String, props: P },
+    Create {
+        id: String,
+        props: P,
+        replacing: bool,
+    },
+    Update {
+        id: String,
+        props: P,
+        old: Option<P>,
+    },
+    Delete {
+        id: String,
+        props: P,
+    },
     /// A Delete whose properties no longer parse: the handler cleans up by the physical id alone.
-    DeleteUnparsed { id: String, properties: Value, why: String },
+    DeleteUnparsed {
+        id: String,
+        properties: Value,
+        why: String,
+    },
 }
 
 /// How a handler call ended.
@@ -365,7 +380,11 @@ impl<H: CustomResource> Runtime<H> {
             }
             Call::Update { id, props, old } => {
                 let info = RequestInfo::new(env, started + budget);
-                answer(guarded(started + budget, async move { handler.update(&info, &id, &props, old.as_ref()).await }).await, None)
+                answer(
+                    guarded(started + budget, async move { handler.update(&info, &id, &props, old.as_ref()).await })
+                        .await,
+                    None,
+                )
             }
             Call::Delete { id, props } => {
                 let info = RequestInfo::new(env, started + budget);
@@ -375,9 +394,8 @@ impl<H: CustomResource> Runtime<H> {
             Call::DeleteUnparsed { id, properties, why } => {
                 tracing::warn!(error = %why, "Delete with properties that no longer parse; cleaning up by the physical id");
                 let info = RequestInfo::new(env, started + budget);
-                let work = async move {
-                    handler.delete_unparsed(&info, &id, &properties).await.map(|()| Outcome::default())
-                };
+                let work =
+                    async move { handler.delete_unparsed(&info, &id, &properties).await.map(|()| Outcome::default()) };
                 answer(guarded(started + budget, work).await, Some(format!("Deleted by the physical id alone ({why})")))
             }
         }
@@ -512,7 +530,11 @@ mod tests {
         let fake = Arc::new(Fake::default());
         let r = decide(&fake, event("Create", json!({"Key": "a", "Mode": "err"})), SECOND).await;
         assert_eq!(r.status, Status::Failed);
-        assert!(r.reason.contains("undoing it failed too (the fake was told to fail): the Delete of fake-a retries it"), "{}", r.reason);
+        assert!(
+            r.reason.contains("undoing it failed too (the fake was told to fail): the Delete of fake-a retries it"),
+            "{}",
+            r.reason
+        );
         assert_eq!(r.physical_resource_id, "fake-a");
     }
 
