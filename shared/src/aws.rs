@@ -211,3 +211,33 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_starts_only_with_the_retry_window_left_before_the_deadline() {
+        let now = Instant::now();
+        assert!(DeadlineClassifier::allows_retry(None, now), "outside a deadline the SDK's count decides");
+        assert!(DeadlineClassifier::allows_retry(Some(now + RETRY_WINDOW), now));
+        assert!(DeadlineClassifier::allows_retry(Some(now + Duration::from_secs(300)), now));
+        assert!(!DeadlineClassifier::allows_retry(Some(now + RETRY_WINDOW - Duration::from_millis(1)), now));
+        assert!(!DeadlineClassifier::allows_retry(Some(now), now));
+        assert!(!DeadlineClassifier::allows_retry(now.checked_sub(Duration::from_secs(1)), now));
+    }
+
+    #[tokio::test]
+    async fn the_deadline_is_the_innermost_one_and_only_on_its_task() {
+        let outer = Instant::now() + Duration::from_secs(60);
+        let inner = outer - Duration::from_secs(30);
+        assert_eq!(deadline(), None);
+        within(outer, async {
+            assert_eq!(deadline(), Some(outer));
+            within(inner, async { assert_eq!(deadline(), Some(inner)) }).await;
+            assert_eq!(deadline(), Some(outer));
+            assert_eq!(tokio::spawn(async { deadline() }).await.unwrap(), None, "a spawned task sets its own");
+        })
+        .await;
+    }
+}

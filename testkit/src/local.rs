@@ -306,3 +306,13 @@ pub async fn association(
     let a = &out.addresses()[0];
     (a.association_id().map(Into::into), a.network_interface_id().map(Into::into), a.instance_id().map(Into::into))
 }
+
+/// An address's tags, by key.
+pub async fn address_tags(ec2: &aws_sdk_ec2::Client, allocation: &str) -> std::collections::BTreeMap<String, String> {
+    let out = ec2.describe_addresses().allocation_ids(allocation).send().await.expect("DescribeAddresses");
+    out.addresses()[0]
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+        .collect()
+}

@@ -3,6 +3,8 @@
 //! `Throttling` as HTTP 400 XML, JSON services' `ThrottlingException` as HTTP 400), the rest are
 //! forwarded. Throttled requests are never two in a row, so a client that retries as the SDK does always
 //! gets through. It also counts the calls per operation: [`ThrottlingProxy::counting`] only counts.
+//! [`ThrottlingProxy::throttling`] takes any rule instead (a burst longer than the SDK's three attempts
+//! on one operation, or an operation throttled for good).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,9 +17,21 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+/// One request as a throttling rule sees it.
+pub struct Call<'a> {
+    /// The operation (`CreateTags`, `GetParameter`).
+    pub operation: &'a str,
+    /// This request's number among the requests for its operation, from 1.
+    pub nth: usize,
+    /// The request body (the query protocols' form-encoded parameters).
+    pub body: &'a str,
+}
+
+type ThrottleRule = Box<dyn Fn(&Call<'_>) -> bool + Send + Sync>;
+
 struct Inner {
     upstream: String,
-    every: usize,
+    rule: ThrottleRule,
     seen: AtomicUsize,
     throttled: AtomicUsize,
     operations: std::sync::Mutex<BTreeMap<String, usize>>,
@@ -34,9 +48,15 @@ impl ThrottlingProxy {
     /// Forwards to `upstream` (e.g. moto's URL), throttling every `every`-th request (2 or more).
     pub async fn start(upstream: &str, every: usize) -> Self {
         assert!(every >= 2, "throttling every request would never let one through");
+        let seen = Arc::new(AtomicUsize::new(0));
+        Self::throttling(upstream, move |_| (seen.fetch_add(1, Ordering::SeqCst) + 1) % every == 0).await
+    }
+
+    /// Forwards to `upstream`, throttling the requests `rule` picks.
+    pub async fn throttling(upstream: &str, rule: impl Fn(&Call<'_>) -> bool + Send + Sync + 'static) -> Self {
         let inner = Arc::new(Inner {
             upstream: upstream.trim_end_matches('/').to_owned(),
-            every,
+            rule: Box::new(rule),
             seen: AtomicUsize::new(0),
             throttled: AtomicUsize::new(0),
             operations: Default::default(),
@@ -51,7 +71,7 @@ impl ThrottlingProxy {
 
     /// A proxy that throttles nothing and counts every call.
     pub async fn counting(upstream: &str) -> Self {
-        Self::start(upstream, usize::MAX).await
+        Self::throttling(upstream, |_| false).await
     }
 
     /// Calls that arrived for `operation` (e.g. `StopInstances`, `GetParameter`), throttled or not.
@@ -86,10 +106,16 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let n = inner.seen.fetch_add(1, Ordering::SeqCst) + 1;
+    inner.seen.fetch_add(1, Ordering::SeqCst);
     let operation = operation(&headers, &body);
-    *inner.operations.lock().unwrap().entry(operation).or_default() += 1;
-    if n % inner.every == 0 {
+    let nth = {
+        let mut operations = inner.operations.lock().unwrap();
+        let count = operations.entry(operation.clone()).or_default();
+        *count += 1;
+        *count
+    };
+    let text = String::from_utf8_lossy(&body);
+    if (inner.rule)(&Call { operation: &operation, nth, body: &text }) {
         inner.throttled.fetch_add(1, Ordering::SeqCst);
         return if headers.contains_key("x-amz-target") {
             let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;

@@ -1,9 +1,17 @@
 //! Binding an Elastic IP to an interface, race-safe: candidates are tried with AllowReassociation=false
 //! so two binders never both "win" one address; the winner tags the address with its owner and the
 //! association it made, so that a later release touches only that association.
+//!
+//! Nothing is left behind a failure: a candidate is claimed (a tag) before it is associated, so that
+//! an association whose tagging then fails can be undone at once under IAM that lets this function
+//! disassociate only addresses it marked; a Delete finds a claimed, untagged association on its own
+//! target too.
+
+use std::time::Duration;
 
 use aws_sdk_ec2::types::{Address, Filter, Tag};
 use stackhand::aws::{describe_error, error_code};
+use tokio::time::Instant;
 
 use crate::props::{Source, Target};
 
@@ -11,6 +19,15 @@ use crate::props::{Source, Target};
 pub const OWNER_TAG: &str = "stackhand:eip-binding";
 /// Tag on an address: the association that owner made.
 pub const ASSOCIATION_TAG: &str = "stackhand:eip-association";
+/// Tag on an address: the CloudFormation resource (a digest of stack id and logical id) whose binding
+/// holds it, the same across that resource's replacements (a new instance, a new physical id).
+pub const RESOURCE_TAG: &str = "stackhand:eip-binding-resource";
+/// Tag on an address: the owner about to associate it (written before AssociateAddress).
+pub const CLAIM_TAG: &str = "stackhand:eip-binding-claim";
+
+/// How long a just-launched instance may stay unknown to DescribeInstances (EC2's eventual
+/// consistency) before it is taken as not existing.
+pub const INSTANCE_VISIBILITY_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -25,6 +42,11 @@ pub enum BindError {
     Exhausted { pool: String, total: usize, tried: String },
     #[error("{allocation} is associated with {holder}; set AllowReassociation to \"true\" to move it")]
     Taken { allocation: String, holder: String },
+    #[error(
+        "{target} already has the Elastic IP {public_ip} ({allocation}) on {private_ip}, which is not from {from}: \
+         binding would silently replace it. Disassociate it first, or name another PrivateIpAddress"
+    )]
+    Occupied { target: String, public_ip: String, allocation: String, private_ip: String, from: String },
 }
 
 /// Where an address goes: an interface, one of its private addresses, and its instance if any.
@@ -33,6 +55,20 @@ pub struct Spot {
     pub interface: String,
     pub private_ip: Option<String>,
     pub instance: Option<String>,
+}
+
+impl Spot {
+    fn holds(&self, address: &Address) -> bool {
+        address.network_interface_id() == Some(self.interface.as_str())
+            && self.private_ip.as_deref().is_none_or(|ip| address.private_ip_address() == Some(ip))
+    }
+}
+
+/// Who binds: the owner tag's value, and for a CloudFormation resource its stable identity.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    pub id: &'a str,
+    pub resource: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,19 +88,50 @@ fn tag<'a>(address: &'a Address, key: &str) -> Option<&'a str> {
     address.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
 }
 
+fn key(key: &str) -> Tag {
+    Tag::builder().key(key).build()
+}
+
+fn pair(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
 impl Binder {
     pub fn new(ec2: aws_sdk_ec2::Client) -> Self {
         Self { ec2 }
     }
 
     /// The instance's primary interface (device index 0) and primary private address, and its tags.
+    /// An instance launched moments ago may not be visible yet: it is read again for
+    /// [`INSTANCE_VISIBILITY_WAIT`] (within the invocation's deadline) before it is called unknown.
     pub async fn instance(&self, id: &str) -> Result<(Spot, Vec<Tag>), BindError> {
-        let out = self.ec2.describe_instances().instance_ids(id).send().await.map_err(|e| match error_code(&e) {
-            Some("InvalidInstanceID.NotFound" | "InvalidInstanceID.Malformed") => {
-                BindError::Input(format!("InstanceId {id} does not exist in this account and Region"))
+        self.instance_waiting(id, INSTANCE_VISIBILITY_WAIT).await
+    }
+
+    async fn instance_waiting(&self, id: &str, wait: Duration) -> Result<(Spot, Vec<Tag>), BindError> {
+        let give_up = Instant::now() + wait;
+        let give_up = stackhand::aws::deadline()
+            .map(|d| d.checked_sub(stackhand::aws::RETRY_WINDOW).unwrap_or(d).min(give_up))
+            .unwrap_or(give_up);
+        let mut pause = Duration::from_millis(500);
+        let out = loop {
+            match self.ec2.describe_instances().instance_ids(id).send().await {
+                Ok(out) => break out,
+                Err(e) if error_code(&e) == Some("InvalidInstanceID.NotFound") && Instant::now() + pause < give_up => {
+                    tracing::info!(instance = id, "not visible yet (eventual consistency); reading it again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(4));
+                }
+                Err(e) => {
+                    return Err(match error_code(&e) {
+                        Some("InvalidInstanceID.NotFound" | "InvalidInstanceID.Malformed") => {
+                            BindError::Input(format!("InstanceId {id} does not exist in this account and Region"))
+                        }
+                        _ => BindError::Aws(describe_error("DescribeInstances", &e)),
+                    })
+                }
             }
-            _ => BindError::Aws(describe_error("DescribeInstances", &e)),
-        })?;
+        };
         let instance =
             out.reservations().iter().flat_map(|r| r.instances()).find(|i| i.instance_id() == Some(id)).ok_or_else(
                 || BindError::Input(format!("InstanceId {id} does not exist in this account and Region")),
@@ -82,6 +149,14 @@ impl Binder {
             instance: Some(id.to_owned()),
         };
         Ok((spot, instance.tags().to_vec()))
+    }
+
+    /// The target's spot without waiting for an instance to become visible, or None if it is gone.
+    async fn spot_if_any(&self, target: &Target) -> Option<Spot> {
+        match target {
+            Target::Instance(id) => self.instance_waiting(id, Duration::ZERO).await.ok().map(|(spot, _)| spot),
+            Target::Interface { .. } => self.resolve(target).await.ok(),
+        }
     }
 
     pub async fn resolve(&self, target: &Target) -> Result<Spot, BindError> {
@@ -111,29 +186,51 @@ impl Binder {
         Ok(out.addresses().to_vec())
     }
 
+    /// Every address on the target (any source): an instance's (all its interfaces) or an interface's.
+    async fn addresses_on(&self, target: &Target) -> Result<Vec<Address>, BindError> {
+        let (name, value) = match target {
+            Target::Instance(id) => ("instance-id", id.as_str()),
+            Target::Interface { id, .. } => ("network-interface-id", id.as_str()),
+        };
+        self.described(Filter::builder().name(name).values(value).build()).await
+    }
+
+    async fn described(&self, filter: Filter) -> Result<Vec<Address>, BindError> {
+        let out = self
+            .ec2
+            .describe_addresses()
+            .filters(filter)
+            .send()
+            .await
+            .map_err(|e| BindError::Aws(describe_error("DescribeAddresses", &e)))?;
+        Ok(out.addresses().to_vec())
+    }
+
     /// Binds an address of `source` to `spot` for `owner`, or finds the one it already holds.
     pub async fn bind(
         &self,
         spot: &Spot,
         source: &Source,
         allow_reassociation: bool,
-        owner: &str,
+        owner: Owner<'_>,
     ) -> Result<Bound, BindError> {
-        let addresses = self.addresses(source).await?;
-        self.bind_from(spot, source, addresses, allow_reassociation, owner).await
+        let on_spot = self.described(Filter::builder().name("network-interface-id").values(&spot.interface).build());
+        let (addresses, on_spot) = tokio::try_join!(self.addresses(source), on_spot)?;
+        self.bind_from(spot, source, addresses, on_spot, allow_reassociation, owner).await
     }
 
-    /// [`Binder::bind`] to `target`, resolving it while the source's addresses are read: the two
-    /// reads are independent, so a Create waits for one round trip instead of two.
+    /// [`Binder::bind`] to `target`, resolving it while the source's and the target's addresses are
+    /// read: the three reads are independent, so a Create waits for one round trip instead of three.
     pub async fn bind_target(
         &self,
         target: &Target,
         source: &Source,
         allow_reassociation: bool,
-        owner: &str,
+        owner: Owner<'_>,
     ) -> Result<Bound, BindError> {
-        let (spot, addresses) = tokio::try_join!(self.resolve(target), self.addresses(source))?;
-        self.bind_from(&spot, source, addresses, allow_reassociation, owner).await
+        let (spot, addresses, on_target) =
+            tokio::try_join!(self.resolve(target), self.addresses(source), self.addresses_on(target))?;
+        self.bind_from(&spot, source, addresses, on_target, allow_reassociation, owner).await
     }
 
     async fn bind_from(
@@ -141,14 +238,11 @@ impl Binder {
         spot: &Spot,
         source: &Source,
         addresses: Vec<Address>,
+        on_target: Vec<Address>,
         allow_reassociation: bool,
-        owner: &str,
+        owner: Owner<'_>,
     ) -> Result<Bound, BindError> {
-        let holds = |a: &&Address| {
-            a.network_interface_id() == Some(spot.interface.as_str())
-                && spot.private_ip.as_deref().is_none_or(|ip| a.private_ip_address() == Some(ip))
-        };
-        if let Some(held) = addresses.iter().find(holds) {
+        if let Some(held) = addresses.iter().find(|a| spot.holds(a)) {
             let bound = bound(held, false);
             // An untagged address on exactly this target is taken as this owner's earlier work (a
             // binding whose tagging was cut short); another owner's stays theirs.
@@ -158,13 +252,38 @@ impl Binder {
             tracing::info!(target = %spot.interface, public_ip = %bound.public_ip, "already bound");
             return Ok(bound);
         }
+        // Another address on the spot: associating would silently unhook it (at-least-once delivery,
+        // a second binder, a manual association).
+        if let Some(other) = on_target.iter().find(|a| spot.holds(a)) {
+            return Err(BindError::Occupied {
+                target: spot.instance.clone().unwrap_or_else(|| spot.interface.clone()),
+                public_ip: other.public_ip().unwrap_or_default().to_owned(),
+                allocation: other.allocation_id().unwrap_or_default().to_owned(),
+                private_ip: other.private_ip_address().unwrap_or("its primary private address").to_owned(),
+                from: match source {
+                    Source::Pool { .. } => format!("the pool {}", source.describe()),
+                    Source::Allocation(id) => id.clone(),
+                },
+            });
+        }
+        let mut reassociate = allow_reassociation;
         let mut candidates: Vec<&Address> = match source {
             Source::Allocation(id) => {
                 let address =
                     addresses.first().ok_or_else(|| BindError::Input(format!("AllocationId {id} does not exist")))?;
                 if let (Some(holder), false) = (address.association_id(), allow_reassociation) {
-                    let holder = address.instance_id().or(address.network_interface_id()).unwrap_or(holder);
-                    return Err(BindError::Taken { allocation: id.clone(), holder: holder.to_owned() });
+                    // This resource's own earlier binding (its instance being replaced): move it.
+                    let own = owner.resource.is_some() && tag(address, RESOURCE_TAG) == owner.resource;
+                    if !own {
+                        let holder = address.instance_id().or(address.network_interface_id()).unwrap_or(holder);
+                        return Err(BindError::Taken { allocation: id.clone(), holder: holder.to_owned() });
+                    }
+                    tracing::info!(
+                        allocation = id.as_str(),
+                        from = holder,
+                        "moving the address from this resource's earlier binding"
+                    );
+                    reassociate = true;
                 }
                 vec![address]
             }
@@ -174,13 +293,14 @@ impl Binder {
         let mut lost = 0;
         for candidate in &candidates {
             let allocation = candidate.allocation_id().unwrap_or_default();
+            self.claim(allocation, owner).await?;
             let sent = self
                 .ec2
                 .associate_address()
                 .allocation_id(allocation)
                 .network_interface_id(&spot.interface)
                 .set_private_ip_address(spot.private_ip.clone())
-                .allow_reassociation(allow_reassociation)
+                .allow_reassociation(reassociate)
                 .send()
                 .await;
             match sent {
@@ -191,7 +311,9 @@ impl Binder {
                         association_id: out.association_id().unwrap_or_default().to_owned(),
                         newly: true,
                     };
-                    self.tag(&bound, owner).await?;
+                    if let Err(failed) = self.tag(&bound, owner).await {
+                        return Err(self.undo(&bound, owner, failed).await);
+                    }
                     tracing::info!(target = %spot.interface, public_ip = %bound.public_ip, lost, "bound");
                     return Ok(bound);
                 }
@@ -199,8 +321,12 @@ impl Binder {
                 Err(e) if error_code(&e) == Some("Resource.AlreadyAssociated") => {
                     lost += 1;
                     tracing::info!(allocation, "taken meanwhile; trying the next address");
+                    self.unclaim(allocation, owner).await;
                 }
-                Err(e) => return Err(BindError::Aws(describe_error("AssociateAddress", &e))),
+                Err(e) => {
+                    self.unclaim(allocation, owner).await;
+                    return Err(BindError::Aws(describe_error("AssociateAddress", &e)));
+                }
             }
         }
         Err(BindError::Exhausted {
@@ -214,24 +340,113 @@ impl Binder {
         })
     }
 
-    async fn tag(&self, bound: &Bound, owner: &str) -> Result<(), BindError> {
+    /// Marks the address as about to be associated by `owner`, so that the association can be undone
+    /// (IAM lets this function disassociate only addresses that carry its tags).
+    async fn claim(&self, allocation: &str, owner: Owner<'_>) -> Result<(), BindError> {
         self.ec2
             .create_tags()
-            .resources(&bound.allocation_id)
-            .tags(Tag::builder().key(OWNER_TAG).value(owner).build())
-            .tags(Tag::builder().key(ASSOCIATION_TAG).value(&bound.association_id).build())
+            .resources(allocation)
+            .tags(pair(CLAIM_TAG, owner.id))
             .send()
             .await
             .map_err(|e| BindError::Aws(describe_error("CreateTags", &e)))?;
         Ok(())
     }
 
+    /// Removes this owner's claim (only if it is still this owner's: DeleteTags with a value deletes
+    /// the tag only when the value matches). Best effort: a stale claim on a free address is harmless.
+    async fn unclaim(&self, allocation: &str, owner: Owner<'_>) {
+        let sent = self.ec2.delete_tags().resources(allocation).tags(pair(CLAIM_TAG, owner.id)).send().await;
+        if let Err(e) = sent {
+            tracing::warn!(allocation, error = %describe_error("DeleteTags", &e), "the claim tag stays");
+        }
+    }
+
+    /// Undoes an association whose tagging failed, and says what happened in the error.
+    async fn undo(&self, bound: &Bound, owner: Owner<'_>, failed: BindError) -> BindError {
+        let sent = self.ec2.disassociate_address().association_id(&bound.association_id).send().await;
+        match sent {
+            Ok(_) => {
+                self.unclaim(&bound.allocation_id, owner).await;
+                BindError::Aws(format!("{failed}; the association {} was undone", bound.association_id))
+            }
+            Err(e) if error_code(&e) == Some("InvalidAssociationID.NotFound") => {
+                self.unclaim(&bound.allocation_id, owner).await;
+                BindError::Aws(format!("{failed}; the association {} is gone already", bound.association_id))
+            }
+            Err(e) => BindError::Aws(format!(
+                "{failed}; undoing the association {} failed too ({}): the Delete finds it by its claim tag",
+                bound.association_id,
+                describe_error("DisassociateAddress", &e)
+            )),
+        }
+    }
+
+    async fn tag(&self, bound: &Bound, owner: Owner<'_>) -> Result<(), BindError> {
+        let mut request = self
+            .ec2
+            .create_tags()
+            .resources(&bound.allocation_id)
+            .tags(pair(OWNER_TAG, owner.id))
+            .tags(pair(ASSOCIATION_TAG, &bound.association_id));
+        if let Some(resource) = owner.resource {
+            request = request.tags(pair(RESOURCE_TAG, resource));
+        }
+        request.send().await.map_err(|e| BindError::Aws(describe_error("CreateTags", &e)))?;
+        Ok(())
+    }
+
     /// Disassociates the addresses `owner` bound, where the association is still the one it made;
     /// an address since re-associated elsewhere, or already free, is left alone. Our tags go either way.
-    pub async fn release(&self, source: &Source, owner: &str) -> Result<usize, BindError> {
+    /// An address this owner claimed but never tagged (a Create cut short between AssociateAddress and
+    /// CreateTags) is released when it sits on `spot`, the target this owner bound to.
+    /// A source that no longer exists (the allocation was released) has nothing left to release.
+    pub async fn release(&self, source: &Source, owner: &str, target: Option<&Target>) -> Result<usize, BindError> {
+        let addresses = match self.addresses(source).await {
+            Ok(addresses) => addresses,
+            Err(BindError::Input(why)) if matches!(source, Source::Allocation(_)) => {
+                tracing::info!(%why, "the allocation is gone; nothing to release");
+                return Ok(0);
+            }
+            Err(e) => return Err(e),
+        };
+        self.release_addresses(&addresses, owner, target).await
+    }
+
+    /// [`Binder::release`] by the owner tag alone, for a Delete whose properties no longer parse.
+    pub async fn release_owned(&self, owner: &str) -> Result<usize, BindError> {
+        let filter = Filter::builder().name(format!("tag:{OWNER_TAG}")).values(owner).build();
+        let addresses = self.described(filter).await?;
+        self.release_addresses(&addresses, owner, None).await
+    }
+
+    async fn release_addresses(
+        &self,
+        addresses: &[Address],
+        owner: &str,
+        target: Option<&Target>,
+    ) -> Result<usize, BindError> {
         let mut released = 0;
-        for address in self.addresses(source).await?.iter().filter(|a| tag(a, OWNER_TAG) == Some(owner)) {
-            let ours = tag(address, ASSOCIATION_TAG);
+        let mut spot: Option<Option<Spot>> = None;
+        for address in addresses {
+            let allocation = address.allocation_id().unwrap_or_default();
+            let ours = match (tag(address, OWNER_TAG), tag(address, CLAIM_TAG)) {
+                (Some(o), _) if o == owner => tag(address, ASSOCIATION_TAG),
+                // Claimed, never tagged: ours if it sits on our target (read once, when first needed;
+                // a target that is gone holds nothing).
+                (None, Some(c)) if c == owner => {
+                    if spot.is_none() {
+                        spot = Some(match target {
+                            Some(target) => self.spot_if_any(target).await,
+                            None => None,
+                        });
+                    }
+                    address
+                        .association_id()
+                        .filter(|_| spot.as_ref().and_then(Option::as_ref).is_some_and(|s| s.holds(address)))
+                }
+                _ => continue,
+            };
             match address.association_id() {
                 Some(current) if Some(current) == ours => {
                     let sent = self.ec2.disassociate_address().association_id(current).send().await;
@@ -242,19 +457,23 @@ impl Binder {
                     }
                 }
                 other => tracing::info!(
-                    allocation = address.allocation_id().unwrap_or_default(),
+                    allocation,
                     current = other.unwrap_or("none"),
                     "the address is no longer on the association this resource made; left alone"
                 ),
             }
-            self.ec2
-                .delete_tags()
-                .resources(address.allocation_id().unwrap_or_default())
-                .tags(Tag::builder().key(OWNER_TAG).build())
-                .tags(Tag::builder().key(ASSOCIATION_TAG).build())
-                .send()
-                .await
-                .map_err(|e| BindError::Aws(describe_error("DeleteTags", &e)))?;
+            let request = if tag(address, OWNER_TAG) == Some(owner) {
+                self.ec2
+                    .delete_tags()
+                    .resources(allocation)
+                    .tags(key(OWNER_TAG))
+                    .tags(key(ASSOCIATION_TAG))
+                    .tags(key(RESOURCE_TAG))
+                    .tags(pair(CLAIM_TAG, owner))
+            } else {
+                self.ec2.delete_tags().resources(allocation).tags(pair(CLAIM_TAG, owner))
+            };
+            request.send().await.map_err(|e| BindError::Aws(describe_error("DeleteTags", &e)))?;
         }
         Ok(released)
     }
@@ -269,67 +488,333 @@ fn bound(address: &Address, newly: bool) -> Bound {
     }
 }
 
-/// The race moto cannot be made to lose on cue: another binder associates the address between our
-/// read and our call.
+/// What moto cannot be made to do on cue: lose a race, fail or throttle a tagging call, hide a new
+/// instance, answer for a released allocation.
 #[cfg(test)]
 mod tests {
     use super::*;
     use aws_sdk_ec2::operation::associate_address::{AssociateAddressError, AssociateAddressOutput};
-    use aws_sdk_ec2::operation::create_tags::CreateTagsOutput;
-    use aws_sdk_ec2::operation::describe_addresses::DescribeAddressesOutput;
+    use aws_sdk_ec2::operation::create_tags::{CreateTagsError, CreateTagsOutput};
+    use aws_sdk_ec2::operation::delete_tags::DeleteTagsOutput;
+    use aws_sdk_ec2::operation::describe_addresses::{DescribeAddressesError, DescribeAddressesOutput};
+    use aws_sdk_ec2::operation::describe_instances::{DescribeInstancesError, DescribeInstancesOutput};
+    use aws_sdk_ec2::operation::disassociate_address::DisassociateAddressOutput;
+    use aws_sdk_ec2::types::{Instance, InstanceNetworkInterface, InstanceNetworkInterfaceAttachment, Reservation};
     use aws_sdk_ec2::Client;
-    use aws_smithy_mocks::{mock, Rule};
+    use aws_smithy_mocks::{mock, Rule, RuleMode};
     use aws_smithy_types::error::ErrorMetadata;
 
+    const ENI: &str = "eni-0123456789abcdef0";
+    const OWNER: Owner<'static> = Owner { id: "owner-1", resource: Some("resource-1") };
+    /// EC2's throttling answer, as the service sends it.
+    const THROTTLED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error>\
+        <Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors>\
+        <RequestID>r</RequestID></Response>";
+
     fn client(rules: &[&Rule]) -> Client {
-        testkit::mock_ec2(rules)
+        testkit::mock_ec2_with(RuleMode::MatchAny, rules)
     }
 
-    fn free_pool() -> Rule {
-        mock!(Client::describe_addresses).then_output(|| {
-            let address = |id: &str, ip: &str| Address::builder().allocation_id(id).public_ip(ip).build();
-            DescribeAddressesOutput::builder()
-                .addresses(address("eipalloc-00000001", "198.51.100.1"))
-                .addresses(address("eipalloc-00000002", "198.51.100.2"))
-                .build()
-        })
+    fn code(code: &str) -> ErrorMetadata {
+        ErrorMetadata::builder().code(code).message("from the test").build()
     }
 
-    fn already_associated() -> Rule {
-        mock!(Client::associate_address).then_error(|| {
-            AssociateAddressError::generic(ErrorMetadata::builder().code("Resource.AlreadyAssociated").build())
-        })
+    fn filter_named(r: &aws_sdk_ec2::operation::describe_addresses::DescribeAddressesInput, name: &str) -> bool {
+        r.filters().iter().any(|f| f.name() == Some(name))
+    }
+
+    fn address(id: &str, ip: &str) -> Address {
+        Address::builder().allocation_id(id).public_ip(ip).build()
+    }
+
+    /// The pool's addresses for the source read; `on_spot` for the read of the target.
+    fn addresses(pool: Vec<Address>, on_spot: Vec<Address>) -> (Rule, Rule) {
+        let source = mock!(Client::describe_addresses)
+            .match_requests(|r| filter_named(r, "tag:eip-pool") || !r.allocation_ids().is_empty())
+            .sequence()
+            .output(move || DescribeAddressesOutput::builder().set_addresses(Some(pool.clone())).build())
+            .repeatedly()
+            .build();
+        let target = mock!(Client::describe_addresses)
+            .match_requests(|r| filter_named(r, "network-interface-id") || filter_named(r, "instance-id"))
+            .sequence()
+            .output(move || DescribeAddressesOutput::builder().set_addresses(Some(on_spot.clone())).build())
+            .repeatedly()
+            .build();
+        (source, target)
+    }
+
+    fn free_pool() -> Vec<Address> {
+        vec![address("eipalloc-00000001", "198.51.100.1"), address("eipalloc-00000002", "198.51.100.2")]
+    }
+
+    fn claims() -> Rule {
+        mock!(Client::create_tags)
+            .match_requests(|r| r.tags().iter().any(|t| t.key() == Some(CLAIM_TAG)))
+            .sequence()
+            .output(|| CreateTagsOutput::builder().build())
+            .repeatedly()
+            .build()
+    }
+
+    fn untags() -> Rule {
+        mock!(Client::delete_tags).sequence().output(|| DeleteTagsOutput::builder().build()).repeatedly().build()
+    }
+
+    fn owner_tagging() -> Rule {
+        mock!(Client::create_tags)
+            .match_requests(|r| r.tags().iter().any(|t| t.key() == Some(OWNER_TAG)))
+            .then_output(|| CreateTagsOutput::builder().build())
+    }
+
+    fn associated(id: &'static str) -> Rule {
+        mock!(Client::associate_address)
+            .then_output(move || AssociateAddressOutput::builder().association_id(id).build())
+    }
+
+    fn disassociated() -> Rule {
+        mock!(Client::disassociate_address)
+            .sequence()
+            .output(|| DisassociateAddressOutput::builder().build())
+            .repeatedly()
+            .build()
     }
 
     const POOL: fn() -> Source = || Source::Pool { key: "eip-pool".into(), value: "app".into() };
 
     fn spot() -> Spot {
-        Spot { interface: "eni-0123456789abcdef0".into(), private_ip: None, instance: None }
+        Spot { interface: ENI.into(), private_ip: None, instance: None }
     }
 
     #[tokio::test]
     async fn losing_a_race_moves_on_to_the_next_free_address() {
-        let pool = free_pool();
-        let lost = already_associated();
-        let won = mock!(Client::associate_address)
-            .then_output(|| AssociateAddressOutput::builder().association_id("eipassoc-0000000a").build());
+        let (pool, target) = addresses(free_pool(), vec![]);
+        let (claimed, unclaimed) = (claims(), untags());
+        let associate = mock!(Client::associate_address)
+            .sequence()
+            .error(|| AssociateAddressError::generic(code("Resource.AlreadyAssociated")))
+            .output(|| AssociateAddressOutput::builder().association_id("eipassoc-0000000a").build())
+            .build();
         let tagged = mock!(Client::create_tags)
             .match_requests(|r| r.tags().iter().any(|t| t.value() == Some("eipassoc-0000000a")))
             .then_output(|| CreateTagsOutput::builder().build());
-        let binder = Binder::new(client(&[&pool, &lost, &won, &tagged]));
-        let bound = binder.bind(&spot(), &POOL(), false, "owner-1").await.unwrap();
+        let binder = Binder::new(testkit::mock_ec2_with(
+            RuleMode::MatchAny,
+            &[&pool, &target, &claimed, &unclaimed, &associate, &tagged],
+        ));
+        let bound = binder.bind(&spot(), &POOL(), false, OWNER).await.unwrap();
         assert_eq!(bound.association_id, "eipassoc-0000000a");
         assert!(bound.newly);
-        assert_eq!((lost.num_calls(), won.num_calls(), tagged.num_calls()), (1, 1, 1));
+        assert_eq!((associate.num_calls(), tagged.num_calls()), (2, 1));
+        // Each candidate was claimed before its AssociateAddress; the lost one's claim was taken back.
+        assert_eq!((claimed.num_calls(), unclaimed.num_calls()), (2, 1));
     }
 
     #[tokio::test]
     async fn losing_every_race_says_the_pool_ran_out_and_why() {
-        let pool = free_pool();
-        let (first, second) = (already_associated(), already_associated());
-        let binder = Binder::new(client(&[&pool, &first, &second]));
-        let err = binder.bind(&spot(), &POOL(), false, "owner-1").await.unwrap_err().to_string();
+        let (pool, target) = addresses(free_pool(), vec![]);
+        let (claimed, unclaimed) = (claims(), untags());
+        let lost = mock!(Client::associate_address)
+            .sequence()
+            .error(|| AssociateAddressError::generic(code("Resource.AlreadyAssociated")))
+            .repeatedly()
+            .build();
+        let binder = Binder::new(client(&[&pool, &target, &claimed, &unclaimed, &lost]));
+        let err = binder.bind(&spot(), &POOL(), false, OWNER).await.unwrap_err().to_string();
         assert!(err.contains("eip-pool=app has no free address: it holds 2 address(es)"), "{err}");
         assert!(err.contains("2 taken by others while this run tried them"), "{err}");
+        assert_eq!(unclaimed.num_calls(), 2, "no claim is left on an address another binder holds");
+    }
+
+    #[tokio::test]
+    async fn an_association_whose_tagging_fails_is_undone_before_the_error() {
+        let (pool, target) = addresses(free_pool(), vec![]);
+        let (claimed, unclaimed, undone) = (claims(), untags(), disassociated());
+        let won = associated("eipassoc-0000000b");
+        let denied = mock!(Client::create_tags)
+            .match_requests(|r| r.tags().iter().any(|t| t.key() == Some(OWNER_TAG)))
+            .then_error(|| CreateTagsError::generic(code("UnauthorizedOperation")));
+        let binder = Binder::new(client(&[&pool, &target, &claimed, &unclaimed, &won, &denied, &undone]));
+        let err = binder.bind(&spot(), &POOL(), false, OWNER).await.unwrap_err().to_string();
+        assert!(err.starts_with("CreateTags failed: UnauthorizedOperation"), "{err}");
+        assert!(err.ends_with("the association eipassoc-0000000b was undone"), "{err}");
+        assert_eq!(undone.num_calls(), 1);
+        assert_eq!(unclaimed.num_calls(), 1);
+    }
+
+    /// The case a new user hit: CreateTags throttled more often than the SDK's three attempts. Within
+    /// an invocation's deadline it is retried until it succeeds; outside one, the SDK's count ends it
+    /// and the association is undone, not left bound behind the error.
+    #[tokio::test(start_paused = true)]
+    async fn throttled_tagging_is_retried_until_the_deadline_not_three_times() {
+        let throttled_five_times = || {
+            mock!(Client::create_tags)
+                .match_requests(|r| r.tags().iter().any(|t| t.key() == Some(OWNER_TAG)))
+                .sequence()
+                .http_status(503, Some(THROTTLED.into()))
+                .times(5)
+                .output(|| CreateTagsOutput::builder().build())
+                .build()
+        };
+        let (pool, target) = addresses(free_pool(), vec![]);
+        let (claimed, unclaimed, undone, won, tagging) =
+            (claims(), untags(), disassociated(), associated("eipassoc-0000000c"), throttled_five_times());
+        let binder = Binder::new(client(&[&pool, &target, &claimed, &unclaimed, &won, &tagging, &undone]));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let bound = stackhand::aws::within(deadline, binder.bind(&spot(), &POOL(), false, OWNER)).await.unwrap();
+        assert_eq!(bound.association_id, "eipassoc-0000000c");
+        assert_eq!(tagging.num_calls(), 6, "five throttled attempts, then the one that succeeded");
+        assert_eq!(undone.num_calls(), 0);
+
+        let (claimed, unclaimed, undone, won, tagging) =
+            (claims(), untags(), disassociated(), associated("eipassoc-0000000d"), throttled_five_times());
+        let binder = Binder::new(client(&[&pool, &target, &claimed, &unclaimed, &won, &tagging, &undone]));
+        let err = binder.bind(&spot(), &POOL(), false, OWNER).await.unwrap_err().to_string();
+        assert_eq!(tagging.num_calls(), stackhand::aws::UNSCOPED_MAX_ATTEMPTS as usize);
+        assert!(err.contains("RequestLimitExceeded") && err.contains("eipassoc-0000000d was undone"), "{err}");
+        assert_eq!(undone.num_calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_retry_starts_when_the_deadline_is_too_near_for_one() {
+        let (pool, target) = addresses(free_pool(), vec![]);
+        let (claimed, unclaimed, undone, won) = (claims(), untags(), disassociated(), associated("eipassoc-0000000e"));
+        let tagging = mock!(Client::create_tags)
+            .match_requests(|r| r.tags().iter().any(|t| t.key() == Some(OWNER_TAG)))
+            .sequence()
+            .http_status(503, Some(THROTTLED.into()))
+            .repeatedly()
+            .build();
+        let binder = Binder::new(client(&[&pool, &target, &claimed, &unclaimed, &won, &tagging, &undone]));
+        let deadline = Instant::now() + stackhand::aws::RETRY_WINDOW - Duration::from_millis(1);
+        let err = stackhand::aws::within(deadline, binder.bind(&spot(), &POOL(), false, OWNER))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(tagging.num_calls(), 1, "{err}");
+        assert!(err.contains("was undone"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn no_call_is_sent_once_the_deadline_has_passed() {
+        let (pool, target) = addresses(free_pool(), vec![]);
+        let binder = Binder::new(client(&[&pool, &target]));
+        let passed = Instant::now() - Duration::from_millis(1);
+        let err = stackhand::aws::within(passed, binder.bind(&spot(), &POOL(), false, OWNER)).await.unwrap_err();
+        assert!(err.to_string().contains("not sent: the invocation's deadline had passed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_fixed_address_moves_from_this_resources_earlier_binding_only() {
+        let held = Address::builder()
+            .allocation_id("eipalloc-00000003")
+            .public_ip("198.51.100.3")
+            .association_id("eipassoc-old")
+            .instance_id("i-0000000000000old0")
+            .tags(pair(OWNER_TAG, "an-earlier-physical-id"))
+            .tags(pair(RESOURCE_TAG, "resource-1"))
+            .build();
+        let source = Source::Allocation("eipalloc-00000003".into());
+        let (pool, target) = addresses(vec![held], vec![]);
+        let (claimed, unclaimed) = (claims(), untags());
+        let moved = mock!(Client::associate_address)
+            .match_requests(|r| r.allow_reassociation() == Some(true))
+            .then_output(|| AssociateAddressOutput::builder().association_id("eipassoc-new").build());
+        let tagged = owner_tagging();
+        let binder = Binder::new(client(&[&pool, &target, &claimed, &unclaimed, &moved, &tagged]));
+        let bound = binder.bind(&spot(), &source, false, OWNER).await.unwrap();
+        assert_eq!((bound.association_id.as_str(), moved.num_calls()), ("eipassoc-new", 1));
+
+        let stranger = Owner { id: "owner-2", resource: Some("resource-2") };
+        let err = binder.bind(&spot(), &source, false, stranger).await.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "eipalloc-00000003 is associated with i-0000000000000old0; set AllowReassociation to \"true\" to move it"
+        );
+        assert_eq!(moved.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_address_of_another_source_on_the_target_is_not_silently_replaced() {
+        let foreign = Address::builder()
+            .allocation_id("eipalloc-0000000f")
+            .public_ip("203.0.113.9")
+            .association_id("eipassoc-manual")
+            .network_interface_id(ENI)
+            .private_ip_address("10.0.1.5")
+            .build();
+        let (pool, target) = addresses(free_pool(), vec![foreign]);
+        let associate = associated("eipassoc-never");
+        let binder = Binder::new(client(&[&pool, &target, &associate]));
+        let err = binder.bind(&spot(), &POOL(), false, OWNER).await.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "eni-0123456789abcdef0 already has the Elastic IP 203.0.113.9 (eipalloc-0000000f) on 10.0.1.5, which is \
+             not from the pool eip-pool=app: binding would silently replace it. Disassociate it first, or name another \
+             PrivateIpAddress"
+        );
+        assert_eq!(associate.num_calls(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_just_launched_instance_is_read_again_until_visible() {
+        let instance = || {
+            let eni = InstanceNetworkInterface::builder()
+                .network_interface_id(ENI)
+                .private_ip_address("10.0.1.7")
+                .attachment(InstanceNetworkInterfaceAttachment::builder().device_index(0).build())
+                .build();
+            let i = Instance::builder().instance_id("i-0123456789abcdef0").network_interfaces(eni).build();
+            DescribeInstancesOutput::builder().reservations(Reservation::builder().instances(i).build()).build()
+        };
+        let described = mock!(Client::describe_instances)
+            .sequence()
+            .error(|| DescribeInstancesError::generic(code("InvalidInstanceID.NotFound")))
+            .times(2)
+            .output(instance)
+            .build();
+        let binder = Binder::new(client(&[&described]));
+        let (spot, _) = binder.instance("i-0123456789abcdef0").await.unwrap();
+        assert_eq!((spot.interface.as_str(), spot.private_ip.as_deref()), (ENI, Some("10.0.1.7")));
+        assert_eq!(described.num_calls(), 3);
+
+        let never = mock!(Client::describe_instances)
+            .sequence()
+            .error(|| DescribeInstancesError::generic(code("InvalidInstanceID.NotFound")))
+            .repeatedly()
+            .build();
+        let binder = Binder::new(client(&[&never]));
+        let started = Instant::now();
+        let err = binder.instance("i-0123456789abcdef0").await.unwrap_err().to_string();
+        assert_eq!(err, "InstanceId i-0123456789abcdef0 does not exist in this account and Region");
+        assert!(started.elapsed() <= INSTANCE_VISIBILITY_WAIT, "{:?}", started.elapsed());
+        assert!(never.num_calls() > 2);
+    }
+
+    #[tokio::test]
+    async fn releasing_an_allocation_that_was_released_meanwhile_succeeds() {
+        let gone = mock!(Client::describe_addresses)
+            .then_error(|| DescribeAddressesError::generic(code("InvalidAllocationID.NotFound")));
+        let binder = Binder::new(client(&[&gone]));
+        let source = Source::Allocation("eipalloc-00000009".into());
+        assert_eq!(binder.release(&source, "owner-1", None).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_delete_releases_an_association_it_claimed_but_never_tagged_on_its_own_target_only() {
+        let claimed_on = |eni: &str, assoc: &str| {
+            Address::builder()
+                .allocation_id(format!("eipalloc-{assoc}"))
+                .association_id(format!("eipassoc-{assoc}"))
+                .network_interface_id(eni)
+                .tags(pair(CLAIM_TAG, "owner-1"))
+                .build()
+        };
+        let (pool, _) = addresses(vec![claimed_on(ENI, "mine"), claimed_on("eni-0ther", "theirs")], vec![]);
+        let (undone, untagged) = (disassociated(), untags());
+        let binder = Binder::new(client(&[&pool, &undone, &untagged]));
+        let target = Target::Interface { id: ENI.into(), private_ip: None };
+        assert_eq!(binder.release(&POOL(), "owner-1", Some(&target)).await.unwrap(), 1);
+        assert_eq!((undone.num_calls(), untagged.num_calls()), (1, 2), "both claims removed, one association");
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use stackhand::cfn::{stable_digest, CustomResource, Outcome, RequestInfo};
 
-use crate::binding::{BindError, Binder};
+use crate::binding::{BindError, Binder, Owner};
 use crate::props::Properties;
 
 pub struct EipBinding {
@@ -16,14 +16,21 @@ impl EipBinding {
         Self { binder }
     }
 
-    async fn bind(&self, physical_id: &str, props: &Properties) -> Result<Outcome, BindError> {
-        let bound =
-            self.binder.bind_target(&props.target, &props.source, props.allow_reassociation, physical_id).await?;
+    async fn bind(&self, request: &RequestInfo, physical_id: &str, props: &Properties) -> Result<Outcome, BindError> {
+        let resource = resource_id(request);
+        let owner = Owner { id: physical_id, resource: Some(&resource) };
+        let bound = self.binder.bind_target(&props.target, &props.source, props.allow_reassociation, owner).await?;
         Ok(Outcome::default()
             .with("PublicIp", bound.public_ip)
             .with("AllocationId", bound.allocation_id)
             .with("AssociationId", bound.association_id))
     }
+}
+
+/// The resource across its replacements (a new instance means a new physical id, not a new resource):
+/// a fixed address may move from its earlier binding to the new one.
+fn resource_id(request: &RequestInfo) -> String {
+    stable_digest(&[&request.stack_id, &request.logical_resource_id])
 }
 
 impl CustomResource for EipBinding {
@@ -39,13 +46,25 @@ impl CustomResource for EipBinding {
 
     /// Create, and Update with the same target and source (else it would be a replacement): make sure
     /// the binding holds.
-    async fn create(&self, _: &RequestInfo, physical_id: &str, props: &Properties) -> Result<Outcome, BindError> {
-        self.bind(physical_id, props).await
+    async fn create(&self, request: &RequestInfo, physical_id: &str, props: &Properties) -> Result<Outcome, BindError> {
+        self.bind(request, physical_id, props).await
     }
 
     async fn delete(&self, _: &RequestInfo, physical_id: &str, props: &Properties) -> Result<(), BindError> {
-        let released = self.binder.release(&props.source, physical_id).await?;
+        let released = self.binder.release(&props.source, physical_id, Some(&props.target)).await?;
         tracing::info!(released, "binding released");
+        Ok(())
+    }
+
+    /// The addresses this binding tagged are found by its owner tag alone.
+    async fn delete_unparsed(
+        &self,
+        _: &RequestInfo,
+        physical_id: &str,
+        _: &serde_json::Value,
+    ) -> Result<(), BindError> {
+        let released = self.binder.release_owned(physical_id).await?;
+        tracing::info!(released, "binding released by its owner tag");
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 use lambda_runtime::Diagnostic;
 use serde_json::{json, Value};
 
-use crate::binding::{BindError, Binder};
+use crate::binding::{BindError, Binder, Owner};
 use crate::props::Source;
 
 pub const DEFAULT_POOL_TAG_KEY: &str = "eip-pool";
@@ -37,7 +37,8 @@ pub async fn handle(binder: &Binder, pool_key: &str, event: Value) -> Result<Val
             return Ok(json!({"instance": instance, "action": "ignored", "reason": format!("no {pool_key} tag")}));
         };
         let source = Source::Pool { key: pool_key.to_owned(), value: pool.to_owned() };
-        let bound = binder.bind(&spot, &source, false, &format!("instance/{instance}")).await?;
+        let owner = format!("instance/{instance}");
+        let bound = binder.bind(&spot, &source, false, Owner { id: &owner, resource: None }).await?;
         Ok::<_, BindError>(json!({
             "instance": instance,
             "action": if bound.newly { "bound" } else { "already-bound" },

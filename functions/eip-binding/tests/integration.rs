@@ -4,8 +4,11 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use testkit::local::{self, aws_env, moto_url};
-use testkit::{status, unique, Answer, FaultMatrix, Harness, ThrottlingProxy};
+
+use testkit::{status, unique, Answer, Call, FaultMatrix, Harness, ThrottlingProxy};
 
 const BIN: &str = env!("CARGO_BIN_EXE_eip-binding");
 const TYPE: &str = "Custom::EipBinding";
@@ -228,7 +231,10 @@ async fn a_taken_allocation_or_an_unknown_one_fails_clearly() {
             TIMEOUT,
         )
         .await;
-    assert_eq!(body["Reason"], "AllocationId eipalloc-0123456789abcdef0 does not exist in this account and Region");
+    assert_eq!(
+        body["Reason"],
+        "AllocationId eipalloc-0123456789abcdef0 does not exist in this account and Region (nothing of it was left in place)"
+    );
 }
 
 #[tokio::test]
@@ -297,4 +303,102 @@ async fn throttled_ec2_still_binds_and_releases() {
     assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
     assert_eq!(local::association(&ec2, &bound).await.0, None);
     assert!(proxy.throttled() >= 2, "throttled {} of {} calls", proxy.throttled(), proxy.seen());
+}
+
+/// The owner tagging after AssociateAddress (the claim before it carries no association tag).
+fn tags_a_binding(call: &Call<'_>) -> bool {
+    call.operation == "CreateTags" && call.body.contains("eip-association")
+}
+
+/// Three Lambda instances binding from one pool at once through an endpoint that throttles every third
+/// call: some caller meets several throttles in a row, more than the SDK's three attempts. Every Create
+/// succeeds with its own address, each tagged with its owner.
+#[tokio::test]
+async fn three_concurrent_creates_through_an_endpoint_throttling_every_third_call_all_bind() {
+    let ec2 = local::ec2().await;
+    let pool = unique("busy");
+    let net = subnet(49).await;
+    for _ in 0..3 {
+        local::elastic_ip(&ec2, &[("eip-pool", &pool)]).await;
+    }
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        instances.push(local::instance(&ec2, &net, &[]).await);
+    }
+    let proxy = ThrottlingProxy::start(&moto_url(), 3).await;
+    let creates = instances.iter().enumerate().map(|(n, instance)| {
+        let (proxy, pool, instance) = (proxy.clone(), pool.clone(), instance.clone());
+        async move {
+            let h = Harness::start(BIN, TYPE, &aws_env(&proxy.url())).await;
+            let props = json!({"InstanceId": instance, "PoolTag": format!("eip-pool={pool}")});
+            let name = format!("busy{n}");
+            h.request(&name, h.event(&name, "Create", &format!("Egress{n}"), props), TIMEOUT).await.1
+        }
+    });
+    let answers = futures_util::future::join_all(creates).await;
+    let mut bound = Vec::new();
+    for (answer, instance) in answers.iter().zip(&instances) {
+        assert_eq!(status(answer), "SUCCESS", "{answer}");
+        let allocation = answer["Data"]["AllocationId"].as_str().unwrap().to_owned();
+        assert_eq!(local::association(&ec2, &allocation).await.1, Some(primary_eni(instance).await));
+        let tags = local::address_tags(&ec2, &allocation).await;
+        assert_eq!(
+            tags.get("stackhand:eip-binding"),
+            answer["PhysicalResourceId"].as_str().map(str::to_owned).as_ref()
+        );
+        bound.push(allocation);
+    }
+    bound.sort();
+    bound.dedup();
+    assert_eq!(bound.len(), 3, "three different addresses");
+    assert!(proxy.throttled() >= 3, "throttled {} of {} calls", proxy.throttled(), proxy.seen());
+}
+
+/// CreateTags throttled five times running (the SDK alone gives up after three): the binding is
+/// retried within the invocation's deadline and holds.
+#[tokio::test]
+async fn tagging_throttled_five_times_running_still_binds() {
+    let ec2 = local::ec2().await;
+    let allocation = local::elastic_ip(&ec2, &[]).await;
+    let instance = local::instance(&ec2, &subnet(50).await, &[]).await;
+    let throttled = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&throttled);
+    let proxy = ThrottlingProxy::throttling(&moto_url(), move |call| {
+        tags_a_binding(call) && counter.fetch_add(1, Ordering::SeqCst) < 5
+    })
+    .await;
+    let h = Harness::start(BIN, TYPE, &aws_env(&proxy.url())).await;
+    let props = json!({"InstanceId": instance, "AllocationId": allocation});
+    let (_, created) = h.request("burst", h.event("burst", "Create", "Burst", props), TIMEOUT).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+    assert_eq!(proxy.throttled(), 5);
+    assert_eq!(
+        local::address_tags(&ec2, &allocation).await.get("stackhand:eip-binding").map(String::as_str),
+        created["PhysicalResourceId"].as_str()
+    );
+}
+
+/// CreateTags throttled for good: the Create fails, and the address it had associated is released
+/// before the answer; the answer carries the resource's own id, whose Delete succeeds.
+#[tokio::test]
+async fn tagging_throttled_for_good_fails_with_nothing_left_bound() {
+    let ec2 = local::ec2().await;
+    let allocation = local::elastic_ip(&ec2, &[]).await;
+    let instance = local::instance(&ec2, &subnet(51).await, &[]).await;
+    let proxy = ThrottlingProxy::throttling(&moto_url(), tags_a_binding).await;
+    let h = Harness::start(BIN, TYPE, &aws_env(&proxy.url())).await;
+    let props = json!({"InstanceId": instance, "AllocationId": allocation});
+    let (_, created) =
+        h.request("stuck", h.event("stuck", "Create", "Stuck", props.clone()), Duration::from_secs(20)).await;
+    assert_eq!(status(&created), "FAILED", "{created}");
+    let reason = created["Reason"].as_str().unwrap();
+    assert!(reason.contains("CreateTags failed: RequestLimitExceeded"), "{reason}");
+    assert_eq!(local::association(&ec2, &allocation).await.0, None, "nothing left bound: {reason}");
+    assert!(proxy.calls("AssociateAddress") >= 1 && proxy.calls("DisassociateAddress") >= 1);
+    let id = created["PhysicalResourceId"].as_str().unwrap();
+    assert!(id.starts_with(&format!("eip-binding:{instance}:")), "{id}");
+    let mut delete = h.event("stuck2", "Delete", "Stuck", props);
+    delete["PhysicalResourceId"] = created["PhysicalResourceId"].clone();
+    let (_, deleted) = h.request("stuck2", delete, TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
 }
