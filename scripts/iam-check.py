@@ -22,6 +22,12 @@ sources (functions/<binary>/src and the workspace crates it uses, #[cfg(test)] i
   - every action its policy allows is one it calls, a dependent action of one (per the reference), or
     a KMS permission that a called action uses on its behalf (INDIRECT below): least privilege.
 
+With --observed DIR (run by scripts/test after the integration tests): every AWS call each function
+binary made in those tests, as recorded by testkit (DIR/<binary>.*.txt, one IAM action per line, from
+the counting proxy it puts in front of the emulator when STACKHAND_OBSERVED_CALLS is set), must be
+allowed by an Allow statement of that function's policy; a function none of whose calls was observed
+fails too (its tests did not run, or did not go through the proxy).
+
 Prints one line per finding, a line per function, and "iam: N passed, M failed"; exits 1 on any failure.
 """
 
@@ -662,6 +668,33 @@ def check(template: dict, root: Path, report: Report, iam: Iam) -> None:
         print(f"note {note}")
 
 
+def observed(template: dict, directory: Path, report: Report) -> None:
+    """The calls the integration tests saw each function make, against its policy's Allow statements."""
+    found, _ = policies(template)
+    for policy in found:
+        if not policy.binary:
+            continue
+        seen: set[str] = set()
+        for f in sorted(directory.glob(f"{policy.binary}.*.txt")):
+            seen.update(line.strip() for line in f.read_text().splitlines() if line.strip())
+        if not seen:
+            report.fail(f"{policy.owner}: no AWS call of functions/{policy.binary} was observed in {directory}")
+            continue
+        allowed = [
+            pattern
+            for st in policy.statements
+            if st.get("Effect") == "Allow"
+            for pattern in as_list(st.get("Action"))
+            if isinstance(pattern, str)
+        ]
+        for action in sorted(seen):
+            if any(fnmatch_ci(pattern, action) for pattern in allowed):
+                report.ok(f"{policy.owner}: {action} observed in the integration tests and allowed")
+            else:
+                report.fail(f"{policy.owner}: the integration tests saw it call {action}, which its policy does not allow")
+        print(f"     {policy.owner} (functions/{policy.binary}): observed {', '.join(sorted(seen))}")
+
+
 # --- self-test ----------------------------------------------------------------------------------------
 
 GOOD_RS = """
@@ -817,7 +850,13 @@ def main() -> int:
     parser.add_argument("template", nargs="?", default=str(ROOT / "template.yaml"))
     parser.add_argument("--self-test", action="store_true", help="check that bad policies fail")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every check that passes too")
+    parser.add_argument("--observed", metavar="DIR", help="check the calls the integration tests recorded in DIR")
     args = parser.parse_args()
+    if args.observed:
+        report = Report(verbose=args.verbose)
+        observed(load_template(Path(args.template)), Path(args.observed), report)
+        print(f"iam (observed calls): {report.passed} passed, {len(report.failed)} failed")
+        return 1 if report.failed else 0
     iam = Iam(load_database())
     if args.self_test:
         return self_test(iam)

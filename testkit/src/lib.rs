@@ -14,7 +14,7 @@ mod throttle;
 
 pub use faults::FaultMatrix;
 pub use harness::{status, Harness};
-pub use process::FunctionProcess;
+pub use process::{FunctionProcess, OBSERVED_CALLS};
 pub use recorder::{RecordedPut, ResponseRecorder, SIGNATURE};
 pub use runtime_api::{Answer, Invocation, RuntimeApi};
 pub use samples::assert_sample_events_agree;

@@ -4,9 +4,16 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+/// The directory where every function process started under `STACKHAND_OBSERVED_CALLS` writes the AWS
+/// calls it made (as IAM actions, one per line) when it ends: `scripts/iam-check.py --observed` checks
+/// them against the function's policy in template.yaml.
+pub const OBSERVED_CALLS: &str = "STACKHAND_OBSERVED_CALLS";
+
 pub struct FunctionProcess {
     child: Child,
     output: Arc<Mutex<String>>,
+    /// With [`OBSERVED_CALLS`] set: the counting proxy in front of its AWS endpoint, and its file.
+    observer: Option<(crate::ThrottlingProxy, std::path::PathBuf)>,
     /// When the process was started.
     pub started: std::time::Instant,
 }
@@ -19,6 +26,8 @@ impl FunctionProcess {
 
     /// Like [`FunctionProcess::spawn`], for any command (a Python runtime interface client, say).
     pub fn spawn_command(mut cmd: Command, runtime_api: &str, env: &[(String, String)]) -> Self {
+        let mut env = env.to_vec();
+        let observer = observe(&cmd, &mut env);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
@@ -55,7 +64,7 @@ impl FunctionProcess {
                 }
             });
         }
-        Self { child, output, started }
+        Self { child, output, observer, started }
     }
 
     /// Peak resident memory so far (VmHWM), in KiB.
@@ -133,5 +142,25 @@ impl Drop for FunctionProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some((proxy, file)) = &self.observer {
+            let actions: String = proxy.actions().keys().map(|a| format!("{a}\n")).collect();
+            if !actions.is_empty() {
+                let _ = std::fs::write(file, actions);
+            }
+        }
     }
+}
+
+/// With [`OBSERVED_CALLS`] set and an AWS endpoint in `env`: puts a counting proxy in front of it.
+fn observe(cmd: &Command, env: &mut [(String, String)]) -> Option<(crate::ThrottlingProxy, std::path::PathBuf)> {
+    static SEQUENCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::path::PathBuf::from(std::env::var_os(OBSERVED_CALLS)?);
+    let binary = std::path::Path::new(cmd.get_program()).file_name()?.to_string_lossy().into_owned();
+    let endpoint = env.iter_mut().find(|(k, _)| k == "AWS_ENDPOINT_URL")?;
+    tokio::runtime::Handle::try_current().ok()?;
+    let proxy = crate::ThrottlingProxy::counting_now(&endpoint.1);
+    endpoint.1 = proxy.url();
+    std::fs::create_dir_all(&dir).ok()?;
+    let n = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Some((proxy, dir.join(format!("{binary}.{}.{n}.txt", std::process::id()))))
 }

@@ -35,6 +35,8 @@ struct Inner {
     seen: AtomicUsize,
     throttled: AtomicUsize,
     operations: std::sync::Mutex<BTreeMap<String, usize>>,
+    /// The same calls as IAM actions (`ec2:CreateTags`).
+    actions: std::sync::Mutex<BTreeMap<String, usize>>,
     http: reqwest::Client,
 }
 
@@ -54,16 +56,29 @@ impl ThrottlingProxy {
 
     /// Forwards to `upstream`, throttling the requests `rule` picks.
     pub async fn throttling(upstream: &str, rule: impl Fn(&Call<'_>) -> bool + Send + Sync + 'static) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        Self::serve(upstream, Box::new(rule), listener)
+    }
+
+    /// [`ThrottlingProxy::counting`] from synchronous code running on a Tokio runtime.
+    pub fn counting_now(upstream: &str) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        let listener = tokio::net::TcpListener::from_std(listener).expect("a Tokio listener");
+        Self::serve(upstream, Box::new(|_| false), listener)
+    }
+
+    fn serve(upstream: &str, rule: ThrottleRule, listener: tokio::net::TcpListener) -> Self {
         let inner = Arc::new(Inner {
             upstream: upstream.trim_end_matches('/').to_owned(),
-            rule: Box::new(rule),
+            rule,
             seen: AtomicUsize::new(0),
             throttled: AtomicUsize::new(0),
             operations: Default::default(),
+            actions: Default::default(),
             http: reqwest::Client::new(),
         });
         let app = Router::new().fallback(forward).with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.ok() });
         Self { addr, inner }
@@ -77,6 +92,11 @@ impl ThrottlingProxy {
     /// Calls that arrived for `operation` (e.g. `StopInstances`, `GetParameter`), throttled or not.
     pub fn calls(&self, operation: &str) -> usize {
         self.inner.operations.lock().unwrap().get(operation).copied().unwrap_or(0)
+    }
+
+    /// Every call seen as an IAM action (`ec2:CreateTags`, `ssm:GetParameter`), with its count.
+    pub fn actions(&self) -> BTreeMap<String, usize> {
+        self.inner.actions.lock().unwrap().clone()
     }
 
     /// Every operation seen, with its count.
@@ -115,6 +135,8 @@ async fn forward(
         *count
     };
     let text = String::from_utf8_lossy(&body);
+    let action = format!("{}:{operation}", service(&headers, &text));
+    *inner.actions.lock().unwrap().entry(action).or_default() += 1;
     if (inner.rule)(&Call { operation: &operation, nth, body: &text }) {
         inner.throttled.fetch_add(1, Ordering::SeqCst);
         return if headers.contains_key("x-amz-target") {
@@ -163,6 +185,28 @@ fn operation(headers: &HeaderMap, body: &Bytes) -> String {
         .find_map(|pair| pair.strip_prefix("Action="))
         .unwrap_or("unknown")
         .to_owned()
+}
+
+/// The IAM service prefix of a request: from the JSON protocols' `X-Amz-Target` or the query
+/// protocols' API `Version`.
+fn service(headers: &HeaderMap, body: &str) -> &'static str {
+    if let Some(target) = headers.get("x-amz-target").and_then(|t| t.to_str().ok()) {
+        return match target.split('.').next().unwrap_or_default() {
+            "AmazonSSM" => "ssm",
+            "secretsmanager" => "secretsmanager",
+            "TrentService" => "kms",
+            "AWSEvents" => "events",
+            _ => "unknown",
+        };
+    }
+    match body.split('&').find_map(|pair| pair.strip_prefix("Version=")) {
+        Some("2016-11-15") => "ec2",
+        Some("2014-10-31") => "rds",
+        Some("2011-01-01") => "autoscaling",
+        Some("2011-06-15") => "sts",
+        Some("2015-12-01") => "elasticloadbalancing",
+        _ => "unknown",
+    }
 }
 
 /// EC2's query protocol (API version 2016-11-15) has its own error shape.
