@@ -8,6 +8,8 @@ mod props;
 async fn main() -> Result<(), lambda_runtime::Error> {
     stackhand::logging::init();
     let config = stackhand::aws::config().await;
-    let handler = allowlist::Allowlist::new(stackhand::client!(aws_sdk_ec2, &config));
+    let quota = std::env::var(allowlist::QUOTA_ENV).ok();
+    let handler =
+        allowlist::Allowlist::new(stackhand::client!(aws_sdk_ec2, &config)).with_quota_setting(quota.as_deref());
     stackhand::cfn::run(handler).await
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use aws_sdk_ec2::types::{Filter, Tag};
 use serde_json::{json, Value};
 use testkit::local::{self, aws_env, moto_url};
 use testkit::{cfn_event, status, FaultMatrix, Harness, ThrottlingProxy};
@@ -82,20 +83,55 @@ fn props(w: &World, ports: Value) -> Value {
     })
 }
 
-type Rule = (String, i32, i32, String, Option<String>);
+/// `(protocol, from, to, cidr, owners)`: owners are the physical ids in the rule's stackhand owner
+/// tags (`stackhand:nlb-ip-allowlist:<digest>` = physical id), plus `legacy:<id>` for the single key of
+/// earlier versions.
+type Rule = (String, i32, i32, String, Vec<String>);
 
 async fn rules(group: &str) -> Vec<Rule> {
-    local::ingress_rules(&local::ec2().await, group, OWNER_TAG).await
+    let out = local::ec2()
+        .await
+        .describe_security_group_rules()
+        .filters(Filter::builder().name("group-id").values(group).build())
+        .send()
+        .await
+        .expect("DescribeSecurityGroupRules");
+    let mut rules: Vec<Rule> = out
+        .security_group_rules()
+        .iter()
+        .filter(|r| r.is_egress() != Some(true))
+        .map(|r| {
+            let mut owners: Vec<String> = r
+                .tags()
+                .iter()
+                .filter_map(|t| match (t.key()?, t.value()?) {
+                    (OWNER_TAG, v) => Some(format!("legacy:{v}")),
+                    (k, v) if k.starts_with(&format!("{OWNER_TAG}:")) => Some(v.to_owned()),
+                    _ => None,
+                })
+                .collect();
+            owners.sort();
+            (
+                r.ip_protocol().unwrap_or_default().to_owned(),
+                r.from_port().unwrap_or(-1),
+                r.to_port().unwrap_or(-1),
+                r.cidr_ipv4().or(r.cidr_ipv6()).unwrap_or_default().to_owned(),
+                owners,
+            )
+        })
+        .collect();
+    rules.sort();
+    rules
 }
 
 fn unrelated(rules: &[Rule]) -> bool {
-    rules.iter().any(|r| r.3 == "192.0.2.10/32" && r.1 == 22 && r.4.is_none())
+    rules.iter().any(|r| r.3 == "192.0.2.10/32" && r.1 == 22 && r.4.is_empty())
 }
 
-/// Our rules as sorted `(from, to, cidr)`.
+/// The rules `owner` owns as sorted `(from, to, cidr)`.
 fn ours(rules: &[Rule], owner: &str) -> Vec<(i32, i32, String)> {
     let mut v: Vec<_> =
-        rules.iter().filter(|r| r.4.as_deref() == Some(owner)).map(|r| (r.1, r.2, r.3.clone())).collect();
+        rules.iter().filter(|r| r.4.iter().any(|o| o == owner)).map(|r| (r.1, r.2, r.3.clone())).collect();
     v.sort();
     v
 }
@@ -210,7 +246,10 @@ async fn a_rule_someone_else_made_is_neither_duplicated_nor_taken_on_delete() {
     let (_, deleted) = h.request("f2", delete, TIMEOUT).await;
     assert_eq!(status(&deleted), "SUCCESS");
     let left = rules(&w.group).await;
-    assert!(left.iter().any(|r| r.3 == foreign && r.1 == 80 && r.4.is_none()), "the pre-existing rule stays: {left:?}");
+    assert!(
+        left.iter().any(|r| r.3 == foreign && r.1 == 80 && r.4.is_empty()),
+        "the pre-existing rule stays: {left:?}"
+    );
 }
 
 #[tokio::test]
@@ -251,6 +290,9 @@ async fn changing_the_security_group_replaces_and_the_old_delete_cleans_up() {
     assert_eq!(ours(&rules(&second).await, &new_id).len(), 4, "the new resource's rules are untouched");
 }
 
+/// An NLB that never gets interfaces: after waiting as long as the deadline allows (20 s here: the
+/// Create may wait about 2 s), FAILED naming the ARN and the description searched for. The answer
+/// carries the deterministic physical id, whose Delete touches nothing.
 #[tokio::test]
 async fn a_load_balancer_without_interfaces_fails_naming_what_was_searched() {
     let w = world("noeni", 15).await;
@@ -258,19 +300,215 @@ async fn a_load_balancer_without_interfaces_fails_naming_what_was_searched() {
     let mut p = props(&w, json!(["80"]));
     let missing = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/nlb-gone/0123456789abcdef";
     p["LoadBalancerArn"] = json!(missing);
-    let (_, body) = h.request("n1", h.event("n1", "Create", "NoEni", p.clone()), TIMEOUT).await;
+    let (_, body) = h.request("n1", h.event("n1", "Create", "NoEni", p.clone()), Duration::from_secs(20)).await;
     assert_eq!(status(&body), "FAILED");
     let reason = body["Reason"].as_str().unwrap();
     assert!(reason.contains(missing), "{reason}");
     assert!(reason.contains("\"ELB net/nlb-gone/0123456789abcdef\""), "{reason}");
-    let marker = body["PhysicalResourceId"].as_str().unwrap().to_owned();
-    assert!(marker.starts_with("stackhand-failed-create:"), "{marker}");
-    // The rollback's Delete of the marker succeeds and touches nothing.
+    assert!(reason.contains("after waiting"), "{reason}");
+    let id = body["PhysicalResourceId"].as_str().unwrap().to_owned();
+    assert!(id.starts_with(&format!("nlb-ip-allowlist:{}:nlb-gone:", w.group)), "{id}");
+    // The rollback's Delete succeeds and touches nothing.
     let mut delete = h.event("n2", "Delete", "NoEni", p);
-    delete["PhysicalResourceId"] = json!(marker);
+    delete["PhysicalResourceId"] = json!(id);
     let (_, deleted) = h.request("n2", delete, TIMEOUT).await;
     assert_eq!(status(&deleted), "SUCCESS");
     assert_eq!(rules(&w.group).await.len(), 1);
+}
+
+/// Issue 12 item 9: an NLB still provisioning (in another stack) has no interfaces yet; the Create
+/// waits for them instead of failing at once.
+#[tokio::test]
+async fn interfaces_that_appear_while_the_create_waits_are_allowed() {
+    let w = world("late", 18).await;
+    let ec2 = local::ec2().await;
+    let subnet = ec2
+        .describe_subnets()
+        .filters(Filter::builder().name("vpc-id").values(vpc_of(&w.group).await).build())
+        .send()
+        .await
+        .unwrap()
+        .subnets()[0]
+        .subnet_id()
+        .unwrap()
+        .to_owned();
+    let name = format!("nlb-late-{}", &hex_id()[..6]);
+    let id = hex_id();
+    let arn = format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/{name}/{id}");
+    let mut p = props(&w, json!(["80"]));
+    p["LoadBalancerArn"] = json!(arn);
+    let h = harness().await;
+    let appears = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        local::interface(&local::ec2().await, &subnet, &format!("ELB net/{name}/{id}"), None).await
+    });
+    let started = std::time::Instant::now();
+    // 45 s: the Create may wait about 18 s, ample for the interface to appear under load.
+    let (_, created) = h.request("l1", h.event("l1", "Create", "Late", p), Duration::from_secs(45)).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+    let address = appears.await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert_eq!(created["Data"]["PrivateIpAddresses"], address);
+    let owner = created["PhysicalResourceId"].as_str().unwrap();
+    assert_eq!(ours(&rules(&w.group).await, owner), vec![(80, 80, format!("{address}/32"))]);
+}
+
+async fn vpc_of(group: &str) -> String {
+    let ec2 = local::ec2().await;
+    ec2.describe_security_groups().group_ids(group).send().await.unwrap().security_groups()[0]
+        .vpc_id()
+        .unwrap()
+        .to_owned()
+}
+
+fn delete_event(h: &Harness, name: &str, logical: &str, props: Value, id: &str) -> Value {
+    let mut delete = h.event(name, "Delete", logical, props);
+    delete["PhysicalResourceId"] = json!(id);
+    delete
+}
+
+/// Issue 12 item 1: a renamed logical id is a new physical id. Its Create must share the old
+/// resource's identical rules (not skip them), so that CloudFormation's Delete of the old resource
+/// leaves the NLB its access; the last owner's Delete removes them.
+#[tokio::test]
+async fn a_renamed_resource_shares_the_rules_and_the_old_delete_keeps_them() {
+    let w = world("rename", 19).await;
+    let h = harness().await;
+    let (_, before) = h.request("m1", h.event("m1", "Create", "Before", props(&w, json!(["80"]))), TIMEOUT).await;
+    assert_eq!(status(&before), "SUCCESS", "{before}");
+    let old_id = before["PhysicalResourceId"].as_str().unwrap().to_owned();
+    let (_, after) = h.request("m2", h.event("m2", "Create", "After", props(&w, json!(["80"]))), TIMEOUT).await;
+    assert_eq!(status(&after), "SUCCESS", "{after}");
+    let new_id = after["PhysicalResourceId"].as_str().unwrap().to_owned();
+    assert_ne!(old_id, new_id);
+    let shared = rules(&w.group).await;
+    assert_eq!(shared.len(), 4 + 1, "no duplicates: {shared:?}");
+    assert_eq!(ours(&shared, &old_id), expected(&w, &[(80, 80)]));
+    assert_eq!(ours(&shared, &new_id), expected(&w, &[(80, 80)]), "the new owner shares every rule");
+
+    // CloudFormation deletes the old resource: the rules stay, owned by the new one alone.
+    let (_, deleted) =
+        h.request("m3", delete_event(&h, "m3", "Before", props(&w, json!(["80"])), &old_id), TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
+    let kept = rules(&w.group).await;
+    assert!(ours(&kept, &old_id).is_empty(), "{kept:?}");
+    assert_eq!(ours(&kept, &new_id), expected(&w, &[(80, 80)]), "the NLB keeps its access: {kept:?}");
+
+    // The last owner's Delete revokes them.
+    let (_, deleted) =
+        h.request("m4", delete_event(&h, "m4", "After", props(&w, json!(["80"])), &new_id), TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
+    let left = rules(&w.group).await;
+    assert_eq!(left.len(), 1, "only the unrelated rule: {left:?}");
+    assert!(unrelated(&left));
+}
+
+/// Rules tagged by earlier versions (`stackhand:nlb-ip-allowlist=<physical id>`): an Update moves them
+/// to the owner's own key without duplicating them, and Delete still removes them.
+#[tokio::test]
+async fn rules_tagged_by_earlier_versions_are_still_owned() {
+    let w = world("legacy", 20).await;
+    let ec2 = local::ec2().await;
+    let h = harness().await;
+    let (_, created) = h.request("g1", h.event("g1", "Create", "Legacy", props(&w, json!(["80"]))), TIMEOUT).await;
+    let id = created["PhysicalResourceId"].as_str().unwrap().to_owned();
+    // Make the rules look as an earlier version left them: the single key, valued with the physical id.
+    let retag = |ec2: aws_sdk_ec2::Client, group: String, id: String| async move {
+        let out = ec2
+            .describe_security_group_rules()
+            .filters(Filter::builder().name("group-id").values(&group).build())
+            .send()
+            .await
+            .unwrap();
+        for r in out.security_group_rules() {
+            let Some(key) = r.tags().iter().filter_map(|t| t.key()).find(|k| k.starts_with(&format!("{OWNER_TAG}:")))
+            else {
+                continue;
+            };
+            let rule = r.security_group_rule_id().unwrap();
+            ec2.delete_tags().resources(rule).tags(Tag::builder().key(key).build()).send().await.unwrap();
+            ec2.create_tags()
+                .resources(rule)
+                .tags(Tag::builder().key(OWNER_TAG).value(&id).build())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    retag(ec2.clone(), w.group.clone(), id.clone()).await;
+    let legacy = format!("legacy:{id}");
+    assert_eq!(ours(&rules(&w.group).await, &legacy), expected(&w, &[(80, 80)]));
+
+    let mut update = h.event("g2", "Update", "Legacy", props(&w, json!(["80"])));
+    update["PhysicalResourceId"] = json!(id);
+    update["OldResourceProperties"] = props(&w, json!(["80"]));
+    let (_, updated) = h.request("g2", update, TIMEOUT).await;
+    assert_eq!(status(&updated), "SUCCESS", "{updated}");
+    let migrated = rules(&w.group).await;
+    assert_eq!(migrated.len(), 4 + 1, "not duplicated: {migrated:?}");
+    assert_eq!(ours(&migrated, &id), expected(&w, &[(80, 80)]));
+    assert!(ours(&migrated, &legacy).is_empty(), "the old key is gone: {migrated:?}");
+
+    retag(ec2, w.group.clone(), id.clone()).await;
+    let (_, deleted) = h.request("g3", delete_event(&h, "g3", "Legacy", props(&w, json!(["80"])), &id), TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
+    assert_eq!(rules(&w.group).await.len(), 1);
+}
+
+/// Issue 12 item 10: a Delete whose properties a later version no longer accepts still removes the
+/// rules, by the security group in the physical id and the owner tag.
+#[tokio::test]
+async fn a_delete_whose_properties_no_longer_parse_still_removes_the_rules() {
+    let w = world("unparsed", 21).await;
+    let h = harness().await;
+    let (_, created) = h.request("p1", h.event("p1", "Create", "Unparsed", props(&w, json!(["80"]))), TIMEOUT).await;
+    let id = created["PhysicalResourceId"].as_str().unwrap().to_owned();
+    assert_eq!(ours(&rules(&w.group).await, &id).len(), 4);
+    let mut unreadable = props(&w, json!({"From": 80}));
+    unreadable["LoadBalancer"] = json!("renamed in a later version");
+    let (_, deleted) = h.request("p2", delete_event(&h, "p2", "Unparsed", unreadable, &id), TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
+    let left = rules(&w.group).await;
+    assert_eq!(left.len(), 1, "only the unrelated rule: {left:?}");
+    assert!(unrelated(&left));
+}
+
+/// Issue 12 item 2: more rules than the group's quota fail before any change, naming the group, the
+/// counts and the fix (moto enforces AWS's default of 60).
+#[tokio::test]
+async fn too_many_rules_for_the_quota_fail_before_any_change() {
+    let w = world("quota", 22).await;
+    let h = harness().await;
+    let ranges: Vec<String> = (0..20).map(|i| format!("{}", 9000 + i)).collect();
+    let (_, body) = h.request("q1", h.event("q1", "Create", "Quota", props(&w, json!(ranges))), TIMEOUT).await;
+    assert_eq!(status(&body), "FAILED", "{body}");
+    let reason = body["Reason"].as_str().unwrap();
+    for part in [w.group.as_str(), "61 inbound IPv4 rules", "quota of 60", "1 there now + 60 new", "L-0EA8095F"] {
+        assert!(reason.contains(part), "{part:?} in {reason}");
+    }
+    assert_eq!(rules(&w.group).await.len(), 1, "nothing was changed");
+}
+
+/// Issue 12 item 2: a Create that fails after its first change (the quota set too high for the
+/// account, so AWS itself refuses a later port range) leaves nothing behind: the runtime's undo runs
+/// this resource's Delete at once.
+#[tokio::test]
+async fn a_create_failing_after_its_first_change_leaves_nothing_behind() {
+    let w = world("undo", 23).await;
+    let mut env = aws_env(&moto_url());
+    env.push(("RULES_PER_SECURITY_GROUP".into(), "1000".into()));
+    let h = Harness::start(BIN, TYPE, &env).await;
+    let ranges: Vec<String> = (0..20).map(|i| format!("{}", 9000 + i)).collect();
+    let (_, body) = h.request("u1", h.event("u1", "Create", "Undo", props(&w, json!(ranges))), TIMEOUT).await;
+    assert_eq!(status(&body), "FAILED", "{body}");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(
+        reason.contains("RulesPerSecurityGroupLimitExceeded") && reason.contains("nothing of it was left"),
+        "{reason}"
+    );
+    assert!(body["PhysicalResourceId"].as_str().unwrap().starts_with("nlb-ip-allowlist:"), "{body}");
+    let left = rules(&w.group).await;
+    assert_eq!(left.len(), 1, "only the unrelated rule: {left:?}");
 }
 
 /// Validation happens before any AWS call: the AWS endpoint here hangs, so any call would end in
