@@ -92,6 +92,11 @@ pub trait CustomResource: Send + Sync + 'static {
     type Properties: DeserializeOwned + Send + Sync + 'static;
     type Error: std::error::Error + Send + Sync + 'static;
 
+    /// Whether the runtime undoes a failed Create by calling [`CustomResource::delete`] at once (the
+    /// default). A resource whose Delete deliberately removes nothing (a schema: committed DDL stays)
+    /// says `false`: its failed Create is answered as it failed, without a claim that nothing was left.
+    const UNDOES_A_FAILED_CREATE: bool = true;
+
     /// A deterministic, non-empty id of at most 1 KB for these properties and this request's resource.
     fn physical_id(&self, request: &RequestInfo, props: &Self::Properties) -> String;
 

@@ -359,6 +359,11 @@ impl<H: CustomResource> Runtime<H> {
                     Ended::Failed(why) => why,
                     Ended::TimedOut => timed_out(budget - cleanup),
                 };
+                let physical_id = if replacing { fail_id() } else { id.clone() };
+                if !H::UNDOES_A_FAILED_CREATE {
+                    tracing::warn!(error = %redact::redact(&failure), "create failed");
+                    return respond(Status::Failed, failure, physical_id, Outcome::default());
+                }
                 tracing::warn!(error = %redact::redact(&failure), "create failed; undoing what it changed");
                 // Never leave a change behind a FAILED answer: undo what this Create did (its Delete
                 // removes only what carries this physical id). A first Create is also answered with
@@ -375,7 +380,6 @@ impl<H: CustomResource> Runtime<H> {
                     Ended::TimedOut => format!("undoing it ran out of time: the Delete of {id} retries it"),
                 };
                 let reason = format!("{failure} ({undone})");
-                let physical_id = if replacing { fail_id() } else { id };
                 respond(Status::Failed, reason, physical_id, Outcome::default())
             }
             Call::Update { id, props, old } => {
@@ -506,6 +510,37 @@ mod tests {
         assert_eq!(r.physical_resource_id, "fake-a");
         assert_eq!(r.data["Count"], "3");
         assert!(r.reason.contains("stream-1"));
+        assert_eq!(calls(&fake), ["create fake-a"]);
+    }
+
+    /// A resource whose Delete removes nothing on purpose (a schema) opts out of the undo.
+    struct Keeps(Arc<Fake>);
+
+    impl CustomResource for Keeps {
+        type Properties = FakeProps;
+        type Error = FakeError;
+        const UNDOES_A_FAILED_CREATE: bool = false;
+        fn physical_id(&self, request: &RequestInfo, props: &FakeProps) -> String {
+            self.0.physical_id(request, props)
+        }
+        async fn create(&self, request: &RequestInfo, id: &str, props: &FakeProps) -> Result<Outcome, FakeError> {
+            self.0.create(request, id, props).await
+        }
+        async fn delete(&self, request: &RequestInfo, id: &str, props: &FakeProps) -> Result<(), FakeError> {
+            self.0.delete(request, id, props).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resource_that_keeps_its_work_is_not_undone_nor_said_to_be() {
+        let fake = Arc::new(Fake::default());
+        let runtime = Runtime::new(Keeps(Arc::clone(&fake)));
+        let event = event("Create", json!({"Key": "a", "Mode": "fail-create"}));
+        let env = Envelope::from_value(&event).unwrap();
+        let r = runtime.decide(&env, Instant::now() + 2 * SECOND, "stream-1").await;
+        assert_eq!(r.status, Status::Failed);
+        assert_eq!(r.reason, "the fake was told to fail");
+        assert_eq!(r.physical_resource_id, "fake-a");
         assert_eq!(calls(&fake), ["create fake-a"]);
     }
 
