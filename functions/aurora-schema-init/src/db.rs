@@ -33,10 +33,21 @@ fn options(props: &Properties, login: &Login) -> OptsBuilder {
         .ssl_opts(ssl)
 }
 
+/// A failed TLS handshake: rustls (through tokio-rustls) reports a certificate the bundle does not
+/// vouch for, a name that does not match or a protocol mismatch as an I/O error of kind `InvalidData`.
+fn tls_failure(err: &mysql_async::Error) -> Option<&std::io::Error> {
+    match err {
+        mysql_async::Error::Io(mysql_async::IoError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => Some(e),
+        _ => None,
+    }
+}
+
 /// Whether a failed connection attempt is worth another try: the server is not there yet, or is
-/// starting, or has no free connection. A refused login or a TLS failure is final.
+/// starting, or has no free connection. A refused login or a TLS failure is final: another attempt
+/// meets the same certificate.
 fn retryable(err: &mysql_async::Error) -> bool {
     match err {
+        _ if tls_failure(err).is_some() => false,
         mysql_async::Error::Io(mysql_async::IoError::Io(_)) => true,
         mysql_async::Error::Server(e) => matches!(e.code, 1040 | 1053 | 1129 | 1152 | 1158..=1161 | 1184 | 1927),
         mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => true,
@@ -62,6 +73,10 @@ pub async fn connect(props: &Properties, login: &Login, deadline: Instant) -> Re
             }
             Ok(Err(mysql_async::Error::Server(e))) if e.code == 1045 => {
                 return Err(SchemaError::Denied { endpoint, message: e.message });
+            }
+            Ok(Err(e)) if props.tls == Tls::Required && tls_failure(&e).is_some() => {
+                let message = tls_failure(&e).map(ToString::to_string).unwrap_or_default();
+                return Err(SchemaError::Tls { endpoint, message });
             }
             Ok(Err(e)) if !retryable(&e) => {
                 return Err(SchemaError::Database(format!("connecting to {endpoint} failed: {e}")));
@@ -107,6 +122,127 @@ mod tests {
         assert!(count >= 100);
     }
 
+    /// The commercial Regions of AWS's global bundle: each has its RSA2048, RSA4096 and ECC384 G1 root.
+    /// (GovCloud and China have bundles of their own.)
+    const REGIONS: &[&str] = &[
+        "af-south-1",
+        "ap-east-1",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-south-1",
+        "ap-south-2",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "ap-southeast-5",
+        "ap-southeast-7",
+        "ca-central-1",
+        "ca-west-1",
+        "eu-central-1",
+        "eu-central-2",
+        "eu-north-1",
+        "eu-south-1",
+        "eu-south-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "il-central-1",
+        "me-central-1",
+        "me-south-1",
+        "mx-central-1",
+        "sa-east-1",
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+    ];
+
+    #[test]
+    fn the_bundle_has_the_current_roots_of_every_commercial_region() {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::CertificateDer;
+        let mut store = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(RDS_CA_BUNDLE) {
+            store.add(cert.unwrap()).unwrap();
+        }
+        let subjects: Vec<&[u8]> = store.roots.iter().map(|root| root.subject.as_ref()).collect();
+        let has = |name: &str| subjects.iter().any(|s| s.windows(name.len()).any(|w| w == name.as_bytes()));
+        let missing: Vec<String> = REGIONS
+            .iter()
+            .flat_map(|region| {
+                ["RSA2048", "RSA4096", "ECC384"].map(|kind| format!("Amazon RDS {region} Root CA {kind} G1"))
+            })
+            .filter(|name| !has(name))
+            .collect();
+        assert!(missing.is_empty(), "the bundle lacks {missing:?}: run scripts/update-rds-ca");
+    }
+
+    /// A MySQL server that offers TLS and presents a self-signed certificate: the client's handshake
+    /// packet, its SSL request, then a TLS handshake the client must refuse.
+    async fn self_signed_server() -> u16 {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let cert = CertificateDer::from_pem_slice(include_bytes!("../tests/fixtures/self-signed.pem")).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(include_bytes!("../tests/fixtures/self-signed.key")).unwrap();
+        let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(vec![cert], key).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // Protocol 41, secure connection, SSL, plugin auth; utf8mb4; mysql_native_password.
+                    let caps: u32 = 0x0000_0001 | 0x0000_0200 | 0x0000_0800 | 0x0000_8000 | 0x0008_0000;
+                    let mut hello = vec![10u8];
+                    hello.extend_from_slice(b"8.0.36-fake\0");
+                    hello.extend_from_slice(&7u32.to_le_bytes());
+                    hello.extend_from_slice(b"abcdefgh\0");
+                    hello.extend_from_slice(&(caps as u16).to_le_bytes());
+                    hello.push(45);
+                    hello.extend_from_slice(&2u16.to_le_bytes());
+                    hello.extend_from_slice(&((caps >> 16) as u16).to_le_bytes());
+                    hello.push(21);
+                    hello.extend_from_slice(&[0; 10]);
+                    hello.extend_from_slice(b"ijklmnopqrst\0");
+                    hello.extend_from_slice(b"mysql_native_password\0");
+                    let mut packet = (hello.len() as u32).to_le_bytes()[..3].to_vec();
+                    packet.push(0);
+                    packet.extend_from_slice(&hello);
+                    socket.write_all(&packet).await.unwrap();
+                    let mut header = [0u8; 4];
+                    socket.read_exact(&mut header).await.unwrap();
+                    let mut request = vec![0u8; u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize];
+                    socket.read_exact(&mut request).await.unwrap();
+                    let _ = acceptor.accept(socket).await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_certificate_the_bundle_does_not_vouch_for_fails_at_once_with_the_cause() {
+        let port = self_signed_server().await;
+        let props: Properties = stackhand::props::parse(&serde_json::json!({
+            "Endpoint": "127.0.0.1", "Port": port.to_string(), "Username": "u", "PasswordParameter": "/p",
+            "SqlParameter": "/s", "ConnectTimeoutSeconds": "2"
+        }))
+        .unwrap();
+        let login = Login { username: "u".into(), password: "secret-pw".into() };
+        let started = Instant::now();
+        let err = connect(&props, &login, started + Duration::from_secs(20)).await.expect_err("refused");
+        assert!(started.elapsed() < Duration::from_secs(3), "not retried: {:?}", started.elapsed());
+        let text = err.to_string();
+        assert!(matches!(err, SchemaError::Tls { .. }), "{text}");
+        assert!(text.starts_with(&format!("the TLS handshake with 127.0.0.1:{port} failed: ")), "{text}");
+        assert!(text.contains("UnknownIssuer"), "the real cause: {text}");
+        assert!(!text.contains("secret-pw"));
+    }
+
     #[test]
     fn only_transient_failures_are_retried() {
         let server = |code| {
@@ -118,5 +254,7 @@ mod tests {
         assert!(!retryable(&server(1049)), "unknown database");
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert!(retryable(&mysql_async::Error::Io(mysql_async::IoError::Io(refused))));
+        let tls = std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid peer certificate: UnknownIssuer");
+        assert!(!retryable(&mysql_async::Error::Io(mysql_async::IoError::Io(tls))), "a TLS failure is final");
     }
 }

@@ -22,10 +22,14 @@ impl Schema {
         let prepared = migrate::prepare(migrations)?;
         let login = self.sources.login(&props.credentials).await?;
         let mut conn = db::connect(props, &login, request.deadline).await?;
-        let result = migrate::run(&mut conn, props, &prepared, request.deadline).await;
-        // Closed before answering, so Aurora Serverless can pause and no session lingers.
-        if let Err(e) = conn.disconnect().await {
-            tracing::warn!(error = %e, "closing the connection failed");
+        let cx = migrate::Context { props, login: &login, deadline: request.deadline };
+        let result = migrate::run(&mut conn, &cx, &prepared).await;
+        // Closed before answering, so Aurora Serverless can pause and no session lingers; a connection
+        // lost mid-statement may not answer, so this is bounded.
+        match tokio::time::timeout(std::time::Duration::from_secs(2), conn.disconnect()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "closing the connection failed"),
+            Err(_) => tracing::warn!("closing the connection did not finish within 2 s"),
         }
         let report = result?;
         Ok(Outcome::default().with("AppliedMigrations", report.applied.join(",")).with("SchemaVersion", report.version))
@@ -35,6 +39,9 @@ impl Schema {
 impl CustomResource for Schema {
     type Properties = Properties;
     type Error = SchemaError;
+    /// Delete never drops anything, so a failed Create has no undo: what it committed stays (the
+    /// history table says what), and the next run resumes or stops with how to confirm it.
+    const UNDOES_A_FAILED_CREATE: bool = false;
 
     /// Stable for the same endpoint, port and database; a new cluster is a new resource.
     fn physical_id(&self, request: &RequestInfo, props: &Properties) -> String {

@@ -383,7 +383,8 @@ async fn missing_parameters_and_secrets_are_named() {
     );
     let (_, body) = h.request("m1", h.event("m1", "Create", "Schema", props), TIMEOUT).await;
     assert_eq!(status(&body), "FAILED");
-    assert_eq!(body["Reason"], json!(format!("SqlParameter /{tag}/nope.sql does not exist")));
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.starts_with(&format!("SqlParameter /{tag}/nope.sql does not exist")), "{reason}");
     let props =
         merge(base_props(mariadb_port()), json!({"Username": "u", "Password": "plain-text-pw", "SqlParameter": "/x"}));
     let (_, body) = h.request("m2", h.event("m2", "Create", "Schema", props), TIMEOUT).await;
@@ -471,8 +472,40 @@ async fn throttled_ssm_and_secrets_manager_still_converge() {
     assert!(proxy.throttled() >= 1, "throttled {} of {} calls", proxy.throttled(), proxy.seen());
 }
 
+/// The two answers an interrupted statement's Reason offers the operator, as it words them.
+async fn answer_interrupted(database: &str, source: &str, migration: &str, took_effect: bool) {
+    let set = if took_effect {
+        "statements_applied = in_flight_statement, applied_prefix_checksum = in_flight_checksum, in_flight_statement = NULL"
+    } else {
+        "in_flight_statement = NULL"
+    };
+    let sql = format!(
+        "UPDATE stackhand.schema_history SET {set} \
+         WHERE target_database = '{database}' AND source = '{source}' AND migration = '{migration}'"
+    );
+    local::mariadb().await.query_drop(sql).await.unwrap();
+}
+
+async fn connection_alive(id: u64) -> bool {
+    let n: Option<u64> = local::mariadb()
+        .await
+        .exec_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?", (id,))
+        .await
+        .unwrap();
+    n == Some(1)
+}
+
+/// The first connection id a Reason names ("… connection 42 …").
+fn connection_in(reason: &str) -> u64 {
+    reason
+        .split("connection ")
+        .skip(1)
+        .find_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()))
+        .expect("a connection id")
+}
+
 #[tokio::test]
-async fn a_connection_lost_mid_script_is_resumed_by_the_next_run_with_nothing_applied_twice() {
+async fn a_connection_lost_mid_statement_is_never_repeated_blindly() {
     let tag = unique("cut");
     create_database(&tag).await;
     let path = format!("/{tag}/schema");
@@ -493,15 +526,144 @@ async fn a_connection_lost_mid_script_is_resumed_by_the_next_run_with_nothing_ap
     };
     let ((_, body), ()) = tokio::join!(h.request("k1", first, TIMEOUT), cut);
     assert_eq!(status(&body), "FAILED", "{body}");
-    assert!(body["Reason"].as_str().unwrap().contains("0001-data"), "{body}");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(
+            "migration 0001-data was interrupted at statement 4 of 6 (line 4: DO SLEEP(3)): the connection was lost"
+        ),
+        "{reason}"
+    );
+    let killed = connection_in(reason);
+    assert!(reason.contains(&format!("connection {killed} was killed")), "{reason}");
+    assert!(!connection_alive(killed).await, "the interrupted session is gone");
     assert_eq!(history(&path).await, [("0001-data".to_string(), "running".to_string(), 3)]);
 
-    let (_, again) = h.request("k2", h.event("k2", "Create", "Schema", props), TIMEOUT).await;
-    assert_eq!(status(&again), "SUCCESS", "{again}");
+    // The next run does not guess: it stops and says how to confirm.
+    let (_, again) = h.request("k2", h.event("k2", "Create", "Schema", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&again), "FAILED", "{again}");
+    let reason = again["Reason"].as_str().unwrap();
+    assert!(
+        reason.contains("interrupted at statement 4 of 6 (line 4: DO SLEEP(3)): an earlier run started it"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("If it did not: UPDATE stackhand.schema_history SET in_flight_statement = NULL WHERE"),
+        "{reason}"
+    );
+    assert_eq!(tables(&tag).await, ["a"], "nothing after it ran");
+
+    // The operator answers "it did not take effect": the next run runs it again, and the rest.
+    answer_interrupted(&tag, &path, "0001-data", false).await;
+    let (_, resumed) = h.request("k3", h.event("k3", "Create", "Schema", props), TIMEOUT).await;
+    assert_eq!(status(&resumed), "SUCCESS", "{resumed}");
     let rows: Vec<u32> = local::mariadb().await.query(format!("SELECT x FROM `{tag}`.a ORDER BY x")).await.unwrap();
     assert_eq!(rows, [1, 2, 3], "nothing applied twice");
     assert_eq!(tables(&tag).await, ["a", "b"]);
     assert_eq!(history(&path).await, [("0001-data".to_string(), "applied".to_string(), 6)]);
+}
+
+/// A statement that commits DDL and then outlives the invocation: its connection is killed before the
+/// deadline (freeing the schema lock), and the DDL it committed is never run again.
+#[tokio::test]
+async fn a_statement_still_running_at_the_deadline_is_killed_and_not_rerun() {
+    let tag = unique("slow");
+    create_database(&tag).await;
+    let path = format!("/{tag}/schema");
+    let script = "CREATE TABLE a (x int);\n\
+                  DELIMITER $$\n\
+                  CREATE PROCEDURE slow_ddl() BEGIN CREATE TABLE b (y int); DO SLEEP(120); END$$\n\
+                  DELIMITER ;\n\
+                  CALL slow_ddl();\n\
+                  CREATE TABLE c (z int);";
+    put(&format!("{path}/0001-slow"), script, false).await;
+    let props = merge(
+        base_props(mariadb_port()),
+        json!({"Database": tag, "SecretArn": secret(&tag, MARIADB_PASSWORD).await, "SqlParameterPath": path}),
+    );
+    let h = harness().await;
+    let started = std::time::Instant::now();
+    let (_, body) = h.request("s1", h.event("s1", "Create", "Schema", props.clone()), TIMEOUT).await;
+    assert!(started.elapsed() < TIMEOUT, "answered in time");
+    assert_eq!(status(&body), "FAILED", "{body}");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(
+            "migration 0001-slow was interrupted at statement 3 of 4 (line 5: CALL slow_ddl()): it was still running"
+        ),
+        "{reason}"
+    );
+    let killed = connection_in(reason);
+    assert!(reason.contains(&format!("connection {killed} was killed")), "{reason}");
+    assert!(!connection_alive(killed).await, "the session is gone, and its schema lock with it");
+    assert_eq!(tables(&tag).await, ["a", "b"], "b was committed before the sleep");
+    assert_eq!(history(&path).await, [("0001-slow".to_string(), "running".to_string(), 2)]);
+
+    // The next run stops (before: it re-ran the CALL and failed on "Table 'b' already exists").
+    let (_, again) = h.request("s2", h.event("s2", "Create", "Schema", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&again), "FAILED", "{again}");
+    let reason = again["Reason"].as_str().unwrap();
+    assert!(reason.contains(&format!("an earlier run started it on connection {killed} at ")), "{reason}");
+    assert!(!reason.contains("already exists"), "{reason}");
+
+    // b is there: the operator answers "it took effect", and the run continues after it.
+    answer_interrupted(&tag, &path, "0001-slow", true).await;
+    let (_, resumed) = h.request("s3", h.event("s3", "Create", "Schema", props), TIMEOUT).await;
+    assert_eq!(status(&resumed), "SUCCESS", "{resumed}");
+    assert_eq!(tables(&tag).await, ["a", "b", "c"]);
+    assert_eq!(history(&path).await, [("0001-slow".to_string(), "applied".to_string(), 4)]);
+}
+
+#[tokio::test]
+async fn no_statement_starts_too_close_to_the_deadline_and_the_next_run_resumes() {
+    let tag = unique("late_stmt");
+    create_database(&tag).await;
+    let path = format!("/{tag}/schema");
+    // Against a 30 s invocation the handler has about 18 s: after the sleep, under 10 s are left.
+    put(&format!("{path}/0001-long"), "CREATE TABLE a (x int);\nDO SLEEP(9);\nCREATE TABLE b (y int);", false).await;
+    let props = merge(
+        base_props(mariadb_port()),
+        json!({"Database": tag, "SecretArn": secret(&tag, MARIADB_PASSWORD).await, "SqlParameterPath": path}),
+    );
+    let h = harness().await;
+    let (_, body) = h.request("o1", h.event("o1", "Create", "Schema", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&body), "FAILED", "{body}");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(
+        reason
+            .starts_with("migration 0001-long stopped before statement 3 of 3 (line 3: CREATE TABLE b (y int)) with "),
+        "{reason}"
+    );
+    assert!(reason.contains("the next run resumes at statement 3"), "{reason}");
+    assert!(reason.contains("raise the function's Timeout"), "{reason}");
+    assert_eq!(tables(&tag).await, ["a"]);
+    assert_eq!(history(&path).await, [("0001-long".to_string(), "failed".to_string(), 2)]);
+
+    let (_, again) = h.request("o2", h.event("o2", "Create", "Schema", props), TIMEOUT).await;
+    assert_eq!(status(&again), "SUCCESS", "{again}");
+    assert_eq!(tables(&tag).await, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn a_lock_held_by_a_leftover_session_names_it() {
+    let tag = unique("held");
+    create_database(&tag).await;
+    let sql = format!("/{tag}/schema.sql");
+    put(&sql, "CREATE TABLE t (x int);", false).await;
+    let props = merge(
+        base_props(mariadb_port()),
+        json!({"Database": tag, "SecretArn": secret(&tag, MARIADB_PASSWORD).await, "SqlParameter": sql}),
+    );
+    let mut holder = local::mariadb().await;
+    let lock = format!("stackhand-schema:{}", stackhand::cfn::stable_digest(&[&tag, &sql]));
+    let got: Option<i64> = holder.exec_first("SELECT GET_LOCK(?, 0)", (&lock,)).await.unwrap();
+    assert_eq!(got, Some(1));
+    let h = harness().await;
+    let (_, body) = h.request("h1", h.event("h1", "Create", "Schema", props), Duration::from_secs(20)).await;
+    assert_eq!(status(&body), "FAILED", "{body}");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.contains(&format!("held by connection {}", holder.id())), "{reason}");
+    assert!(reason.contains(&format!("KILL {}", holder.id())), "{reason}");
+    assert!(tables(&tag).await.is_empty());
 }
 
 #[tokio::test]
