@@ -2,11 +2,15 @@
 //! a batch that fails retried by halves so that one bad instance doesn't hold back the rest. RDS and
 //! Auto Scaling have no batch calls: one call per resource, run with bounded concurrency by the caller.
 //! "Already in that state" answers are reported as skipped, not failed. Throttling is retried by the SDK.
+//! Every call is bounded by the run's cutoff: one that has no answer by then is reported, not awaited.
+
+use std::future::Future;
 
 use aws_sdk_autoscaling::types::Tag as AsgTag;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use stackhand::aws::{describe_error, error_code};
+use tokio::time::Instant;
 
 use crate::inventory::{Capacity, Resource};
 
@@ -42,6 +46,40 @@ where
     CallError { message: describe_error(operation, err), code, splittable }
 }
 
+impl CallError {
+    fn late(operation: &str, in_flight: bool) -> Self {
+        let message = if in_flight {
+            format!("{operation} had no answer by the run's cutoff (it may still take effect); the next run checks")
+        } else {
+            format!("{operation} not attempted: the invocation was about to time out; the next run picks it up")
+        };
+        CallError { message, code: None, splittable: false }
+    }
+}
+
+/// Runs one AWS call, but not past `cutoff`: an attempt may hang for its whole attempt timeout, longer
+/// than the invocation has left, and the run must still answer with its summary.
+async fn bounded<T>(
+    cutoff: Instant,
+    operation: &str,
+    call: impl Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    if Instant::now() >= cutoff {
+        return Err(CallError::late(operation, false));
+    }
+    tokio::time::timeout_at(cutoff, call).await.unwrap_or_else(|_| Err(CallError::late(operation, true)))
+}
+
+/// The instance a StopInstances refused for its stop protection names: `The instance 'i-…' may not be
+/// stopped. Modify its 'disableApiStop' instance attribute and try again.`
+fn stop_protected(error: &CallError) -> Option<&str> {
+    if error.code.as_deref() != Some("OperationNotPermitted") || !error.message.contains("disableApiStop") {
+        return None;
+    }
+    let (_, rest) = error.message.split_once("instance '")?;
+    rest.split_once('\'').map(|(id, _)| id)
+}
+
 fn outcome(error: CallError) -> Outcome {
     if error.code.as_deref().is_some_and(|c| WRONG_STATE.contains(&c)) {
         Outcome::Skipped(error.message)
@@ -51,26 +89,47 @@ fn outcome(error: CallError) -> Outcome {
 }
 
 /// Starts or stops `ids` in one call; if that fails for the content of the request, each half is
-/// tried on its own, down to single instances, whose error is then theirs alone.
-pub async fn ec2_batch(ec2: &aws_sdk_ec2::Client, start: bool, ids: Vec<String>) -> Vec<(String, Outcome)> {
+/// tried on its own, down to single instances, whose error is then theirs alone. An instance refused
+/// for its stop protection is taken out (AWS names it) and the rest tried again whole.
+pub async fn ec2_batch(
+    ec2: &aws_sdk_ec2::Client,
+    start: bool,
+    ids: Vec<String>,
+    cutoff: Instant,
+) -> Vec<(String, Outcome)> {
     if ids.is_empty() {
         return Vec::new();
     }
     let result = if start {
-        let out = ec2.start_instances().set_instance_ids(Some(ids.clone())).send().await;
-        out.map(drop).map_err(|e| call_error("StartInstances", &e))
+        let call = async {
+            let out = ec2.start_instances().set_instance_ids(Some(ids.clone())).send().await;
+            out.map(drop).map_err(|e| call_error("StartInstances", &e))
+        };
+        bounded(cutoff, "StartInstances", call).await
     } else {
-        let out = ec2.stop_instances().set_instance_ids(Some(ids.clone())).send().await;
-        out.map(drop).map_err(|e| call_error("StopInstances", &e))
+        let call = async {
+            let out = ec2.stop_instances().set_instance_ids(Some(ids.clone())).send().await;
+            out.map(drop).map_err(|e| call_error("StopInstances", &e))
+        };
+        bounded(cutoff, "StopInstances", call).await
     };
     match result {
         Ok(()) => ids.into_iter().map(|id| (id, Outcome::Done)).collect(),
+        Err(e) if !start && stop_protected(&e).is_some_and(|id| ids.iter().any(|i| i == id)) => {
+            let protected = stop_protected(&e).unwrap_or_default().to_owned();
+            tracing::debug!(instance = %protected, "stop protection; retrying the batch without it");
+            let rest = ids.into_iter().filter(|id| *id != protected).collect();
+            let mut outcomes = Box::pin(ec2_batch(ec2, start, rest, cutoff)).await;
+            let why = "has stop protection (DisableApiStop); AWS won't stop it until that is turned off";
+            outcomes.push((protected, Outcome::Skipped(why.into())));
+            outcomes
+        }
         Err(e) if e.splittable && ids.len() > 1 => {
             tracing::debug!(batch = ids.len(), error = %e.message, "batch failed; retrying by halves");
             let mut left = ids;
             let right = left.split_off(left.len() / 2);
-            let mut outcomes = Box::pin(ec2_batch(ec2, start, left)).await;
-            outcomes.extend(Box::pin(ec2_batch(ec2, start, right)).await);
+            let mut outcomes = Box::pin(ec2_batch(ec2, start, left, cutoff)).await;
+            outcomes.extend(Box::pin(ec2_batch(ec2, start, right, cutoff)).await);
             outcomes
         }
         Err(e) => {
@@ -80,63 +139,85 @@ pub async fn ec2_batch(ec2: &aws_sdk_ec2::Client, start: bool, ids: Vec<String>)
     }
 }
 
-pub async fn db_instance(rds: &aws_sdk_rds::Client, start: bool, id: &str) -> Outcome {
+pub async fn db_instance(rds: &aws_sdk_rds::Client, start: bool, id: &str, cutoff: Instant) -> Outcome {
     let result = if start {
-        rds.start_db_instance()
-            .db_instance_identifier(id)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| call_error("StartDBInstance", &e))
+        let call = async {
+            let out = rds.start_db_instance().db_instance_identifier(id).send().await;
+            out.map(drop).map_err(|e| call_error("StartDBInstance", &e))
+        };
+        bounded(cutoff, "StartDBInstance", call).await
     } else {
-        rds.stop_db_instance()
-            .db_instance_identifier(id)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| call_error("StopDBInstance", &e))
+        let call = async {
+            let out = rds.stop_db_instance().db_instance_identifier(id).send().await;
+            out.map(drop).map_err(|e| call_error("StopDBInstance", &e))
+        };
+        bounded(cutoff, "StopDBInstance", call).await
     };
     result.map_or_else(outcome, |()| Outcome::Done)
 }
 
-pub async fn db_cluster(rds: &aws_sdk_rds::Client, start: bool, id: &str) -> Outcome {
+pub async fn db_cluster(rds: &aws_sdk_rds::Client, start: bool, id: &str, cutoff: Instant) -> Outcome {
     let result = if start {
-        rds.start_db_cluster()
-            .db_cluster_identifier(id)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| call_error("StartDBCluster", &e))
+        let call = async {
+            let out = rds.start_db_cluster().db_cluster_identifier(id).send().await;
+            out.map(drop).map_err(|e| call_error("StartDBCluster", &e))
+        };
+        bounded(cutoff, "StartDBCluster", call).await
     } else {
-        rds.stop_db_cluster()
-            .db_cluster_identifier(id)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| call_error("StopDBCluster", &e))
+        let call = async {
+            let out = rds.stop_db_cluster().db_cluster_identifier(id).send().await;
+            out.map(drop).map_err(|e| call_error("StopDBCluster", &e))
+        };
+        bounded(cutoff, "StopDBCluster", call).await
     };
     result.map_or_else(outcome, |()| Outcome::Done)
 }
 
 /// Stopping a group: its capacity is saved in a tag first (so nothing is lost if the next call
-/// fails), then minimum, maximum and desired are set to 0.
-pub async fn stop_group(asg: &aws_sdk_autoscaling::Client, group: &Resource, saved_key: &str) -> Outcome {
-    let capacity = group.capacity.unwrap_or(Capacity::ZERO);
-    let tag = AsgTag::builder()
-        .resource_id(&group.id)
-        .resource_type("auto-scaling-group")
-        .key(saved_key)
-        .value(capacity.to_string())
-        .propagate_at_launch(false)
-        .build();
-    if let Err(e) = asg.create_or_update_tags().tags(tag).send().await {
-        return outcome(call_error("CreateOrUpdateTags", &e));
+/// fails), then minimum, maximum and desired are set to 0. A group that already has a valid saved
+/// capacity (a stop whose second call failed, or a group someone scaled up by hand meanwhile) keeps
+/// it: only the capacity is set to 0 again. Instances protected from scale in survive capacity 0:
+/// such a stop is reported as failed, with them.
+pub async fn stop_group(
+    asg: &aws_sdk_autoscaling::Client,
+    group: &Resource,
+    saved_key: &str,
+    cutoff: Instant,
+) -> Outcome {
+    let keeps_saved = group.saved.as_deref().is_some_and(|saved| Capacity::parse(saved).is_ok());
+    if !keeps_saved {
+        let capacity = group.capacity.unwrap_or(Capacity::ZERO);
+        let tag = AsgTag::builder()
+            .resource_id(&group.id)
+            .resource_type("auto-scaling-group")
+            .key(saved_key)
+            .value(capacity.to_string())
+            .propagate_at_launch(false)
+            .build();
+        let call = async {
+            let out = asg.create_or_update_tags().tags(tag).send().await;
+            out.map(drop).map_err(|e| call_error("CreateOrUpdateTags", &e))
+        };
+        if let Err(e) = bounded(cutoff, "CreateOrUpdateTags", call).await {
+            return outcome(e);
+        }
     }
-    set_capacity(asg, &group.id, Capacity::ZERO).await.map_or_else(outcome, |()| Outcome::Done)
+    if let Err(e) = set_capacity(asg, &group.id, Capacity::ZERO, cutoff).await {
+        return outcome(e);
+    }
+    match group.scale_in_protection() {
+        Some(why) => Outcome::Failed(format!("capacity set to 0, but {why}")),
+        None => Outcome::Done,
+    }
 }
 
 /// Starting a group: the saved capacity is restored, then the tag removed.
-pub async fn start_group(asg: &aws_sdk_autoscaling::Client, group: &Resource, saved_key: &str) -> Outcome {
+pub async fn start_group(
+    asg: &aws_sdk_autoscaling::Client,
+    group: &Resource,
+    saved_key: &str,
+    cutoff: Instant,
+) -> Outcome {
     let saved = group.saved.as_deref().unwrap_or_default();
     let capacity = match Capacity::parse(saved) {
         Ok(capacity) => capacity,
@@ -146,29 +227,41 @@ pub async fn start_group(asg: &aws_sdk_autoscaling::Client, group: &Resource, sa
             ))
         }
     };
-    if let Err(e) = set_capacity(asg, &group.id, capacity).await {
+    if let Err(e) = set_capacity(asg, &group.id, capacity, cutoff).await {
         return outcome(e);
     }
     let tag = AsgTag::builder().resource_id(&group.id).resource_type("auto-scaling-group").key(saved_key).build();
-    match asg.delete_tags().tags(tag).send().await {
-        Ok(_) => Outcome::Done,
+    let call = async {
+        let out = asg.delete_tags().tags(tag).send().await;
+        out.map(drop).map_err(|e| call_error("DeleteTags", &e))
+    };
+    match bounded(cutoff, "DeleteTags", call).await {
+        Ok(()) => Outcome::Done,
         Err(e) => Outcome::Failed(format!(
-            "capacity restored to {capacity}, but {}; the next run will see the group as stopped",
-            describe_error("DeleteTags", &e)
+            "capacity restored to {capacity}, but {}; the tag stays (the next stop keeps the capacity it holds)",
+            e.message
         )),
     }
 }
 
-async fn set_capacity(asg: &aws_sdk_autoscaling::Client, group: &str, c: Capacity) -> Result<(), CallError> {
-    asg.update_auto_scaling_group()
-        .auto_scaling_group_name(group)
-        .min_size(c.min)
-        .max_size(c.max)
-        .desired_capacity(c.desired)
-        .send()
-        .await
-        .map(drop)
-        .map_err(|e| call_error("UpdateAutoScalingGroup", &e))
+async fn set_capacity(
+    asg: &aws_sdk_autoscaling::Client,
+    group: &str,
+    c: Capacity,
+    cutoff: Instant,
+) -> Result<(), CallError> {
+    let call = async {
+        asg.update_auto_scaling_group()
+            .auto_scaling_group_name(group)
+            .min_size(c.min)
+            .max_size(c.max)
+            .desired_capacity(c.desired)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| call_error("UpdateAutoScalingGroup", &e))
+    };
+    bounded(cutoff, "UpdateAutoScalingGroup", call).await
 }
 
 #[cfg(test)]
@@ -178,6 +271,11 @@ mod tests {
     use aws_sdk_ec2::operation::stop_instances::{StopInstancesError, StopInstancesOutput};
     use aws_smithy_mocks::{mock, RuleMode};
     use aws_smithy_types::error::ErrorMetadata;
+
+    /// A cutoff no test reaches.
+    fn later() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(3600)
+    }
 
     fn ids(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("i-{i:017x}")).collect()
@@ -201,7 +299,7 @@ mod tests {
     async fn a_good_batch_is_one_call() {
         let ok = mock!(aws_sdk_ec2::Client::start_instances).then_output(|| StartInstancesOutput::builder().build());
         let ec2 = testkit::mock_ec2_with(RuleMode::MatchAny, &[&ok]);
-        let out = ec2_batch(&ec2, true, ids(100)).await;
+        let out = ec2_batch(&ec2, true, ids(100), later()).await;
         assert_eq!(out.len(), 100);
         assert!(out.iter().all(|(_, o)| *o == Outcome::Done));
         assert_eq!(ok.num_calls(), 1);
@@ -212,7 +310,7 @@ mod tests {
         let mut batch = ids(64);
         batch[37] = "i-bad00000000000000".into();
         let (ec2, refuse) = ec2_refusing("i-bad00000000000000", "UnsupportedOperation");
-        let out = ec2_batch(&ec2, false, batch).await;
+        let out = ec2_batch(&ec2, false, batch, later()).await;
         assert_eq!(out.len(), 64, "every instance has an outcome");
         let failed: Vec<_> = out.iter().filter(|(_, o)| matches!(o, Outcome::Failed(_))).collect();
         assert_eq!(failed.len(), 1);
@@ -225,7 +323,7 @@ mod tests {
     #[tokio::test]
     async fn a_wrong_state_answer_is_a_skip_not_a_failure() {
         let (ec2, _) = ec2_refusing("i-00000000000000001", "IncorrectInstanceState");
-        let out = ec2_batch(&ec2, false, ids(2)).await;
+        let out = ec2_batch(&ec2, false, ids(2), later()).await;
         assert_eq!(out[0].1, Outcome::Done);
         assert_eq!(out[1].1, Outcome::Skipped("StopInstances failed: IncorrectInstanceState: no".into()));
     }
@@ -241,7 +339,7 @@ mod tests {
             })
             .then_error(|| failing("RequestLimitExceeded"));
         let ec2 = testkit::mock_ec2_with(RuleMode::MatchAny, &[&throttled]);
-        let out = ec2_batch(&ec2, false, ids(8)).await;
+        let out = ec2_batch(&ec2, false, ids(8), later()).await;
         assert!(out.iter().all(|(_, o)| matches!(o, Outcome::Failed(m) if m.contains("RequestLimitExceeded"))));
         let sizes = sizes.lock().unwrap();
         assert!(!sizes.is_empty() && sizes.iter().all(|n| *n == 8), "never split into more throttled calls: {sizes:?}");

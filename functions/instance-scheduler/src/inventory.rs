@@ -1,11 +1,14 @@
 //! Finding the scheduled resources: every EC2 instance, RDS DB instance, DB cluster and Auto Scaling
-//! group carrying the schedule tag, with its state in the terms the planner uses. Paginated throughout;
-//! one list call per page per service, never one call per resource.
+//! group carrying the schedule tag, with its state in the terms the planner uses, and what AWS would
+//! refuse to stop, known before asking. Paginated throughout; one list call per page per service, never
+//! one call per resource (plus, only when there are any, one DescribeSpotInstanceRequests per 100 Spot
+//! Instances and DescribeGlobalClusters for clusters in a global database).
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use aws_sdk_autoscaling::types::Filter as AsgFilter;
-use aws_sdk_ec2::types::{Filter, InstanceStateName};
+use aws_sdk_ec2::types::{DeviceType, Filter, InstanceLifecycleType, InstanceStateName, SpotInstanceType};
 use stackhand::aws::describe_error;
 
 /// The kinds of resource the scheduler acts on.
@@ -93,8 +96,15 @@ pub struct Resource {
     pub unstoppable: Option<String>,
     /// An Auto Scaling group's current capacity.
     pub capacity: Option<Capacity>,
-    /// An Auto Scaling group's saved-capacity tag, present while the scheduler has it stopped.
+    /// An Auto Scaling group's saved-capacity tag, present while the scheduler has it stopped (or
+    /// while a stop is half done: the tag written, the capacity not yet 0).
     pub saved: Option<String>,
+    /// A stopped EC2 instance whose last start fell back to stopped: why (its StateReason).
+    pub start_failure: Option<String>,
+    /// An Auto Scaling group's instances that are protected from scale in (they outlive desired 0).
+    pub protected: Vec<String>,
+    /// An Auto Scaling group protects the instances it launches from scale in.
+    pub protects_new: bool,
 }
 
 impl Resource {
@@ -113,7 +123,30 @@ impl Resource {
             unstoppable: None,
             capacity: None,
             saved: None,
+            start_failure: None,
+            protected: Vec::new(),
+            protects_new: false,
         }
+    }
+
+    /// Why stopping this Auto Scaling group leaves instances running, if it does.
+    pub fn scale_in_protection(&self) -> Option<String> {
+        if self.protected.is_empty() {
+            return None;
+        }
+        let mut why = format!(
+            "{} instance(s) protected from scale in keep running at capacity 0: {}; remove their protection \
+             (SetInstanceProtection) or terminate them",
+            self.protected.len(),
+            self.protected.join(", ")
+        );
+        if self.protects_new {
+            why.push_str(
+                "; the group protects every instance it launches (NewInstancesProtectedFromScaleIn): turn that off, \
+                 or each start brings this back",
+            );
+        }
+        Some(why)
     }
 }
 
@@ -127,6 +160,28 @@ pub struct TagKeys {
 
 fn tag<'a>(tags: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>, key: &str) -> Option<&'a str> {
     tags.into_iter().find(|(k, _)| *k == Some(key)).map(|(_, v)| v.unwrap_or_default())
+}
+
+/// StateReason codes of an instance that went from `pending` back to `stopped`: its start failed.
+const START_FAILURES: [&str; 5] = [
+    "Client.InternalError",
+    "Client.VolumeLimitExceeded",
+    "Client.InvalidSnapshot.NotFound",
+    "Server.InsufficientInstanceCapacity",
+    "Server.InternalError",
+];
+
+/// Why a stopped instance with this StateReason did not stay started, if that is what it says.
+fn start_failure(code: Option<&str>, message: Option<&str>) -> Option<String> {
+    let code = code.filter(|c| START_FAILURES.contains(c))?;
+    let mut why = format!("its last start fell back to stopped ({code}: {})", message.unwrap_or("no message"));
+    if code == "Client.InternalError" {
+        why.push_str(
+            "; usually EBS volumes encrypted with a customer managed KMS key the scheduler may not use: \
+             list the key in SchedulerKmsKeyArns (kms:CreateGrant)",
+        );
+    }
+    Some(why)
 }
 
 pub async fn ec2_instances(ec2: &aws_sdk_ec2::Client, keys: &TagKeys) -> Result<Vec<Resource>, String> {
@@ -143,6 +198,8 @@ pub async fn ec2_instances(ec2: &aws_sdk_ec2::Client, keys: &TagKeys) -> Result<
         .into_paginator()
         .send();
     let mut found = Vec::new();
+    // Spot Instances by their request: only those of a persistent request can be stopped.
+    let mut spot: Vec<(usize, Option<String>)> = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| describe_error("DescribeInstances", &e))?;
         for instance in page.reservations().iter().flat_map(|r| r.instances()) {
@@ -163,10 +220,61 @@ pub async fn ec2_instances(ec2: &aws_sdk_ec2::Client, keys: &TagKeys) -> Result<
                     "belongs to Auto Scaling group {group}, which would replace it: tag the group to schedule it"
                 ));
             }
+            if instance.root_device_type() == Some(&DeviceType::InstanceStore) {
+                resource.unstoppable = Some(
+                    "has an instance-store root volume; AWS can terminate such an instance but not stop it".into(),
+                );
+            } else if instance.instance_lifecycle() == Some(&InstanceLifecycleType::Spot) {
+                spot.push((found.len(), instance.spot_instance_request_id().map(Into::into)));
+            }
+            if resource.state == State::Stopped {
+                let reason = instance.state_reason();
+                resource.start_failure = start_failure(reason.and_then(|r| r.code()), reason.and_then(|r| r.message()));
+            }
             found.push(resource);
         }
     }
+    if !spot.is_empty() {
+        let requests: Vec<String> = spot.iter().filter_map(|(_, r)| r.clone()).collect();
+        match persistent_spot_requests(ec2, requests).await {
+            Ok(persistent) => {
+                for (index, request) in spot {
+                    if !request.is_some_and(|r| persistent.contains(&r)) {
+                        found[index].unstoppable = Some(
+                            "is a one-time Spot Instance; AWS stops only Spot Instances of a persistent request".into(),
+                        );
+                    }
+                }
+            }
+            // Not knowing is no reason to skip them: AWS says if it refuses.
+            Err(e) => tracing::warn!(error = %e, "can't tell one-time Spot Instances from persistent ones"),
+        }
+    }
     Ok(found)
+}
+
+/// Which of `requests` are persistent Spot Instance requests.
+async fn persistent_spot_requests(ec2: &aws_sdk_ec2::Client, requests: Vec<String>) -> Result<HashSet<String>, String> {
+    let mut persistent = HashSet::new();
+    for chunk in requests.chunks(100) {
+        // A filter, not SpotInstanceRequestIds: a request that is gone is no error.
+        let mut pages = ec2
+            .describe_spot_instance_requests()
+            .filters(Filter::builder().name("spot-instance-request-id").set_values(Some(chunk.to_vec())).build())
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| describe_error("DescribeSpotInstanceRequests", &e))?;
+            for request in page.spot_instance_requests() {
+                if let (Some(id), Some(SpotInstanceType::Persistent)) =
+                    (request.spot_instance_request_id(), request.r#type())
+                {
+                    persistent.insert(id.to_owned());
+                }
+            }
+        }
+    }
+    Ok(persistent)
 }
 
 fn rds_state(status: &str) -> State {
@@ -198,8 +306,12 @@ pub async fn db_instances(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<V
                 ));
             } else if let Some(source) = db.read_replica_source_db_instance_identifier() {
                 resource.unstoppable = Some(format!("is a read replica of {source}; AWS can't stop read replicas"));
-            } else if !db.read_replica_db_instance_identifiers().is_empty() {
+            } else if !db.read_replica_db_instance_identifiers().is_empty()
+                || !db.read_replica_db_cluster_identifiers().is_empty()
+            {
                 resource.unstoppable = Some("has read replicas; AWS can't stop a database that has them".into());
+            } else if db.engine().is_some_and(|e| e.starts_with("sqlserver")) && db.multi_az() == Some(true) {
+                resource.unstoppable = Some("is SQL Server in a Multi-AZ deployment; AWS can't stop those".into());
             }
             found.push(resource);
         }
@@ -210,6 +322,8 @@ pub async fn db_instances(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<V
 pub async fn db_clusters(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<Vec<Resource>, String> {
     let mut pages = rds.describe_db_clusters().max_records(100).into_paginator().send();
     let mut found = Vec::new();
+    // Clusters in a global database, by index in `found`, with the global database's id.
+    let mut global: Vec<(usize, String)> = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| describe_error("DescribeDBClusters", &e))?;
         for cluster in page.db_clusters() {
@@ -220,13 +334,63 @@ pub async fn db_clusters(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<Ve
             let state = rds_state(cluster.status().unwrap_or_default());
             let mut resource = Resource::new(Kind::DbCluster, id, state, schedule);
             resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
-            if cluster.replication_source_identifier().is_some() {
-                resource.unstoppable = Some("is a replica cluster; AWS can't stop replica clusters".into());
+            resource.unstoppable = match cluster.engine_mode() {
+                Some("serverless") => {
+                    Some("is Aurora Serverless v1 (EngineMode serverless); AWS can't stop those".into())
+                }
+                Some("multimaster") => Some("is an Aurora multi-master cluster; AWS can't stop those".into()),
+                Some("parallelquery") => {
+                    Some("is an Aurora parallel query cluster (EngineMode parallelquery); AWS can't stop those".into())
+                }
+                _ if cluster.replication_source_identifier().is_some() => {
+                    Some("is a replica cluster; AWS can't stop replica clusters".into())
+                }
+                _ if !cluster.read_replica_identifiers().is_empty() => Some(format!(
+                    "has read replicas ({}); AWS can't stop a cluster that has them",
+                    cluster.read_replica_identifiers().join(", ")
+                )),
+                _ => None,
+            };
+            if let Some(database) = cluster.global_cluster_identifier().filter(|g| !g.is_empty()) {
+                if resource.unstoppable.is_none() {
+                    global.push((found.len(), database.to_owned()));
+                }
             }
             found.push(resource);
         }
     }
+    if !global.is_empty() {
+        match global_cluster_members(rds).await {
+            Ok(members) => {
+                for (index, database) in global {
+                    let count = members.get(&database).copied().unwrap_or_default();
+                    if count > 1 {
+                        found[index].unstoppable = Some(format!(
+                            "is one of {count} clusters of global database {database}; AWS can't stop a cluster \
+                             of a global database that has more than one"
+                        ));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "can't count the clusters of global databases"),
+        }
+    }
     Ok(found)
+}
+
+/// The number of member clusters of each global database.
+async fn global_cluster_members(rds: &aws_sdk_rds::Client) -> Result<HashMap<String, usize>, String> {
+    let mut pages = rds.describe_global_clusters().max_records(100).into_paginator().send();
+    let mut members = HashMap::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| describe_error("DescribeGlobalClusters", &e))?;
+        for database in page.global_clusters() {
+            if let Some(id) = database.global_cluster_identifier() {
+                members.insert(id.to_owned(), database.global_cluster_members().len());
+            }
+        }
+    }
+    Ok(members)
 }
 
 pub async fn auto_scaling_groups(asg: &aws_sdk_autoscaling::Client, keys: &TagKeys) -> Result<Vec<Resource>, String> {
@@ -245,15 +409,29 @@ pub async fn auto_scaling_groups(asg: &aws_sdk_autoscaling::Client, keys: &TagKe
                 continue;
             };
             let saved = tag(tags(), &keys.saved_capacity);
-            let state = if saved.is_some() { State::Stopped } else { State::Running };
-            let mut resource = Resource::new(Kind::AutoScalingGroup, id, state, schedule);
-            resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
-            resource.saved = saved.map(Into::into);
-            resource.capacity = Some(Capacity {
+            let capacity = Capacity {
                 min: group.min_size().unwrap_or_default(),
                 max: group.max_size().unwrap_or_default(),
                 desired: group.desired_capacity().unwrap_or_default(),
-            });
+            };
+            // Stopped only when both halves of a stop are done: the tag alone may be a stop whose
+            // UpdateAutoScalingGroup failed, and such a group is stopped again (keeping the tag).
+            let state = if saved.is_some() && capacity == Capacity::ZERO { State::Stopped } else { State::Running };
+            let mut resource = Resource::new(Kind::AutoScalingGroup, id, state, schedule);
+            resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
+            resource.saved = saved.map(Into::into);
+            resource.capacity = Some(capacity);
+            resource.protects_new = group.new_instances_protected_from_scale_in() == Some(true);
+            resource.protected = group
+                .instances()
+                .iter()
+                .filter(|i| i.protected_from_scale_in() == Some(true))
+                .filter(|i| {
+                    let state = i.lifecycle_state().map(|s| s.as_str()).unwrap_or_default();
+                    !(state.starts_with("Terminat") || state.starts_with("Detach"))
+                })
+                .filter_map(|i| i.instance_id().map(Into::into))
+                .collect();
             if let Some(status) = group.status() {
                 resource.hold = Some(format!("has status \"{status}\""));
             }

@@ -91,7 +91,11 @@ pub fn decide(resource: &Resource, request: &Request, keys: &TagKeys, named: &Na
         (true, State::Running | State::Starting | State::Busy(_)) => Decision::Unchanged,
         (true, State::Stopped) => Decision::Start,
         (true, State::Stopping) => Decision::Skip("is stopping; it can be started once it has stopped".into()),
-        (false, State::Stopped | State::Stopping) => Decision::Unchanged,
+        // A group at capacity 0 whose protected instances outlive it is not really stopped.
+        (false, State::Stopped | State::Stopping) => match resource.scale_in_protection() {
+            Some(why) => Decision::Skip(format!("is stopped, but {why}")),
+            None => Decision::Unchanged,
+        },
         (false, State::Running) => match &resource.unstoppable {
             Some(why) => Decision::Skip(why.clone()),
             None => Decision::Stop,
@@ -131,6 +135,9 @@ mod tests {
             unstoppable: None,
             capacity: None,
             saved: None,
+            start_failure: None,
+            protected: Vec::new(),
+            protects_new: false,
         }
     }
 

@@ -3,7 +3,7 @@
 //!   what an EventBridge Scheduler schedule or rule sends as its input, or `cargo lambda invoke`;
 //! - an EventBridge Scheduled Event (a `rate(…)`/`cron(…)` rule with no input): reconcile at its `time`.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +44,24 @@ pub struct EventError(String);
 
 const FIELDS: [&str; 4] = ["action", "schedule", "dry_run", "time"];
 
-/// Reads an invocation event; `now` stands in for a missing `time`.
-pub fn parse(event: &Value, now: DateTime<Utc>) -> Result<Request, EventError> {
+/// Reads an invocation event; `now` stands in for a missing `time`, and for the `time` of a Scheduled
+/// Event more than `interval` (the reconcile rule's) away from now: Lambda retries an asynchronous event
+/// and keeps a throttled one queued for hours, each time with its original `time`, and evaluating the
+/// schedules at that past instant would undo what the runs since then did.
+pub fn parse(event: &Value, now: DateTime<Utc>, interval: TimeDelta) -> Result<Request, EventError> {
     let fail = |message: String| Err(EventError(message));
     let Some(object) = event.as_object() else {
         return fail(format!("expected a JSON object such as {{\"action\": \"stop\"}}, got {}", preview(event)));
     };
     if object.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
-        let at = instant(object.get("time"), "time", now)?;
+        let mut at = instant(object.get("time"), "time", now)?;
+        if (now - at).abs() > interval {
+            tracing::warn!(
+                time = %at.to_rfc3339(),
+                "a Scheduled Event further than one interval from now (retried or long queued): evaluating at now"
+            );
+            at = now;
+        }
         return Ok(Request { action: Action::Reconcile, schedule: None, dry_run: false, at });
     }
     let Some(action) = object.get("action") else {
@@ -117,15 +127,19 @@ mod tests {
         "2026-11-22T12:00:00Z".parse().unwrap()
     }
 
+    fn five() -> TimeDelta {
+        TimeDelta::minutes(5)
+    }
+
     fn err(event: Value) -> String {
-        parse(&event, now()).unwrap_err().to_string()
+        parse(&event, now(), five()).unwrap_err().to_string()
     }
 
     #[test]
     fn the_seed_contract_start_and_stop() {
-        let r = parse(&json!({"action": "stop"}), now()).unwrap();
+        let r = parse(&json!({"action": "stop"}), now(), five()).unwrap();
         assert_eq!(r, Request { action: Action::Stop, schedule: None, dry_run: false, at: now() });
-        assert_eq!(parse(&json!({"action": "START"}), now()).unwrap().action, Action::Start);
+        assert_eq!(parse(&json!({"action": "START"}), now(), five()).unwrap().action, Action::Start);
     }
 
     #[test]
@@ -133,6 +147,7 @@ mod tests {
         let r = parse(
             &json!({"action": "reconcile", "schedule": " office-hours ", "dry_run": true, "time": "2026-03-29T00:30:00+01:00"}),
             now(),
+            five(),
         )
         .unwrap();
         assert_eq!(r.action, Action::Reconcile);
@@ -145,15 +160,36 @@ mod tests {
     fn a_scheduled_event_reconciles_at_its_time() {
         let event = json!({
             "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
-            "source": "aws.events", "account": "123456789012", "time": "2026-10-25T01:05:00Z", "region": "eu-west-1",
+            "source": "aws.events", "account": "123456789012", "time": "2026-11-22T11:55:00Z", "region": "eu-west-1",
             "resources": ["arn:aws:events:eu-west-1:123456789012:rule/reconcile"], "detail": {}
         });
-        let r = parse(&event, now()).unwrap();
+        let r = parse(&event, now(), five()).unwrap();
         assert_eq!(r.action, Action::Reconcile);
-        assert_eq!(r.at, "2026-10-25T01:05:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(r.at, "2026-11-22T11:55:00Z".parse::<DateTime<Utc>>().unwrap());
         let mut no_time = event;
         no_time.as_object_mut().unwrap().remove("time");
-        assert_eq!(parse(&no_time, now()).unwrap().at, now(), "falls back to now");
+        assert_eq!(parse(&no_time, now(), five()).unwrap().at, now(), "falls back to now");
+    }
+
+    #[test]
+    fn a_retried_or_long_queued_scheduled_event_is_evaluated_at_now() {
+        let at = |time: &str, interval: TimeDelta| {
+            let event = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": time, "detail": {}});
+            parse(&event, now(), interval).unwrap().at
+        };
+        let instant = |t: &str| t.parse::<DateTime<Utc>>().unwrap();
+        // Within one interval of now (either side: clocks differ): its own time.
+        assert_eq!(at("2026-11-22T11:55:00Z", five()), instant("2026-11-22T11:55:00Z"));
+        assert_eq!(at("2026-11-22T12:04:00Z", five()), instant("2026-11-22T12:04:00Z"));
+        // A retry 6 minutes on, or an event queued for hours: now.
+        assert_eq!(at("2026-11-22T11:54:00Z", five()), now());
+        assert_eq!(at("2026-11-22T06:00:00Z", five()), now());
+        assert_eq!(at("2026-11-22T12:06:00Z", five()), now());
+        // At 60-minute runs, 6 minutes late is still its own run.
+        assert_eq!(at("2026-11-22T11:54:00Z", TimeDelta::minutes(60)), instant("2026-11-22T11:54:00Z"));
+        // An explicit action event's time is what the caller asked for, however far.
+        let explicit = parse(&json!({"action": "reconcile", "time": "2026-03-30T07:30:00Z"}), now(), five()).unwrap();
+        assert_eq!(explicit.at, instant("2026-03-30T07:30:00Z"));
     }
 
     #[test]
@@ -185,7 +221,7 @@ mod tests {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let request = parse(&event, now()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let request = parse(&event, now(), five()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let name = path.file_stem().unwrap().to_str().unwrap();
             let expected = match name {
                 "start" => Action::Start,

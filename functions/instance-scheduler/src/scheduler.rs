@@ -2,6 +2,8 @@
 //! and sum it up. Per-resource trouble is reported and never stops the run; the invocation fails only
 //! when the event can't be read or nothing at all could be listed.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::Diagnostic;
@@ -45,6 +47,9 @@ pub struct Settings {
     pub batch_size: usize,
     /// Calls in flight at once.
     pub concurrency: usize,
+    /// `RECONCILE_INTERVAL_MINUTES`: how often the reconcile rule fires. A Scheduled Event whose `time`
+    /// is further than this from now (a retried or long-queued one) is evaluated at now instead.
+    pub interval: chrono::TimeDelta,
 }
 
 pub const DEFAULT_SCHEDULE_TAG: &str = "Schedule";
@@ -52,16 +57,32 @@ pub const DEFAULT_OVERRIDE_TAG: &str = "ScheduleOverride";
 pub const SAVED_CAPACITY_TAG: &str = "stackhand:saved-capacity";
 const BATCH_SIZE: usize = 100;
 const CONCURRENCY: usize = 8;
+/// The template's default `SchedulerReconcileMinutes`.
+const DEFAULT_INTERVAL_MINUTES: i64 = 5;
 /// Calls not begun this long before the invocation's deadline are left for the next run.
 const RESERVE: Duration = Duration::from_secs(3);
 
+/// A setting in the function's environment that can't be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("RECONCILE_INTERVAL_MINUTES is \"{0}\": give the reconcile rule's interval as a whole number of minutes, 1 or more")]
+    Interval(String),
+}
+
 impl Settings {
-    pub fn from_env() -> Self {
+    pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
     }
 
-    fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
-        Self {
+    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let interval = match get("RECONCILE_INTERVAL_MINUTES") {
+            None => DEFAULT_INTERVAL_MINUTES,
+            Some(text) => match text.trim().parse::<i64>() {
+                Ok(minutes) if (1..=i64::from(u32::MAX)).contains(&minutes) => minutes,
+                _ => return Err(SettingsError::Interval(text)),
+            },
+        };
+        Ok(Self {
             keys: TagKeys {
                 schedule: get("SCHEDULE_TAG_KEY").unwrap_or_else(|| DEFAULT_SCHEDULE_TAG.into()),
                 override_until: get("SCHEDULE_OVERRIDE_TAG_KEY").unwrap_or_else(|| DEFAULT_OVERRIDE_TAG.into()),
@@ -70,7 +91,8 @@ impl Settings {
             definitions_parameter: get("SCHEDULES_PARAMETER"),
             batch_size: BATCH_SIZE,
             concurrency: CONCURRENCY,
-        }
+            interval: chrono::TimeDelta::minutes(interval),
+        })
     }
 }
 
@@ -90,7 +112,7 @@ pub async fn handle(
     deadline: Instant,
 ) -> Result<Value, Diagnostic> {
     let outcome = async {
-        let request = request::parse(&event, Utc::now())?;
+        let request = request::parse(&event, Utc::now(), settings.interval)?;
         let cutoff = deadline.checked_sub(RESERVE).unwrap_or(deadline);
         // Every AWS call of the run retries (throttling, transient errors) until the cutoff, no longer.
         stackhand::aws::within(cutoff, run(clients, settings, &request, cutoff)).await
@@ -129,11 +151,12 @@ pub async fn run(
         dry_run: request.dry_run,
         ..Default::default()
     };
+    // Listing too ends at the cutoff: a page that hangs must not cost the run its summary.
     let (instances, databases, clusters, groups) = tokio::join!(
-        inventory::ec2_instances(&clients.ec2, keys),
-        inventory::db_instances(&clients.rds, keys),
-        inventory::db_clusters(&clients.rds, keys),
-        inventory::auto_scaling_groups(&clients.autoscaling, keys),
+        by_cutoff(cutoff, "DescribeInstances", inventory::ec2_instances(&clients.ec2, keys)),
+        by_cutoff(cutoff, "DescribeDBInstances", inventory::db_instances(&clients.rds, keys)),
+        by_cutoff(cutoff, "DescribeDBClusters", inventory::db_clusters(&clients.rds, keys)),
+        by_cutoff(cutoff, "DescribeAutoScalingGroups", inventory::auto_scaling_groups(&clients.autoscaling, keys)),
     );
     let mut resources = Vec::new();
     let mut errors = Vec::new();
@@ -159,7 +182,8 @@ pub async fn run(
     let mut named = Named { parameter: settings.definitions_parameter.clone(), definitions: None };
     if let Some(parameter) = &named.parameter {
         if request.action == Action::Reconcile && plan::needs_definitions(&resources) {
-            named.definitions = Some(definitions(&clients.ssm, parameter).await);
+            let read = by_cutoff(cutoff, "GetParameter", definitions(&clients.ssm, parameter));
+            named.definitions = Some(read.await);
         }
     }
 
@@ -197,8 +221,16 @@ pub async fn run(
         .buffer_unordered(settings.concurrency.max(1))
         .collect()
         .await;
+    // Instances whose last start fell back to stopped: started again, and reported as failing until
+    // one start holds.
+    let start_failures: HashMap<String, &str> =
+        resources.iter().filter_map(|r| r.start_failure.as_deref().map(|why| (r.name(), why))).collect();
     for (name, start, outcome) in done.into_iter().flatten() {
         match outcome {
+            Outcome::Done if start && start_failures.contains_key(&name) => {
+                let error = format!("{}; started again", start_failures[&name]);
+                summary.failed.push(Failed { resource: name, error });
+            }
             Outcome::Done => if start { &mut summary.started } else { &mut summary.stopped }.push(name),
             Outcome::Skipped(reason) => summary.skipped.push(Skipped { resource: name, reason }),
             Outcome::Failed(error) => summary.failed.push(Failed { resource: name, error }),
@@ -206,6 +238,17 @@ pub async fn run(
     }
     summary.sort();
     Ok(summary)
+}
+
+/// `work`, or (when it is not done by `cutoff`) an error saying `operation` had no answer in time.
+async fn by_cutoff<T>(
+    cutoff: Instant,
+    operation: &str,
+    work: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout_at(cutoff, work).await.unwrap_or_else(|_| {
+        Err(format!("{operation} had no complete answer by the run's cutoff; the next run tries again"))
+    })
 }
 
 async fn execute(clients: &Clients, keys: &TagKeys, job: Job<'_>, cutoff: Instant) -> Done {
@@ -218,7 +261,7 @@ async fn execute(clients: &Clients, keys: &TagKeys, job: Job<'_>, cutoff: Instan
             if late {
                 return ids.iter().map(|id| (name(id), start, too_late())).collect();
             }
-            let outcomes = actions::ec2_batch(&clients.ec2, start, ids).await;
+            let outcomes = actions::ec2_batch(&clients.ec2, start, ids, cutoff).await;
             outcomes.into_iter().map(|(id, outcome)| (name(&id), start, outcome)).collect()
         }
         Job::One { resource, start } => {
@@ -226,13 +269,13 @@ async fn execute(clients: &Clients, keys: &TagKeys, job: Job<'_>, cutoff: Instan
                 too_late()
             } else {
                 match (resource.kind, start) {
-                    (Kind::DbInstance, _) => actions::db_instance(&clients.rds, start, &resource.id).await,
-                    (Kind::DbCluster, _) => actions::db_cluster(&clients.rds, start, &resource.id).await,
+                    (Kind::DbInstance, _) => actions::db_instance(&clients.rds, start, &resource.id, cutoff).await,
+                    (Kind::DbCluster, _) => actions::db_cluster(&clients.rds, start, &resource.id, cutoff).await,
                     (Kind::AutoScalingGroup, true) => {
-                        actions::start_group(&clients.autoscaling, resource, &keys.saved_capacity).await
+                        actions::start_group(&clients.autoscaling, resource, &keys.saved_capacity, cutoff).await
                     }
                     (Kind::AutoScalingGroup, false) => {
-                        actions::stop_group(&clients.autoscaling, resource, &keys.saved_capacity).await
+                        actions::stop_group(&clients.autoscaling, resource, &keys.saved_capacity, cutoff).await
                     }
                     (Kind::Ec2Instance, _) => unreachable!("instances go in batches"),
                 }
@@ -257,11 +300,10 @@ async fn definitions(ssm: &aws_sdk_ssm::Client, parameter: &str) -> Result<Defin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     #[test]
     fn settings_default_and_from_the_environment() {
-        let defaults = Settings::from_lookup(|_| None);
+        let defaults = Settings::from_lookup(|_| None).unwrap();
         assert_eq!(defaults.keys.schedule, "Schedule");
         assert_eq!(defaults.keys.override_until, "ScheduleOverride");
         assert_eq!(defaults.keys.saved_capacity, "stackhand:saved-capacity");
@@ -272,9 +314,389 @@ mod tests {
             ("SCHEDULES_PARAMETER", "/stackhand/schedules"),
         ]
         .into();
-        let set = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string()));
+        let set = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
         assert_eq!(set.keys.schedule, "office-schedule");
         assert_eq!(set.keys.override_until, "hold-until");
         assert_eq!(set.definitions_parameter.as_deref(), Some("/stackhand/schedules"));
+    }
+
+    #[test]
+    fn the_reconcile_interval_defaults_to_five_minutes_and_must_be_a_whole_number() {
+        let with = |value: &str| Settings::from_lookup(|k| (k == "RECONCILE_INTERVAL_MINUTES").then(|| value.into()));
+        assert_eq!(Settings::from_lookup(|_| None).unwrap().interval, chrono::TimeDelta::minutes(5));
+        assert_eq!(with(" 15 ").unwrap().interval, chrono::TimeDelta::minutes(15));
+        for bad in ["0", "-5", "five", "2.5"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("RECONCILE_INTERVAL_MINUTES is \"{bad}\": ")), "{e}");
+        }
+    }
+}
+
+/// Runs against mocked AWS answers: what moto can't give (a failed UpdateAutoScalingGroup, a start that
+/// fell back to stopped, stop protection, global databases, a call that never answers).
+#[cfg(test)]
+mod mocked {
+    use super::*;
+    use crate::testing::{self, error_meta, Rules, KEY, SAVED};
+    use aws_sdk_autoscaling::operation::create_or_update_tags::CreateOrUpdateTagsOutput;
+    use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
+    use aws_sdk_autoscaling::operation::update_auto_scaling_group::{
+        UpdateAutoScalingGroupError, UpdateAutoScalingGroupOutput,
+    };
+    use aws_sdk_autoscaling::types::{AutoScalingGroup, Instance as GroupInstance, LifecycleState, TagDescription};
+    use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+    use aws_sdk_ec2::operation::describe_spot_instance_requests::DescribeSpotInstanceRequestsOutput;
+    use aws_sdk_ec2::operation::start_instances::StartInstancesOutput;
+    use aws_sdk_ec2::operation::stop_instances::{StopInstancesError, StopInstancesOutput};
+    use aws_sdk_ec2::types::{
+        DeviceType, Instance, InstanceLifecycleType, InstanceState, InstanceStateName, Reservation,
+        SpotInstanceRequest, SpotInstanceType, StateReason, Tag,
+    };
+    use aws_sdk_rds::operation::describe_db_clusters::DescribeDbClustersOutput;
+    use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
+    use aws_sdk_rds::operation::describe_global_clusters::DescribeGlobalClustersOutput;
+    use aws_sdk_rds::operation::stop_db_cluster::StopDbClusterOutput;
+    use aws_sdk_rds::operation::stop_db_instance::StopDbInstanceOutput;
+    use aws_sdk_rds::types::{DbCluster, DbInstance, GlobalCluster, GlobalClusterMember, Tag as RdsTag};
+    use aws_smithy_mocks::{mock, Rule};
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(600)
+    }
+
+    fn instance(id: &str, state: InstanceStateName) -> aws_sdk_ec2::types::builders::InstanceBuilder {
+        Instance::builder()
+            .instance_id(id)
+            .state(InstanceState::builder().name(state).build())
+            .root_device_type(DeviceType::Ebs)
+            .tags(Tag::builder().key(KEY).value("office").build())
+    }
+
+    fn ec2_listing(instances: Vec<Instance>) -> Rule {
+        mock!(aws_sdk_ec2::Client::describe_instances).then_output(move || {
+            let reservation = Reservation::builder().set_instances(Some(instances.clone())).build();
+            DescribeInstancesOutput::builder().reservations(reservation).build()
+        })
+    }
+
+    fn group(name: &str, (min, max, desired): (i32, i32, i32), saved: Option<&str>) -> AutoScalingGroup {
+        let mut group = AutoScalingGroup::builder()
+            .auto_scaling_group_name(name)
+            .min_size(min)
+            .max_size(max)
+            .desired_capacity(desired)
+            .tags(TagDescription::builder().key(KEY).value("office").build());
+        if let Some(saved) = saved {
+            group = group.tags(TagDescription::builder().key(SAVED).value(saved).build());
+        }
+        group.build()
+    }
+
+    fn groups_listing(groups: Vec<AutoScalingGroup>) -> Rule {
+        mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups).then_output(move || {
+            DescribeAutoScalingGroupsOutput::builder().set_auto_scaling_groups(Some(groups.clone())).build()
+        })
+    }
+
+    /// UpdateAutoScalingGroup to 0/0/0, answered.
+    fn zeroing() -> Rule {
+        mock!(aws_sdk_autoscaling::Client::update_auto_scaling_group)
+            .match_requests(|r| (r.min_size(), r.max_size(), r.desired_capacity()) == (Some(0), Some(0), Some(0)))
+            .then_output(|| UpdateAutoScalingGroupOutput::builder().build())
+    }
+
+    fn tagging() -> Rule {
+        mock!(aws_sdk_autoscaling::Client::create_or_update_tags)
+            .then_output(|| CreateOrUpdateTagsOutput::builder().build())
+    }
+
+    async fn run_with(clients: &Clients, action: Action) -> Summary {
+        run(clients, &testing::settings(), &testing::request(action), later()).await.expect("a summary")
+    }
+
+    fn reasons(summary: &Summary) -> Vec<(String, String)> {
+        let skipped = summary.skipped.iter().map(|s| (s.resource.clone(), s.reason.clone()));
+        let failed = summary.failed.iter().map(|f| (f.resource.clone(), f.error.clone()));
+        skipped.chain(failed).collect()
+    }
+
+    fn reason<'a>(summary: &'a Summary, resource: &str) -> &'a str {
+        let skipped = summary.skipped.iter().find(|s| s.resource == resource).map(|s| s.reason.as_str());
+        let failed = summary.failed.iter().find(|f| f.resource == resource).map(|f| f.error.as_str());
+        skipped.or(failed).unwrap_or_else(|| panic!("{resource} in {summary:?}"))
+    }
+
+    // Item 11: ResourceContention (not retried by the SDK) after the tag was written leaves the group
+    // running with its saved capacity; the next run must stop it again, not call it unchanged.
+    #[tokio::test]
+    async fn a_stop_whose_resize_failed_is_finished_by_the_next_run_keeping_the_saved_capacity() {
+        let listing = groups_listing(vec![group("web", (1, 3, 2), None)]);
+        let (tags, contention) = (
+            tagging(),
+            mock!(aws_sdk_autoscaling::Client::update_auto_scaling_group).then_error(|| {
+                UpdateAutoScalingGroupError::generic(error_meta("ResourceContention", "another update is in progress"))
+            }),
+        );
+        let first = run_with(
+            &testing::clients(Rules { autoscaling: vec![&listing, &tags, &contention], ..Default::default() }),
+            Action::Stop,
+        )
+        .await;
+        assert!(reason(&first, "autoscaling-group/web").contains("ResourceContention"), "{first:?}");
+        assert_eq!(tags.num_calls(), 1);
+
+        // What the next run lists: the tag, and the capacity unchanged.
+        let half_stopped = groups_listing(vec![group("web", (1, 3, 2), Some("min=1 max=3 desired=2"))]);
+        let (tags, zero) = (tagging(), zeroing());
+        let clients = testing::clients(Rules { autoscaling: vec![&half_stopped, &tags, &zero], ..Default::default() });
+        let second = run_with(&clients, Action::Stop).await;
+        assert_eq!(second.stopped, ["autoscaling-group/web"], "{second:?}");
+        assert_eq!(second.unchanged, 0);
+        assert_eq!(zero.num_calls(), 1, "set to 0 again");
+        assert_eq!(tags.num_calls(), 0, "the saved capacity is kept, not overwritten");
+    }
+
+    #[tokio::test]
+    async fn a_group_is_stopped_only_with_its_tag_and_minimum_maximum_and_desired_at_zero() {
+        let listing = groups_listing(vec![
+            group("stopped", (0, 0, 0), Some("min=1 max=3 desired=2")),
+            group("max-left", (0, 3, 0), Some("min=1 max=3 desired=2")),
+            group("untagged-zero", (0, 0, 0), None),
+        ]);
+        let (tags, zero) = (tagging(), zeroing());
+        let clients = testing::clients(Rules { autoscaling: vec![&listing, &tags, &zero], ..Default::default() });
+        let summary = run_with(&clients, Action::Stop).await;
+        assert_eq!(summary.stopped, ["autoscaling-group/max-left", "autoscaling-group/untagged-zero"], "{summary:?}");
+        assert_eq!(summary.unchanged, 1);
+        assert_eq!(tags.num_calls(), 1, "only the untagged group's capacity is saved");
+    }
+
+    // Item 14: a start that fell back to stopped (no kms:CreateGrant: Client.InternalError) must not be
+    // reported as started run after run.
+    #[tokio::test]
+    async fn a_start_that_fell_back_to_stopped_is_reported_failed_with_its_state_reason() {
+        let reason_ =
+            StateReason::builder().code("Client.InternalError").message("Client.InternalError: Client error on launch");
+        let listing = ec2_listing(vec![
+            instance("i-kms", InstanceStateName::Stopped).state_reason(reason_.build()).build(),
+            instance("i-fine", InstanceStateName::Stopped)
+                .state_reason(StateReason::builder().code("Client.UserInitiatedShutdown").build())
+                .build(),
+        ]);
+        let start = mock!(aws_sdk_ec2::Client::start_instances).then_output(|| StartInstancesOutput::builder().build());
+        let clients = testing::clients(Rules { ec2: vec![&listing, &start], ..Default::default() });
+        let summary = run_with(&clients, Action::Start).await;
+        assert_eq!(summary.started, ["ec2-instance/i-fine"], "{summary:?}");
+        let why = reason(&summary, "ec2-instance/i-kms");
+        assert!(why.starts_with("its last start fell back to stopped (Client.InternalError: "), "{why}");
+        assert!(why.contains("SchedulerKmsKeyArns") && why.ends_with("; started again"), "{why}");
+        assert_eq!(start.num_calls(), 1, "tried again: a fixed key grant lets it start");
+    }
+
+    // Item 15: what AWS won't stop is known from the listing and skipped with the reason; nothing is
+    // sent for it, and no batch is split over it.
+    #[tokio::test]
+    async fn instances_aws_cannot_stop_are_skipped_with_the_reason_without_splitting_batches() {
+        let spot = |id: &str, request: &str| {
+            instance(id, InstanceStateName::Running)
+                .instance_lifecycle(InstanceLifecycleType::Spot)
+                .spot_instance_request_id(request)
+                .build()
+        };
+        let listing = ec2_listing(vec![
+            instance("i-plain", InstanceStateName::Running).build(),
+            instance("i-store", InstanceStateName::Running).root_device_type(DeviceType::InstanceStore).build(),
+            spot("i-oneshot", "sir-once"),
+            spot("i-persist", "sir-keep"),
+            instance("i-fleet", InstanceStateName::Running).instance_lifecycle(InstanceLifecycleType::Spot).build(),
+            instance("i-guarded", InstanceStateName::Running).build(),
+        ]);
+        let requests = mock!(aws_sdk_ec2::Client::describe_spot_instance_requests).then_output(|| {
+            let request =
+                |id: &str, kind| SpotInstanceRequest::builder().spot_instance_request_id(id).r#type(kind).build();
+            DescribeSpotInstanceRequestsOutput::builder()
+                .spot_instance_requests(request("sir-once", SpotInstanceType::OneTime))
+                .spot_instance_requests(request("sir-keep", SpotInstanceType::Persistent))
+                .build()
+        });
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&sent);
+        let guarded = mock!(aws_sdk_ec2::Client::stop_instances)
+            .match_requests(move |r| {
+                seen.lock().unwrap().push(r.instance_ids().to_vec());
+                r.instance_ids().iter().any(|id| id == "i-guarded")
+            })
+            .then_error(|| {
+                StopInstancesError::generic(error_meta(
+                    "OperationNotPermitted",
+                    "The instance 'i-guarded' may not be stopped. Modify its 'disableApiStop' instance attribute and try again.",
+                ))
+            });
+        let stop = mock!(aws_sdk_ec2::Client::stop_instances).then_output(|| StopInstancesOutput::builder().build());
+        let clients = testing::clients(Rules { ec2: vec![&listing, &requests, &guarded, &stop], ..Default::default() });
+        let summary = run_with(&clients, Action::Stop).await;
+        assert_eq!(summary.stopped, ["ec2-instance/i-persist", "ec2-instance/i-plain"], "{summary:?}");
+        assert!(summary.failed.is_empty(), "{summary:?}");
+        assert!(reason(&summary, "ec2-instance/i-store").contains("instance-store root volume"));
+        assert!(reason(&summary, "ec2-instance/i-oneshot").contains("one-time Spot Instance"));
+        assert!(reason(&summary, "ec2-instance/i-fleet").contains("one-time Spot Instance"));
+        assert!(reason(&summary, "ec2-instance/i-guarded").contains("stop protection (DisableApiStop)"));
+        let sent = sent.lock().unwrap();
+        assert_eq!(sent.len(), 2, "the protected instance taken out, the rest sent again whole: {sent:?}");
+        assert_eq!(sent[0].len(), 3, "{sent:?}");
+        assert_eq!(sent[1].len(), 2, "{sent:?}");
+    }
+
+    #[tokio::test]
+    async fn databases_aws_cannot_stop_are_skipped_with_the_reason() {
+        let tag = || RdsTag::builder().key(KEY).value("office").build();
+        let db = move |id: &str| {
+            DbInstance::builder().db_instance_identifier(id).db_instance_status("available").tag_list(tag())
+        };
+        let instances = mock!(aws_sdk_rds::Client::describe_db_instances).then_output(move || {
+            DescribeDbInstancesOutput::builder()
+                .db_instances(db("mysql").engine("mysql").multi_az(true).build())
+                .db_instances(db("mssql").engine("sqlserver-se").multi_az(true).build())
+                .db_instances(db("mssql-single").engine("sqlserver-ex").multi_az(false).build())
+                .db_instances(db("primary").engine("mysql").read_replica_db_instance_identifiers("replica").build())
+                .db_instances(
+                    db("replica").engine("mysql").read_replica_source_db_instance_identifier("primary").build(),
+                )
+                .build()
+        });
+        let cluster =
+            move |id: &str| DbCluster::builder().db_cluster_identifier(id).status("available").tag_list(tag());
+        let clusters = mock!(aws_sdk_rds::Client::describe_db_clusters).then_output(move || {
+            DescribeDbClustersOutput::builder()
+                .db_clusters(cluster("provisioned").engine_mode("provisioned").build())
+                .db_clusters(cluster("v1").engine_mode("serverless").build())
+                .db_clusters(cluster("global-2").engine_mode("provisioned").global_cluster_identifier("world").build())
+                .db_clusters(cluster("global-1").engine_mode("provisioned").global_cluster_identifier("alone").build())
+                .db_clusters(
+                    cluster("source")
+                        .engine_mode("provisioned")
+                        .read_replica_identifiers("arn:aws:rds:eu-west-2:123456789012:cluster:copy")
+                        .build(),
+                )
+                .build()
+        });
+        let global = mock!(aws_sdk_rds::Client::describe_global_clusters).then_output(|| {
+            let member = |arn: &str| GlobalClusterMember::builder().db_cluster_arn(arn).build();
+            DescribeGlobalClustersOutput::builder()
+                .global_clusters(
+                    GlobalCluster::builder()
+                        .global_cluster_identifier("world")
+                        .global_cluster_members(member("arn:aws:rds:eu-west-1:123456789012:cluster:global-2"))
+                        .global_cluster_members(member("arn:aws:rds:us-east-1:123456789012:cluster:far"))
+                        .build(),
+                )
+                .global_clusters(
+                    GlobalCluster::builder()
+                        .global_cluster_identifier("alone")
+                        .global_cluster_members(member("arn:aws:rds:eu-west-1:123456789012:cluster:global-1"))
+                        .build(),
+                )
+                .build()
+        });
+        let stop_db =
+            mock!(aws_sdk_rds::Client::stop_db_instance).then_output(|| StopDbInstanceOutput::builder().build());
+        let stop_cluster =
+            mock!(aws_sdk_rds::Client::stop_db_cluster).then_output(|| StopDbClusterOutput::builder().build());
+        let clients = testing::clients(Rules {
+            rds: vec![&instances, &clusters, &global, &stop_db, &stop_cluster],
+            ..Default::default()
+        });
+        let summary = run_with(&clients, Action::Stop).await;
+        assert_eq!(
+            summary.stopped,
+            ["rds-cluster/global-1", "rds-cluster/provisioned", "rds-instance/mssql-single", "rds-instance/mysql"],
+            "{summary:?}"
+        );
+        assert!(summary.failed.is_empty(), "{summary:?}");
+        assert!(reason(&summary, "rds-instance/mssql").contains("SQL Server in a Multi-AZ deployment"));
+        assert!(reason(&summary, "rds-instance/primary").contains("has read replicas"));
+        assert!(reason(&summary, "rds-instance/replica").contains("is a read replica of primary"));
+        assert!(reason(&summary, "rds-cluster/v1").contains("Aurora Serverless v1"));
+        assert!(reason(&summary, "rds-cluster/global-2").contains("one of 2 clusters of global database world"));
+        assert!(reason(&summary, "rds-cluster/source").contains("has read replicas (arn:aws:rds:eu-west-2"));
+        assert_eq!((stop_db.num_calls(), stop_cluster.num_calls()), (2, 2), "{:?}", reasons(&summary));
+    }
+
+    // Item 17: instances protected from scale in outlive desired 0.
+    #[tokio::test]
+    async fn groups_whose_protected_instances_outlive_capacity_zero_are_reported() {
+        let member = |id: &str, protected: bool, state: LifecycleState| {
+            GroupInstance::builder().instance_id(id).protected_from_scale_in(protected).lifecycle_state(state).build()
+        };
+        let mut running = group("protected", (1, 3, 2), None);
+        running.instances = Some(vec![
+            member("i-kept", true, LifecycleState::InService),
+            member("i-gone", false, LifecycleState::InService),
+            member("i-leaving", true, LifecycleState::Terminating),
+        ]);
+        running.new_instances_protected_from_scale_in = Some(true);
+        let mut stopped = group("stopped-protected", (0, 0, 0), Some("min=1 max=1 desired=1"));
+        stopped.instances = Some(vec![member("i-still", true, LifecycleState::InService)]);
+        let plain = group("plain", (1, 1, 1), None);
+        let listing = groups_listing(vec![running, stopped, plain]);
+        let (tags, zero) = (tagging(), zeroing());
+        let clients = testing::clients(Rules { autoscaling: vec![&listing, &tags, &zero], ..Default::default() });
+        let summary = run_with(&clients, Action::Stop).await;
+        assert_eq!(summary.stopped, ["autoscaling-group/plain"], "{summary:?}");
+        let why = reason(&summary, "autoscaling-group/protected");
+        assert!(why.starts_with("capacity set to 0, but 1 instance(s) protected from scale in keep running"), "{why}");
+        assert!(why.contains("i-kept") && !why.contains("i-gone") && !why.contains("i-leaving"), "{why}");
+        assert!(why.contains("NewInstancesProtectedFromScaleIn"), "{why}");
+        assert!(summary.failed.iter().any(|f| f.resource == "autoscaling-group/protected"), "{summary:?}");
+        let why = reason(&summary, "autoscaling-group/stopped-protected");
+        assert!(why.starts_with("is stopped, but 1 instance(s) protected") && why.contains("i-still"), "{why}");
+        assert_eq!(summary.unchanged, 0);
+        assert_eq!(zero.num_calls(), 2);
+    }
+
+    /// A run of `{"action": "stop"}` over one running instance, whose `hanging` calls never answer,
+    /// with a cutoff 10 s on; the summary and how long past the cutoff it came.
+    async fn stop_with_hanging(hanging: &'static [&'static str]) -> (Summary, Duration) {
+        let config = testing::config_with(testing::hanging_on(hanging));
+        let listing = ec2_listing(vec![instance("i-hangs", InstanceStateName::Running).build()]);
+        // The answer the HTTP client never delivers when StopInstances hangs.
+        let stop = mock!(aws_sdk_ec2::Client::stop_instances).then_output(|| StopInstancesOutput::builder().build());
+        let clients = testing::clients_on(&config, Rules { ec2: vec![&listing, &stop], ..Default::default() });
+        let cutoff = Instant::now() + Duration::from_secs(10);
+        let (settings, request) = (testing::settings(), testing::request(Action::Stop));
+        let run = run(&clients, &settings, &request, cutoff);
+        let summary = stackhand::aws::within(cutoff, run).await.expect("a summary");
+        (summary, Instant::now().saturating_duration_since(cutoff))
+    }
+
+    // Item 16: an attempt that hangs (up to the 60 s attempt timeout) ends at the run's cutoff, and
+    // the run still answers with its summary.
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_hangs_ends_at_the_cutoff_and_the_run_still_sums_up() {
+        let (summary, late) = stop_with_hanging(&["StopInstances"]).await;
+        assert_eq!(late, Duration::ZERO, "ended past the cutoff");
+        let why = reason(&summary, "ec2-instance/i-hangs");
+        assert!(why.starts_with("StopInstances had no answer by the run's cutoff"), "{why}");
+        assert_eq!(summary.failed.len(), 1, "{summary:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_listing_that_hangs_ends_at_the_cutoff_and_the_run_still_sums_up() {
+        let (summary, late) = stop_with_hanging(&["DescribeDBInstances"]).await;
+        assert_eq!(late, Duration::ZERO, "ended past the cutoff");
+        let why = reason(&summary, "rds-instances (listing)");
+        assert!(why.starts_with("DescribeDBInstances had no complete answer by the run's cutoff"), "{why}");
+        // The listing took the run's time: what was found is reported, not attempted.
+        assert!(reason(&summary, "ec2-instance/i-hangs").starts_with("not attempted"), "{summary:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_is_sent_after_the_cutoff() {
+        let listing = ec2_listing(vec![instance("i-late", InstanceStateName::Running).build()]);
+        let stop = mock!(aws_sdk_ec2::Client::stop_instances).then_output(|| StopInstancesOutput::builder().build());
+        let clients = testing::clients(Rules { ec2: vec![&listing, &stop], ..Default::default() });
+        let outcomes = crate::actions::ec2_batch(&clients.ec2, false, vec!["i-late".into()], Instant::now()).await;
+        assert!(matches!(&outcomes[0].1, crate::actions::Outcome::Failed(m) if m.contains("not attempted")));
+        assert_eq!(stop.num_calls(), 0);
     }
 }

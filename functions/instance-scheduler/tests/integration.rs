@@ -261,7 +261,9 @@ async fn a_scheduled_event_reconciles_at_its_time_and_restops_what_aws_restarted
     let w = World::new(REGION).await;
     let db = unique("db").replace('_', "-");
     fleet::db_instance(&w.rds, &db, None, &[(w.key.as_str(), "Mon-Fri 08:00-19:00 Europe/London")]).await;
-    let s = w.scheduler(&moto_url(), &[]).await;
+    // These events are from a fixed week in the past: an interval of ten years keeps their own time
+    // (a late one is otherwise evaluated at now; see the next test).
+    let s = w.scheduler(&moto_url(), &[("RECONCILE_INTERVAL_MINUTES", "5256000")]).await;
     let event = |time: &str| {
         json!({
             "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
@@ -278,6 +280,127 @@ async fn a_scheduled_event_reconciles_at_its_time_and_restops_what_aws_restarted
     let again = s.run(event("2026-11-29T12:05:00Z")).await;
     assert_eq!(names(&again, "stopped"), [format!("rds-instance/{db}")]);
     assert_eq!(fleet::db_instance_status(&w.rds, &db).await, "stopped");
+}
+
+#[tokio::test]
+async fn a_late_scheduled_event_is_evaluated_at_now_not_at_its_time() {
+    let w = World::new(REGION).await;
+    // Always running: evaluated at the event's Saturday time it would be stopped.
+    let instance = w.instance("Daily 00:00-24:00 UTC", &[]).await;
+    let s = w.scheduler(&moto_url(), &[("RECONCILE_INTERVAL_MINUTES", "5")]).await;
+    let now = chrono::Utc::now();
+    let late = (now - chrono::TimeDelta::hours(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let summary = s
+        .run(json!({
+            "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "123456789012", "time": late, "region": REGION,
+            "resources": ["arn:aws:events:eu-west-1:123456789012:rule/stackhand-reconcile"], "detail": {}
+        }))
+        .await;
+    let at: chrono::DateTime<chrono::Utc> = summary["at"].as_str().unwrap().parse().unwrap();
+    assert!((at - now).abs() < chrono::TimeDelta::minutes(1), "evaluated at {at}, not at now {now}: {summary}");
+    assert_eq!(w.states(&[instance]).await, ["running"]);
+    // A bad interval stops the function at start-up (an init error), not a silent default.
+    let bad = w.scheduler(&moto_url(), &[("RECONCILE_INTERVAL_MINUTES", "five")]).await;
+    let output = bad.process.settled_output().await;
+    let said = |l: &Value| l["error"].as_str().is_some_and(|e| e.starts_with("RECONCILE_INTERVAL_MINUTES is \"five\""));
+    assert!(bad.process.log_lines().iter().any(said), "{output}");
+}
+
+#[tokio::test]
+async fn a_half_done_group_stop_is_finished_and_protected_instances_are_reported() {
+    let w = World::new(REGION).await;
+    let tag = [(w.key.as_str(), "office")];
+    // A stop whose UpdateAutoScalingGroup failed after the tag was written: tagged, still at 1/3/2.
+    let half = unique("asg-half");
+    fleet::auto_scaling_group(&w.autoscaling, &w.ec2, &half, &w.subnet, (1, 3, 2), &tag).await;
+    let saved = aws_sdk_autoscaling::types::Tag::builder()
+        .resource_id(&half)
+        .resource_type("auto-scaling-group")
+        .key("stackhand:saved-capacity")
+        .value("min=1 max=3 desired=2")
+        .propagate_at_launch(false)
+        .build();
+    w.autoscaling.create_or_update_tags().tags(saved).send().await.unwrap();
+    // A group whose instance is protected from scale in.
+    let guarded = unique("asg-guarded");
+    fleet::auto_scaling_group(&w.autoscaling, &w.ec2, &guarded, &w.subnet, (1, 1, 1), &tag).await;
+    let members = group_instances(&w, &guarded).await;
+    w.autoscaling
+        .set_instance_protection()
+        .auto_scaling_group_name(&guarded)
+        .set_instance_ids(Some(members.clone()))
+        .protected_from_scale_in(true)
+        .send()
+        .await
+        .unwrap();
+
+    let s = w.scheduler(&moto_url(), &[]).await;
+    let summary = s.run(json!({"action": "stop"})).await;
+    assert_eq!(names(&summary, "stopped"), [format!("autoscaling-group/{half}")], "{summary}");
+    let (capacity, tags) = fleet::group(&w.autoscaling, &half).await;
+    assert_eq!(capacity, (0, 0, 0), "stopped again");
+    assert!(tags.contains(&("stackhand:saved-capacity".into(), "min=1 max=3 desired=2".into())), "{tags:?}");
+    let why = reason(&summary, &format!("autoscaling-group/{guarded}"));
+    assert!(why.contains("protected from scale in") && why.contains(&members[0]), "{summary}");
+    assert_eq!(fleet::group(&w.autoscaling, &guarded).await.0, (0, 0, 0));
+
+    let started = s.run(json!({"action": "start"})).await;
+    assert!(names(&started, "started").contains(&format!("autoscaling-group/{half}")), "{started}");
+    assert_eq!(fleet::group(&w.autoscaling, &half).await.0, (1, 3, 2), "the saved capacity restored");
+}
+
+/// An Auto Scaling group's instance ids.
+async fn group_instances(w: &World, name: &str) -> Vec<String> {
+    let out = w.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(name).send().await.unwrap();
+    let group = &out.auto_scaling_groups()[0];
+    group.instances().iter().filter_map(|i| i.instance_id().map(str::to_owned)).collect()
+}
+
+#[tokio::test]
+async fn databases_aws_cannot_stop_are_skipped_with_the_reason_not_sent() {
+    // moto stops them; AWS refuses: the scheduler must not ask.
+    let w = World::new(REGION).await;
+    let tags = [aws_sdk_rds::types::Tag::builder().key(&w.key).value("office").build()];
+    let mssql = unique("mssql").replace('_', "-");
+    w.rds
+        .create_db_instance()
+        .db_instance_identifier(&mssql)
+        .db_instance_class("db.m5.large")
+        .engine("sqlserver-se")
+        .license_model("license-included")
+        .allocated_storage(20)
+        .master_username("admin")
+        .master_user_password(testkit::local::MARIADB_PASSWORD)
+        .multi_az(true)
+        .set_tags(Some(tags.to_vec()))
+        .send()
+        .await
+        .expect("CreateDBInstance");
+    let v1 = unique("serverless").replace('_', "-");
+    w.rds
+        .create_db_cluster()
+        .db_cluster_identifier(&v1)
+        .engine("aurora-mysql")
+        .engine_mode("serverless")
+        .master_username("admin")
+        .master_user_password(testkit::local::MARIADB_PASSWORD)
+        .set_tags(Some(tags.to_vec()))
+        .send()
+        .await
+        .expect("CreateDBCluster");
+    let proxy = ThrottlingProxy::counting(&moto_url()).await;
+    let s = w.scheduler(&proxy.url(), &[]).await;
+    let summary = s.run(json!({"action": "stop"})).await;
+    assert!(
+        reason(&summary, &format!("rds-instance/{mssql}")).contains("SQL Server in a Multi-AZ deployment"),
+        "{summary}"
+    );
+    assert!(reason(&summary, &format!("rds-cluster/{v1}")).contains("Aurora Serverless v1"), "{summary}");
+    assert_eq!(names(&summary, "failed"), Vec::<String>::new(), "{summary}");
+    assert_eq!((proxy.calls("StopDBInstance"), proxy.calls("StopDBCluster")), (0, 0), "{:?}", proxy.operations());
+    assert_eq!(fleet::db_instance_status(&w.rds, &mssql).await, "available");
+    assert_eq!(fleet::db_cluster_status(&w.rds, &v1).await, "available");
 }
 
 #[tokio::test]

@@ -1,0 +1,119 @@
+//! Test doubles: the scheduler's clients answered by aws-smithy-mocks rules (for answers moto can't
+//! give: `ResourceContention`, a StateReason, stop protection, global databases …), and an HTTP client
+//! that never answers chosen operations.
+
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::SdkConfig;
+use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
+use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+use aws_sdk_rds::operation::describe_db_clusters::DescribeDbClustersOutput;
+use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
+use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+use aws_smithy_runtime_api::client::http::{
+    http_client_fn, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_types::error::ErrorMetadata;
+
+use crate::inventory::TagKeys;
+use crate::request::{Action, Request};
+use crate::scheduler::{Clients, Settings};
+
+pub const KEY: &str = "Schedule";
+
+pub fn settings() -> Settings {
+    let mut settings = Settings::from_lookup(|_| None).expect("the defaults");
+    settings.keys = keys();
+    settings
+}
+
+pub fn keys() -> TagKeys {
+    TagKeys { schedule: KEY.into(), override_until: "ScheduleOverride".into(), saved_capacity: SAVED.into() }
+}
+
+pub const SAVED: &str = "stackhand:saved-capacity";
+
+pub fn request(action: Action) -> Request {
+    Request { action, schedule: None, dry_run: false, at: "2026-11-23T12:00:00Z".parse().unwrap() }
+}
+
+/// A modeled error with `code`, for any operation's error type.
+pub fn error_meta(code: &str, message: &str) -> ErrorMetadata {
+    ErrorMetadata::builder().code(code).message(message).build()
+}
+
+/// Rules for each client; every listing not given answers empty.
+#[derive(Default)]
+pub struct Rules<'a> {
+    pub ec2: Vec<&'a Rule>,
+    pub rds: Vec<&'a Rule>,
+    pub autoscaling: Vec<&'a Rule>,
+    pub ssm: Vec<&'a Rule>,
+}
+
+fn interceptor(rules: &[&Rule], defaults: &[Rule]) -> MockResponseInterceptor {
+    let with = rules.iter().copied().chain(defaults).fold(MockResponseInterceptor::new(), |i, r| i.with_rule(r));
+    with.rule_mode(RuleMode::MatchAny)
+}
+
+/// The shared test configuration with another HTTP client and the function's attempt timeout.
+pub fn config_with(http: SharedHttpClient) -> SdkConfig {
+    testkit::mock_sdk_config()
+        .into_builder()
+        .http_client(http)
+        .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(Duration::from_secs(60)).build())
+        .build()
+}
+
+pub fn clients(rules: Rules<'_>) -> Clients {
+    clients_on(&testkit::mock_sdk_config(), rules)
+}
+
+pub fn clients_on(config: &SdkConfig, rules: Rules<'_>) -> Clients {
+    let ec2 =
+        [mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| DescribeInstancesOutput::builder().build())];
+    let rds = [
+        mock!(aws_sdk_rds::Client::describe_db_instances).then_output(|| DescribeDbInstancesOutput::builder().build()),
+        mock!(aws_sdk_rds::Client::describe_db_clusters).then_output(|| DescribeDbClustersOutput::builder().build()),
+    ];
+    let asg = [mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups)
+        .then_output(|| DescribeAutoScalingGroupsOutput::builder().build())];
+    let (ec2, rds, asg, ssm) = (
+        interceptor(&rules.ec2, &ec2),
+        interceptor(&rules.rds, &rds),
+        interceptor(&rules.autoscaling, &asg),
+        interceptor(&rules.ssm, &[]),
+    );
+    Clients {
+        ec2: stackhand::client!(aws_sdk_ec2, config, builder => builder.interceptor(ec2)),
+        rds: stackhand::client!(aws_sdk_rds, config, builder => builder.interceptor(rds)),
+        autoscaling: stackhand::client!(aws_sdk_autoscaling, config, builder => builder.interceptor(asg)),
+        ssm: stackhand::client!(aws_sdk_ssm, config, builder => builder.interceptor(ssm)),
+    }
+}
+
+/// aws-smithy-mocks' HTTP client, except that a request for one of `actions` (query protocol:
+/// `Action=<name>` in the body) is never answered: a hanging AWS endpoint.
+pub fn hanging_on(actions: &'static [&'static str]) -> SharedHttpClient {
+    #[derive(Debug)]
+    struct Hanging {
+        actions: &'static [&'static str],
+        inner: SharedHttpConnector,
+    }
+    impl HttpConnector for Hanging {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            let body = String::from_utf8_lossy(request.body().bytes().unwrap_or_default()).into_owned();
+            if self.actions.iter().any(|a| body.split('&').any(|p| p == format!("Action={a}"))) {
+                return HttpConnectorFuture::new(std::future::pending());
+            }
+            self.inner.call(request)
+        }
+    }
+    let mocks = aws_smithy_mocks::create_mock_http_client();
+    http_client_fn(move |settings, components| {
+        use aws_smithy_runtime_api::client::http::HttpClient;
+        SharedHttpConnector::new(Hanging { actions, inner: mocks.http_connector(settings, components) })
+    })
+}
