@@ -7,13 +7,11 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/stackhand/target
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-FUNCTIONS := $(notdir $(wildcard functions/*))
-
 .PHONY: help test demo run bench fuzz package deploy setup stack-up stack-down lint fmt build clean
 
 help:
 	@echo "make demo    the local demo: moto + cargo-lambda, each function through what CloudFormation does"
-	@echo "make test    every test: unit, runtime faults, integration against moto and MariaDB, cfn-lint"
+	@echo "make test    every test: rustfmt, clippy, cfn-lint, the IAM check, unit, runtime faults, integration against moto and MariaDB"
 	@echo "make bench   side-by-side benchmarks against peers (release builds), written to docs/benchmarks.md"
 	@echo "make fuzz    cargo-fuzz over the event envelope and the schedule language (FUZZ_SECONDS each, default 60)"
 	@echo "make package arm64 Lambda zips (cargo-lambda + zig) in target/lambda/<function>/bootstrap.zip, each <= 6 MB"

@@ -431,8 +431,7 @@ async fn a_failing_insert_rolls_back_its_batch_and_the_fix_resumes_exactly() {
     assert_eq!(rows, [1, 2, 3], "resumed at statement 2, nothing twice");
 }
 
-#[tokio::test]
-async fn the_fault_matrix() {
+fn matrix() -> FaultMatrix<'static> {
     let tag = unique("fault");
     let props = merge(
         base_props(mariadb_port()),
@@ -448,9 +447,9 @@ async fn the_fault_matrix() {
         wrong_type: wrong,
         wrong_type_named: "Port",
     }
-    .run()
-    .await;
 }
+
+testkit::fault_matrix!(matrix);
 
 #[tokio::test]
 async fn throttled_ssm_and_secrets_manager_still_converge() {

@@ -267,8 +267,7 @@ async fn state_change_events_bind_tagged_instances_once_and_ignore_the_rest() {
     assert!(odd.answer.is_error(), "{:?}", odd.answer);
 }
 
-#[tokio::test]
-async fn the_fault_matrix() {
+fn matrix() -> FaultMatrix<'static> {
     let props = json!({"InstanceId": "i-0123456789abcdef0", "AllocationId": "eipalloc-0123456789abcdef0"});
     FaultMatrix {
         binary: BIN,
@@ -278,9 +277,9 @@ async fn the_fault_matrix() {
         wrong_type: json!({"InstanceId": "i-0123456789abcdef0", "AllocationId": "eipalloc-0123456789abcdef0", "AllowReassociation": ["yes"]}),
         wrong_type_named: "AllowReassociation",
     }
-    .run()
-    .await;
 }
+
+testkit::fault_matrix!(matrix);
 
 #[tokio::test]
 async fn throttled_ec2_still_binds_and_releases() {

@@ -609,8 +609,7 @@ async fn the_answer_reaches_a_real_presigned_s3_url() {
     assert!(!h.process.settled_output().await.contains(signature), "the presigned URL's signature reached the log");
 }
 
-#[tokio::test]
-async fn the_fault_matrix() {
+fn matrix() -> FaultMatrix<'static> {
     let nlb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/nlb-fault/0123456789abcdef";
     let props = json!({"LoadBalancerArn": nlb, "SecurityGroupId": "sg-0123456789abcdef0", "Ports": ["80"]});
     FaultMatrix {
@@ -621,9 +620,9 @@ async fn the_fault_matrix() {
         wrong_type: json!({"LoadBalancerArn": nlb, "SecurityGroupId": "sg-0123456789abcdef0", "Ports": {"From": 80}}),
         wrong_type_named: "Ports",
     }
-    .run()
-    .await;
 }
+
+testkit::fault_matrix!(matrix);
 
 #[tokio::test]
 async fn throttled_ec2_still_converges_to_the_right_rules() {
