@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -123,6 +124,12 @@ class Recorder(http.server.ThreadingHTTPServer):
 
 def run(cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, check=check, text=True, capture_output=True, **kw)
+
+
+def shown(path: Path) -> str:
+    """`path` with the home directory as ~."""
+    home = Path.home()
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
 
 
 def free_port() -> int:
@@ -359,6 +366,8 @@ def main() -> int:
     try:
         for service in ("moto", "mariadb"):
             if run(["scripts/stack", "running", service], check=False).returncode != 0:
+                if service == "mariadb" and not (shutil.which("mariadbd") or Path("/usr/sbin/mariadbd").exists()):
+                    print("installing MariaDB from Debian's packages (apt-get, first run only)", flush=True)
                 run(["scripts/stack", "up", service])
                 stack_started.append(service)
         env = dict(line.split("=", 1) for line in run(["scripts/stack", "env"]).stdout.replace("export ", "").split())
@@ -369,8 +378,14 @@ def main() -> int:
         demo.say(f"local stack: moto on {demo.moto}, MariaDB on 127.0.0.1:{demo.db_port}")
 
         t0 = time.monotonic()
-        # The same build the tests use (one set of features, one compile of the AWS SDK).
-        subprocess.run(["cargo", "build", "--quiet", "--workspace", "--all-targets"], cwd=ROOT, check=True)
+        # The same build the tests use (one set of features, one compile of the AWS SDK), with cargo's own
+        # progress on the terminal: on a fresh machine it compiles the AWS SDK for several minutes, and a
+        # silent demo looks hung.
+        if not all((TARGET / "debug" / function).is_file() for function in FUNCTIONS):
+            print(f"building the functions: a first build compiles the AWS SDK, several minutes on 2 cores (once:\n"
+                  f"{shown(TARGET)} is kept for every later run and every clone on this machine); cargo's progress follows:",
+                  flush=True)
+        subprocess.run(["cargo", "build", "--workspace", "--all-targets"], cwd=ROOT, check=True)
         demo.say(f"built the functions (debug, shared with `make test`; {time.monotonic() - t0:.1f} s)")
 
         demo.port = free_port()
