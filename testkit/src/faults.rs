@@ -115,7 +115,7 @@ impl FaultMatrix<'_> {
 /// module `fault_matrix`: `testkit::fault_matrix!(matrix);` with `fn matrix() -> FaultMatrix<'static>`.
 #[macro_export]
 macro_rules! fault_matrix {
-    ($matrix:path) => {
+    ($matrix:ident) => {
         mod fault_matrix {
             #[tokio::test]
             async fn a_handler_error_is_one_failed_with_its_message() {
