@@ -1,9 +1,16 @@
 //! The PUT to the presigned ResponseURL: empty Content-Type, success only on 2xx, bounded retries with
 //! backoff that stop before the Lambda deadline.
+//!
+//! It goes through the AWS SDK's own HTTP connector (hyper with rustls on aws-lc, the platform's roots
+//! loaded once per process and shared with every SDK client), not a second HTTP and TLS stack: a cold
+//! start loads one set of roots, not two.
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderValue, CONTENT_TYPE};
+use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings, SharedHttpConnector};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::byte_stream::ByteStream;
 use tokio::time::Instant;
 
 use super::event::ResponseUrl;
@@ -29,15 +36,18 @@ pub struct NotDelivered {
     pub last_error: String,
 }
 
-/// The HTTP client for responses: rustls, no proxy surprises, built once per process.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().expect("the TLS backend initialises")
+/// The HTTP connector for responses, built once per process: the SDK's default (rustls, the platform's
+/// roots), with a bounded connect.
+pub fn http_client() -> SharedHttpConnector {
+    let settings = HttpConnectorSettings::builder().connect_timeout(Duration::from_secs(5)).build();
+    aws_smithy_http_client::default_connector(&settings, aws_smithy_async::rt::sleep::default_async_sleep())
+        .expect("the SDK's default HTTPS connector (aws-smithy-http-client's rustls-aws-lc feature)")
 }
 
 /// PUTs `body` to `url`, retrying connection failures, timeouts, 5xx, 408 and 429, until delivered,
 /// out of attempts, or too close to `deadline`.
 pub async fn deliver(
-    client: &reqwest::Client,
+    client: &SharedHttpConnector,
     url: &ResponseUrl,
     body: String,
     deadline: Instant,
@@ -53,29 +63,26 @@ pub async fn deliver(
             break;
         }
         attempts += 1;
-        let sent = client
-            .put(url.as_url().clone())
-            // The URL is signed without a Content-Type; any other value fails its signature.
-            .header(CONTENT_TYPE, HeaderValue::from_static(""))
-            .body(body.clone())
-            .timeout(left.min(MAX_ATTEMPT_TIME))
-            .send()
-            .await;
+        let sent = tokio::time::timeout(left.min(MAX_ATTEMPT_TIME), client.call(put(url, &body))).await;
         let retryable = match sent {
-            Ok(resp) if resp.status().is_success() => {
+            Ok(Ok(resp)) if resp.status().is_success() => {
                 return Ok(Delivered { attempts, status: resp.status().as_u16() });
             }
-            Ok(resp) => {
-                let status = resp.status();
-                let detail = s3_error_code(resp).await;
+            Ok(Ok(resp)) => {
+                let status = resp.status().as_u16();
+                let detail = s3_error_code(resp.into_body()).await;
                 last_error = format!("HTTP {status}{detail}");
-                status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429
+                (500..600).contains(&status) || status == 408 || status == 429
             }
-            Err(e) => {
-                // reqwest's Display includes the URL; keep only the kind of failure.
+            // The connector's errors may name the URL; keep only the kind of failure.
+            Err(_) => {
+                last_error = "the PUT timed out".into();
+                true
+            }
+            Ok(Err(e)) => {
                 last_error = if e.is_timeout() {
                     "the PUT timed out".into()
-                } else if e.is_connect() {
+                } else if e.is_io() {
                     "could not connect to the response endpoint".into()
                 } else {
                     "the PUT failed in transit".into()
@@ -97,9 +104,20 @@ pub async fn deliver(
     Err(NotDelivered { attempts, last_error })
 }
 
+/// The PUT itself. The URL is signed without a Content-Type; any other value fails its signature.
+fn put(url: &ResponseUrl, body: &str) -> HttpRequest {
+    let request = http::Request::put(url.as_url().as_str())
+        .header(http::header::CONTENT_TYPE, "")
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .body(SdkBody::from(body.to_owned()))
+        .expect("a parsed URL and fixed headers make a valid request");
+    HttpRequest::try_from(request).expect("an http 1.x request converts")
+}
+
 /// `: <Code>` from an S3 XML error body (SignatureDoesNotMatch, AccessDenied, …), or nothing.
-async fn s3_error_code(resp: reqwest::Response) -> String {
-    let text = resp.text().await.unwrap_or_default();
+async fn s3_error_code(body: SdkBody) -> String {
+    let bytes = ByteStream::new(body).collect().await.map(|b| b.into_bytes()).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
     text.split_once("<Code>")
         .and_then(|(_, rest)| rest.split_once("</Code>"))
         .map(|(code, _)| format!(": {}", code.chars().take(64).collect::<String>()))

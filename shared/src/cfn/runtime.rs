@@ -107,7 +107,7 @@ where
 /// A handler with the HTTP client its responses go out on.
 pub struct Runtime<H> {
     handler: Arc<H>,
-    http: reqwest::Client,
+    http: aws_smithy_runtime_api::client::http::SharedHttpConnector,
 }
 
 enum Call<P> {
