@@ -401,3 +401,67 @@ async fn tagging_throttled_for_good_fails_with_nothing_left_bound() {
     let (_, deleted) = h.request("stuck2", delete, TIMEOUT).await;
     assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
 }
+
+/// An instance replacement (a new AMI): CloudFormation creates the binding for the new instance (a new
+/// physical id) while the old one still holds the fixed address, then deletes the old binding. The
+/// address moves to the new instance and stays there.
+#[tokio::test]
+async fn a_replaced_instance_takes_its_fixed_address_from_the_same_resources_old_binding() {
+    let ec2 = local::ec2().await;
+    let net = subnet(52).await;
+    let (old, new) = (local::instance(&ec2, &net, &[]).await, local::instance(&ec2, &net, &[]).await);
+    let allocation = local::elastic_ip(&ec2, &[]).await;
+    let h = harness().await;
+    let before = json!({"InstanceId": old, "AllocationId": allocation});
+    let (_, first) = h.request("m1", h.event("m1", "Create", "Moving", before.clone()), TIMEOUT).await;
+    assert_eq!(status(&first), "SUCCESS", "{first}");
+    let after = json!({"InstanceId": new, "AllocationId": allocation});
+    let (_, second) = h.request("m2", h.event("m2", "Create", "Moving", after), TIMEOUT).await;
+    assert_eq!(status(&second), "SUCCESS", "{second}");
+    assert_ne!(first["PhysicalResourceId"], second["PhysicalResourceId"]);
+    let new_eni = primary_eni(&new).await;
+    assert_eq!(local::association(&ec2, &allocation).await.1, Some(new_eni.clone()));
+    let mut delete = h.event("m3", "Delete", "Moving", before);
+    delete["PhysicalResourceId"] = first["PhysicalResourceId"].clone();
+    let (_, deleted) = h.request("m3", delete, TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
+    assert_eq!(local::association(&ec2, &allocation).await.1, Some(new_eni), "the new instance keeps it");
+
+    // Another resource (another logical id) still may not take it.
+    let (_, other) = h
+        .request(
+            "m4",
+            h.event("m4", "Create", "Other", json!({"InstanceId": old, "AllocationId": allocation})),
+            TIMEOUT,
+        )
+        .await;
+    assert_eq!(status(&other), "FAILED", "{other}");
+    assert!(other["Reason"].as_str().unwrap().contains("AllowReassociation"), "{other}");
+}
+
+/// A Delete whose properties a later version no longer accepts still releases the address, found by
+/// its owner tag; a Delete after the allocation itself was released succeeds.
+#[tokio::test]
+async fn deletes_that_cannot_read_their_properties_or_find_their_allocation_still_succeed() {
+    let ec2 = local::ec2().await;
+    let instance = local::instance(&ec2, &subnet(53).await, &[]).await;
+    let allocation = local::elastic_ip(&ec2, &[]).await;
+    let h = harness().await;
+    let props = json!({"InstanceId": instance, "AllocationId": allocation});
+    let (_, created) = h.request("u1", h.event("u1", "Create", "Lenient", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+    let mut delete = h.event("u2", "Delete", "Lenient", json!({"InstanceId": instance, "Allocation": {"Id": 7}}));
+    delete["PhysicalResourceId"] = created["PhysicalResourceId"].clone();
+    let (_, deleted) = h.request("u2", delete, TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
+    assert_eq!(local::association(&ec2, &allocation).await.0, None, "released by its owner tag");
+
+    let (_, again) = h.request("u3", h.event("u3", "Create", "Lenient", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&again), "SUCCESS", "{again}");
+    ec2.disassociate_address().association_id(again["Data"]["AssociationId"].as_str().unwrap()).send().await.unwrap();
+    ec2.release_address().allocation_id(&allocation).send().await.unwrap();
+    let mut delete = h.event("u4", "Delete", "Lenient", props);
+    delete["PhysicalResourceId"] = again["PhysicalResourceId"].clone();
+    let (_, deleted) = h.request("u4", delete, TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS", "a released allocation is already gone: {deleted}");
+}
