@@ -24,7 +24,7 @@
 //!   functions' own work. The 1,000 fleet's runs also give the process start to first poll. Median of
 //!   SCHEDULER_RUNS.
 //!
-//! STACKHAND_BENCH_ONLY=eip,schema runs only the groups named (nlb, eip, schema, scheduler).
+//! STACKHAND_BENCH_ONLY=eip,schema runs only the groups named (floor, nlb, eip, schema, scheduler).
 
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
@@ -253,6 +253,46 @@ fn cold_rows(
             r.rss_mib
         }),
     ]
+}
+
+/// Process start to first Runtime API poll of `binary`, without invoking it.
+async fn init_only(binary: &str) -> ColdRun {
+    let api = RuntimeApi::start().await;
+    let mut env = aws_env(&moto_url());
+    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "INFO".into()));
+    let process = FunctionProcess::spawn(binary, &api.address(), &env);
+    let init = until_first_poll(&api, &process).await;
+    ColdRun { init_ms: millis(init), first_ms: 0.0, rss_mib: 0.0 }
+}
+
+const FLOOR: &str = "minimal Rust Lambda: lambda_runtime + aws-config + one SDK client (same release profile)";
+
+/// Each function's init against the floor a Rust Lambda cannot go below (testkit's stackhand-floor),
+/// runs interleaved so that both see the same machine.
+async fn floor_rows(bin_dir: &str) -> Vec<Row> {
+    let floor = format!("{bin_dir}/stackhand-floor");
+    assert!(
+        std::path::Path::new(&floor).exists(),
+        "{floor} is missing: build it with `cargo build --release -p testkit --bin stackhand-floor`"
+    );
+    let mut rows = Vec::new();
+    for function in ["nlb-ip-allowlist", "aurora-schema-init", "eip-binding", "instance-scheduler"] {
+        let binary = format!("{bin_dir}/{function}");
+        let (mut ours, mut peer) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            ours.push(init_only(&binary).await);
+            peer.push(init_only(&floor).await);
+        }
+        rows.push(paired(
+            format!("{function}-init-vs-floor: process start to first Runtime API poll"),
+            "ms",
+            &ours,
+            FLOOR,
+            &peer,
+            |r| r.init_ms,
+        ));
+    }
+    rows
 }
 
 async fn nlb_cold_start(bin_dir: &str) -> Vec<Row> {
@@ -680,7 +720,7 @@ fn machine() -> String {
 async fn main() {
     let bin_dir =
         std::env::var("STACKHAND_BENCH_BIN_DIR").expect("STACKHAND_BENCH_BIN_DIR: where the release binaries are");
-    // STACKHAND_BENCH_ONLY=eip,schema runs only the scenario groups named (nlb, eip, schema, scheduler)
+    // STACKHAND_BENCH_ONLY=eip,schema runs only the scenario groups named (floor, nlb, eip, schema, scheduler)
     // and, unless STACKHAND_BENCH_OUT says where, prints the table without writing docs/benchmarks.md.
     let only = std::env::var("STACKHAND_BENCH_ONLY").ok();
     let wanted = |group: &str| only.as_deref().is_none_or(|o| o.split(',').any(|g| g.trim() == group));
@@ -690,6 +730,9 @@ async fn main() {
         (Err(_), Some(_)) => None,
     };
     let mut rows = Vec::new();
+    if wanted("floor") {
+        rows.extend(floor_rows(&bin_dir).await);
+    }
     if wanted("nlb") {
         rows.extend(nlb_cold_start(&bin_dir).await);
         rows.extend(nlb_api_calls(&bin_dir).await);
@@ -705,7 +748,10 @@ async fn main() {
         rows.extend(scheduler(&bin_dir, "eu-central-1", 1000).await);
         rows.extend(scheduler(&bin_dir, "eu-north-1", 5000).await);
     }
-    assert!(!rows.is_empty(), "STACKHAND_BENCH_ONLY={only:?} names no scenario group (nlb, eip, schema, scheduler)");
+    assert!(
+        !rows.is_empty(),
+        "STACKHAND_BENCH_ONLY={only:?} names no scenario group (floor, nlb, eip, schema, scheduler)"
+    );
 
     let mut table = String::from("| scenario | stackhand | peer | peer | stackhand / peer |\n|---|---|---|---|---|\n");
     for r in &rows {
@@ -741,7 +787,7 @@ async fn main() {
          Interface Client (awslambdaric) against the same Runtime API. Package sizes (arm64 zips) are in \
          [package-sizes.md](package-sizes.md), from `make package`.\n\n\
          Run it all: `make bench` (about 25 minutes on 2 cores, most of it the scheduler fleets). One group: \
-         `STACKHAND_BENCH_ONLY=eip make bench` (nlb, eip, schema, scheduler; comma-separated) prints its rows \
+         `STACKHAND_BENCH_ONLY=eip make bench` (floor, nlb, eip, schema, scheduler; comma-separated) prints its rows \
          without rewriting this file.\n\n\
          Machine: {}.\n\n{table}\n{notes}",
         machine()
