@@ -1,6 +1,6 @@
 //! What must hold for any input, checked by the cargo-fuzz target `fuzz/fuzz_targets/envelope.rs` and,
 //! for every input the fuzzer ever found failing, by `shared/tests/fuzz_regressions.rs`. Not part of the
-//! API the functions use.
+//! API the functions use: compiled only with the `fuzzing` feature.
 
 use std::collections::BTreeMap;
 

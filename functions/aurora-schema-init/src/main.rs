@@ -1,14 +1,10 @@
 //! `aurora-schema-init`: the Lambda behind `Custom::AuroraSchema`. Wiring only.
 
-mod db;
-mod error;
-mod migrate;
-mod props;
-mod schema;
-mod source;
-mod split;
+// The runtime future's layout, built from the library crate's futures, is deeper than rustc's default
+// query depth allows.
+#![recursion_limit = "256"]
 
-use error::SchemaError;
+use aurora_schema_init::{schema, source};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

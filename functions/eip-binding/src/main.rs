@@ -1,12 +1,13 @@
 //! `eip-binding`: the Lambda behind `Custom::EipBinding`, and the target of the EC2 state-change rule.
 //! Wiring only.
 
-mod binding;
-mod props;
-mod resource;
-mod state_change;
+// The runtime future's layout, built from the library crate's futures, is deeper than rustc's default
+// query depth allows.
+#![recursion_limit = "256"]
 
 use std::sync::Arc;
+
+use eip_binding::{binding, resource, state_change};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -1,20 +1,14 @@
 //! `instance-scheduler`: time-based start/stop of EC2 instances, RDS databases, Aurora clusters and
 //! Auto Scaling groups, driven by EventBridge schedules. Wiring only.
 
-mod actions;
-mod inventory;
-mod plan;
-mod request;
-mod schedule;
-mod scheduler;
-mod summary;
-#[cfg(test)]
-mod testing;
+// The runtime future's layout, built from the library crate's futures, is deeper than rustc's default
+// query depth allows.
+#![recursion_limit = "256"]
 
 use std::sync::Arc;
-
 use std::time::Duration;
 
+use instance_scheduler::scheduler;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 

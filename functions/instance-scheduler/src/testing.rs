@@ -33,7 +33,7 @@ pub fn keys() -> TagKeys {
     TagKeys { schedule: KEY.into(), override_until: "ScheduleOverride".into(), saved_capacity: SAVED.into() }
 }
 
-pub const SAVED: &str = "stackhand:saved-capacity";
+pub const SAVED: &str = crate::scheduler::SAVED_CAPACITY_TAG;
 
 pub fn request(action: Action) -> Request {
     Request { action, schedule: None, dry_run: false, at: "2026-11-23T12:00:00Z".parse().unwrap() }

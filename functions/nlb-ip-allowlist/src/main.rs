@@ -1,8 +1,10 @@
 //! `nlb-ip-allowlist`: the Lambda behind `Custom::NlbIpAllowlist`. Wiring only.
 
-mod allowlist;
-mod plan;
-mod props;
+// The runtime future's layout, built from the library crate's futures, is deeper than rustc's default
+// query depth allows.
+#![recursion_limit = "256"]
+
+use nlb_ip_allowlist::allowlist;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

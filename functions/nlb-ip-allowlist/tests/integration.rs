@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, Tag};
+use nlb_ip_allowlist::allowlist::OWNER_TAG;
 use serde_json::{json, Value};
 use testkit::local::{self, aws_env, moto_url};
 use testkit::{cfn_event, status, FaultMatrix, Harness, ThrottlingProxy};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nlb-ip-allowlist");
 const TYPE: &str = "Custom::NlbIpAllowlist";
-const OWNER_TAG: &str = "stackhand:nlb-ip-allowlist";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn harness() -> Harness {

@@ -1,0 +1,12 @@
+//! `aurora-schema-init`: `Custom::AuroraSchema` — versioned SQL from SSM Parameter Store applied to an
+//! Aurora MySQL cluster. The binary (`main.rs`) only wires it to the Lambda runtime.
+
+mod db;
+pub mod error;
+mod migrate;
+mod props;
+pub mod schema;
+pub mod source;
+mod split;
+
+pub use error::SchemaError;

@@ -1,0 +1,13 @@
+//! `instance-scheduler`: time-based start/stop of EC2 instances, RDS databases, Aurora clusters and
+//! Auto Scaling groups, from schedules in tags. The binary (`main.rs`) only wires it to the Lambda
+//! runtime; fuzz/ uses [`schedule`] (its hooks behind the `fuzzing` feature).
+
+mod actions;
+mod inventory;
+mod plan;
+mod request;
+pub mod schedule;
+pub mod scheduler;
+mod summary;
+#[cfg(test)]
+mod testing;

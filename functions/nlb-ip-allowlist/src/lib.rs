@@ -1,0 +1,6 @@
+//! `nlb-ip-allowlist`: `Custom::NlbIpAllowlist` — an NLB's private addresses allowed into a security
+//! group. The binary (`main.rs`) only wires it to the Lambda runtime.
+
+pub mod allowlist;
+mod plan;
+mod props;
