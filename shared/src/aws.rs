@@ -186,6 +186,73 @@ where
     }
 }
 
+/// A failed AWS call: which operation, the service's error code when it answered with one, and one
+/// line for people (the [`describe_error`] text, which is what it displays). Function errors wrap it
+/// (`#[error(transparent)]`); a call reads `client.describe_addresses().send().await.op("DescribeAddresses")?`
+/// ([`AwsResultExt::op`]), and a conflict is matched on [`AwsError::code`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct AwsError {
+    operation: &'static str,
+    code: Option<String>,
+    message: String,
+    service_error: bool,
+}
+
+impl AwsError {
+    /// The error of `operation` from the SDK's.
+    pub fn new<E, R>(operation: &'static str, err: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        Self {
+            operation,
+            code: error_code(err).map(str::to_owned),
+            message: describe_error(operation, err),
+            service_error: matches!(err, SdkError::ServiceError(_)),
+        }
+    }
+
+    /// The operation that failed, e.g. `DescribeAddresses`.
+    pub fn operation(&self) -> &'static str {
+        self.operation
+    }
+
+    /// The service's error code, if the service answered with one (not for a timeout or a transport
+    /// error).
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// Whether the service answered with an error (rather than the call timing out or failing on the
+    /// way).
+    pub fn is_service_error(&self) -> bool {
+        self.service_error
+    }
+
+    /// The one line for people: what [`Display`](std::fmt::Display) prints.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// [`AwsError`] from an SDK call's result: `...send().await.op("DescribeAddresses")?`.
+pub trait AwsResultExt<T> {
+    /// Names the call's operation in its error.
+    fn op(self, operation: &'static str) -> Result<T, AwsError>;
+}
+
+impl<T, E, R> AwsResultExt<T> for Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    fn op(self, operation: &'static str) -> Result<T, AwsError> {
+        self.map_err(|e| AwsError::new(operation, &e))
+    }
+}
+
 /// The service error code of an SDK error, if the service answered with one.
 pub fn error_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
 where
@@ -215,6 +282,40 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn service_error(code: Option<&str>, message: Option<&str>) -> SdkError<ErrorMetadata, HttpResponse> {
+        let mut meta = ErrorMetadata::builder();
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        if let Some(message) = message {
+            meta = meta.message(message);
+        }
+        let response = HttpResponse::new(400.try_into().unwrap(), aws_smithy_types::body::SdkBody::empty());
+        SdkError::service_error(meta.build(), response)
+    }
+
+    #[test]
+    fn an_aws_error_says_what_describe_error_says_and_keeps_the_code() {
+        let err = service_error(Some("InvalidAllocationID.NotFound"), Some("no such allocation"));
+        let aws = Err::<(), _>(err).op("DescribeAddresses").unwrap_err();
+        assert_eq!(aws.to_string(), "DescribeAddresses failed: InvalidAllocationID.NotFound: no such allocation");
+        assert_eq!(aws.operation(), "DescribeAddresses");
+        assert_eq!(aws.code(), Some("InvalidAllocationID.NotFound"));
+        assert!(aws.is_service_error());
+
+        let only_code = AwsError::new("CreateTags", &service_error(Some("Throttling"), None));
+        assert_eq!(only_code.to_string(), "CreateTags failed: Throttling");
+        assert_eq!(only_code.to_string(), describe_error("CreateTags", &service_error(Some("Throttling"), None)));
+
+        let timeout =
+            AwsError::new("DescribeInstances", &SdkError::<ErrorMetadata, HttpResponse>::timeout_error("slow"));
+        assert_eq!(timeout.to_string(), "DescribeInstances timed out");
+        assert_eq!(timeout.code(), None);
+        assert!(!timeout.is_service_error());
+    }
 
     #[test]
     fn a_retry_starts_only_with_the_retry_window_left_before_the_deadline() {

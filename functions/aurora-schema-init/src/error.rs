@@ -9,8 +9,8 @@ pub enum SchemaError {
     /// A property points at something missing or malformed (a parameter, a secret, a database).
     #[error("{0}")]
     Input(String),
-    #[error("{0}")]
-    Aws(String),
+    #[error(transparent)]
+    Aws(#[from] stackhand::aws::AwsError),
     #[error(
         "the database at {endpoint} did not accept a connection within {:.1} s ({attempts} attempts); \
          last error: {last}", waited.as_secs_f64()

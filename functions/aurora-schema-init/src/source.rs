@@ -2,7 +2,7 @@
 //! Manager or an SSM SecureString). Passwords are registered with the redactor the moment they arrive.
 
 use sha2::{Digest, Sha256};
-use stackhand::aws::{describe_error, error_code};
+use stackhand::aws::AwsResultExt as _;
 use stackhand::redact;
 
 use crate::props::{Credentials, SqlSource};
@@ -61,7 +61,7 @@ impl Sources {
                     .send();
                 let mut found = Vec::new();
                 while let Some(page) = pages.next().await {
-                    let page = page.map_err(|e| SchemaError::Aws(describe_error("GetParametersByPath", &e)))?;
+                    let page = page.op("GetParametersByPath")?;
                     for p in page.parameters() {
                         let (Some(name), Some(sql)) = (p.name(), p.value()) else { continue };
                         let id = name.rsplit('/').next().unwrap_or(name).to_owned();
@@ -86,11 +86,13 @@ impl Sources {
             }
             Credentials::Secret { arn } => {
                 let out =
-                    self.secrets.get_secret_value().secret_id(arn).send().await.map_err(|e| match error_code(&e) {
-                        Some("ResourceNotFoundException") => {
-                            SchemaError::Input(format!("SecretArn {arn} does not exist"))
+                    self.secrets.get_secret_value().secret_id(arn).send().await.op("GetSecretValue").map_err(|e| {
+                        match e.code() {
+                            Some("ResourceNotFoundException") => {
+                                SchemaError::Input(format!("SecretArn {arn} does not exist"))
+                            }
+                            _ => SchemaError::Aws(e),
                         }
-                        _ => SchemaError::Aws(describe_error("GetSecretValue", &e)),
                     })?;
                 let text = out.secret_string().unwrap_or_default();
                 let shape = || {
@@ -112,10 +114,10 @@ impl Sources {
 
     async fn parameter(&self, property: &str, name: &str) -> Result<String, SchemaError> {
         let out =
-            self.ssm.get_parameter().name(name).with_decryption(true).send().await.map_err(|e| {
-                match error_code(&e) {
+            self.ssm.get_parameter().name(name).with_decryption(true).send().await.op("GetParameter").map_err(|e| {
+                match e.code() {
                     Some("ParameterNotFound") => SchemaError::Input(format!("{property} {name} does not exist")),
-                    _ => SchemaError::Aws(describe_error("GetParameter", &e)),
+                    _ => SchemaError::Aws(e),
                 }
             })?;
         Ok(out.parameter().and_then(|p| p.value()).unwrap_or_default().to_owned())

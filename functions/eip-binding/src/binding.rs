@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{Address, Filter, Tag};
-use stackhand::aws::{describe_error, error_code};
+use stackhand::aws::{AwsError, AwsResultExt as _};
 use tokio::time::Instant;
 
 use crate::props::{Source, Target};
@@ -33,8 +33,11 @@ pub const INSTANCE_VISIBILITY_WAIT: Duration = Duration::from_secs(10);
 pub enum BindError {
     #[error("{0}")]
     Input(String),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// Tagging a new association failed: that error, and what became of the association.
     #[error("{0}")]
-    Aws(String),
+    Tagging(String),
     #[error(
         "the pool {pool} has no free address: it holds {total} address(es), all associated{tried}; add Elastic IPs \
          tagged {pool} (about twice the number of instances that bind from it)"
@@ -115,19 +118,19 @@ impl Binder {
             .unwrap_or(give_up);
         let mut pause = Duration::from_millis(500);
         let out = loop {
-            match self.ec2.describe_instances().instance_ids(id).send().await {
+            match self.ec2.describe_instances().instance_ids(id).send().await.op("DescribeInstances") {
                 Ok(out) => break out,
-                Err(e) if error_code(&e) == Some("InvalidInstanceID.NotFound") && Instant::now() + pause < give_up => {
+                Err(e) if e.code() == Some("InvalidInstanceID.NotFound") && Instant::now() + pause < give_up => {
                     tracing::info!(instance = id, "not visible yet (eventual consistency); reading it again");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(4));
                 }
                 Err(e) => {
-                    return Err(match error_code(&e) {
+                    return Err(match e.code() {
                         Some("InvalidInstanceID.NotFound" | "InvalidInstanceID.Malformed") => {
                             BindError::Input(format!("InstanceId {id} does not exist in this account and Region"))
                         }
-                        _ => BindError::Aws(describe_error("DescribeInstances", &e)),
+                        _ => BindError::Aws(e),
                     })
                 }
             }
@@ -177,11 +180,11 @@ impl Binder {
                 .describe_addresses()
                 .filters(Filter::builder().name(format!("tag:{key}")).values(value).build()),
         };
-        let out = request.send().await.map_err(|e| match (error_code(&e), source) {
+        let out = request.send().await.op("DescribeAddresses").map_err(|e| match (e.code(), source) {
             (Some("InvalidAllocationID.NotFound"), Source::Allocation(id)) => {
                 BindError::Input(format!("AllocationId {id} does not exist in this account and Region"))
             }
-            _ => BindError::Aws(describe_error("DescribeAddresses", &e)),
+            _ => BindError::Aws(e),
         })?;
         Ok(out.addresses().to_vec())
     }
@@ -196,13 +199,7 @@ impl Binder {
     }
 
     async fn described(&self, filter: Filter) -> Result<Vec<Address>, BindError> {
-        let out = self
-            .ec2
-            .describe_addresses()
-            .filters(filter)
-            .send()
-            .await
-            .map_err(|e| BindError::Aws(describe_error("DescribeAddresses", &e)))?;
+        let out = self.ec2.describe_addresses().filters(filter).send().await.op("DescribeAddresses")?;
         Ok(out.addresses().to_vec())
     }
 
@@ -302,7 +299,8 @@ impl Binder {
                 .set_private_ip_address(spot.private_ip.clone())
                 .allow_reassociation(reassociate)
                 .send()
-                .await;
+                .await
+                .op("AssociateAddress");
             match sent {
                 Ok(out) => {
                     let bound = Bound {
@@ -318,14 +316,14 @@ impl Binder {
                     return Ok(bound);
                 }
                 // Someone else won this one between our read and our call: try the next.
-                Err(e) if error_code(&e) == Some("Resource.AlreadyAssociated") => {
+                Err(e) if e.code() == Some("Resource.AlreadyAssociated") => {
                     lost += 1;
                     tracing::info!(allocation, "taken meanwhile; trying the next address");
                     self.unclaim(allocation, owner).await;
                 }
                 Err(e) => {
                     self.unclaim(allocation, owner).await;
-                    return Err(BindError::Aws(describe_error("AssociateAddress", &e)));
+                    return Err(e.into());
                 }
             }
         }
@@ -343,13 +341,7 @@ impl Binder {
     /// Marks the address as about to be associated by `owner`, so that the association can be undone
     /// (IAM lets this function disassociate only addresses that carry its tags).
     async fn claim(&self, allocation: &str, owner: Owner<'_>) -> Result<(), BindError> {
-        self.ec2
-            .create_tags()
-            .resources(allocation)
-            .tags(pair(CLAIM_TAG, owner.id))
-            .send()
-            .await
-            .map_err(|e| BindError::Aws(describe_error("CreateTags", &e)))?;
+        self.ec2.create_tags().resources(allocation).tags(pair(CLAIM_TAG, owner.id)).send().await.op("CreateTags")?;
         Ok(())
     }
 
@@ -357,27 +349,26 @@ impl Binder {
     /// the tag only when the value matches). Best effort: a stale claim on a free address is harmless.
     async fn unclaim(&self, allocation: &str, owner: Owner<'_>) {
         let sent = self.ec2.delete_tags().resources(allocation).tags(pair(CLAIM_TAG, owner.id)).send().await;
-        if let Err(e) = sent {
-            tracing::warn!(allocation, error = %describe_error("DeleteTags", &e), "the claim tag stays");
+        if let Err(e) = sent.op("DeleteTags") {
+            tracing::warn!(allocation, error = %e, "the claim tag stays");
         }
     }
 
     /// Undoes an association whose tagging failed, and says what happened in the error.
     async fn undo(&self, bound: &Bound, owner: Owner<'_>, failed: BindError) -> BindError {
         let sent = self.ec2.disassociate_address().association_id(&bound.association_id).send().await;
-        match sent {
+        match sent.op("DisassociateAddress") {
             Ok(_) => {
                 self.unclaim(&bound.allocation_id, owner).await;
-                BindError::Aws(format!("{failed}; the association {} was undone", bound.association_id))
+                BindError::Tagging(format!("{failed}; the association {} was undone", bound.association_id))
             }
-            Err(e) if error_code(&e) == Some("InvalidAssociationID.NotFound") => {
+            Err(e) if e.code() == Some("InvalidAssociationID.NotFound") => {
                 self.unclaim(&bound.allocation_id, owner).await;
-                BindError::Aws(format!("{failed}; the association {} is gone already", bound.association_id))
+                BindError::Tagging(format!("{failed}; the association {} is gone already", bound.association_id))
             }
-            Err(e) => BindError::Aws(format!(
-                "{failed}; undoing the association {} failed too ({}): the Delete finds it by its claim tag",
+            Err(e) => BindError::Tagging(format!(
+                "{failed}; undoing the association {} failed too ({e}): the Delete finds it by its claim tag",
                 bound.association_id,
-                describe_error("DisassociateAddress", &e)
             )),
         }
     }
@@ -392,7 +383,7 @@ impl Binder {
         if let Some(resource) = owner.resource {
             request = request.tags(pair(RESOURCE_TAG, resource));
         }
-        request.send().await.map_err(|e| BindError::Aws(describe_error("CreateTags", &e)))?;
+        request.send().await.op("CreateTags")?;
         Ok(())
     }
 
@@ -450,10 +441,10 @@ impl Binder {
             match address.association_id() {
                 Some(current) if Some(current) == ours => {
                     let sent = self.ec2.disassociate_address().association_id(current).send().await;
-                    match sent {
+                    match sent.op("DisassociateAddress") {
                         Ok(_) => released += 1,
-                        Err(e) if error_code(&e) == Some("InvalidAssociationID.NotFound") => {}
-                        Err(e) => return Err(BindError::Aws(describe_error("DisassociateAddress", &e))),
+                        Err(e) if e.code() == Some("InvalidAssociationID.NotFound") => {}
+                        Err(e) => return Err(e.into()),
                     }
                 }
                 other => tracing::info!(
@@ -473,7 +464,7 @@ impl Binder {
             } else {
                 self.ec2.delete_tags().resources(allocation).tags(pair(CLAIM_TAG, owner))
             };
-            request.send().await.map_err(|e| BindError::Aws(describe_error("DeleteTags", &e)))?;
+            request.send().await.op("DeleteTags")?;
         }
         Ok(released)
     }

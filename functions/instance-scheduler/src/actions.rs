@@ -7,9 +7,7 @@
 use std::future::Future;
 
 use aws_sdk_autoscaling::types::Tag as AsgTag;
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use stackhand::aws::{describe_error, error_code};
+use stackhand::aws::{AwsError, AwsResultExt as _};
 use tokio::time::Instant;
 
 use crate::inventory::{Capacity, Resource};
@@ -35,15 +33,12 @@ struct CallError {
     splittable: bool,
 }
 
-fn call_error<E, R>(operation: &str, err: &SdkError<E, R>) -> CallError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    let code = error_code(err).map(str::to_owned);
-    let splittable =
-        matches!(err, SdkError::ServiceError(_)) && !code.as_deref().is_some_and(|c| THROTTLING.contains(&c));
-    CallError { message: describe_error(operation, err), code, splittable }
+impl From<AwsError> for CallError {
+    fn from(err: AwsError) -> Self {
+        let code = err.code().map(str::to_owned);
+        let splittable = err.is_service_error() && !code.as_deref().is_some_and(|c| THROTTLING.contains(&c));
+        CallError { message: err.to_string(), code, splittable }
+    }
 }
 
 impl CallError {
@@ -103,13 +98,13 @@ pub async fn ec2_batch(
     let result = if start {
         let call = async {
             let out = ec2.start_instances().set_instance_ids(Some(ids.clone())).send().await;
-            out.map(drop).map_err(|e| call_error("StartInstances", &e))
+            out.map(drop).op("StartInstances").map_err(CallError::from)
         };
         bounded(cutoff, "StartInstances", call).await
     } else {
         let call = async {
             let out = ec2.stop_instances().set_instance_ids(Some(ids.clone())).send().await;
-            out.map(drop).map_err(|e| call_error("StopInstances", &e))
+            out.map(drop).op("StopInstances").map_err(CallError::from)
         };
         bounded(cutoff, "StopInstances", call).await
     };
@@ -143,13 +138,13 @@ pub async fn db_instance(rds: &aws_sdk_rds::Client, start: bool, id: &str, cutof
     let result = if start {
         let call = async {
             let out = rds.start_db_instance().db_instance_identifier(id).send().await;
-            out.map(drop).map_err(|e| call_error("StartDBInstance", &e))
+            out.map(drop).op("StartDBInstance").map_err(CallError::from)
         };
         bounded(cutoff, "StartDBInstance", call).await
     } else {
         let call = async {
             let out = rds.stop_db_instance().db_instance_identifier(id).send().await;
-            out.map(drop).map_err(|e| call_error("StopDBInstance", &e))
+            out.map(drop).op("StopDBInstance").map_err(CallError::from)
         };
         bounded(cutoff, "StopDBInstance", call).await
     };
@@ -160,13 +155,13 @@ pub async fn db_cluster(rds: &aws_sdk_rds::Client, start: bool, id: &str, cutoff
     let result = if start {
         let call = async {
             let out = rds.start_db_cluster().db_cluster_identifier(id).send().await;
-            out.map(drop).map_err(|e| call_error("StartDBCluster", &e))
+            out.map(drop).op("StartDBCluster").map_err(CallError::from)
         };
         bounded(cutoff, "StartDBCluster", call).await
     } else {
         let call = async {
             let out = rds.stop_db_cluster().db_cluster_identifier(id).send().await;
-            out.map(drop).map_err(|e| call_error("StopDBCluster", &e))
+            out.map(drop).op("StopDBCluster").map_err(CallError::from)
         };
         bounded(cutoff, "StopDBCluster", call).await
     };
@@ -196,7 +191,7 @@ pub async fn stop_group(
             .build();
         let call = async {
             let out = asg.create_or_update_tags().tags(tag).send().await;
-            out.map(drop).map_err(|e| call_error("CreateOrUpdateTags", &e))
+            out.map(drop).op("CreateOrUpdateTags").map_err(CallError::from)
         };
         if let Err(e) = bounded(cutoff, "CreateOrUpdateTags", call).await {
             return outcome(e);
@@ -233,7 +228,7 @@ pub async fn start_group(
     let tag = AsgTag::builder().resource_id(&group.id).resource_type("auto-scaling-group").key(saved_key).build();
     let call = async {
         let out = asg.delete_tags().tags(tag).send().await;
-        out.map(drop).map_err(|e| call_error("DeleteTags", &e))
+        out.map(drop).op("DeleteTags").map_err(CallError::from)
     };
     match bounded(cutoff, "DeleteTags", call).await {
         Ok(()) => Outcome::Done,
@@ -259,7 +254,8 @@ async fn set_capacity(
             .send()
             .await
             .map(drop)
-            .map_err(|e| call_error("UpdateAutoScalingGroup", &e))
+            .op("UpdateAutoScalingGroup")
+            .map_err(CallError::from)
     };
     bounded(cutoff, "UpdateAutoScalingGroup", call).await
 }

@@ -9,7 +9,7 @@ use std::fmt;
 
 use aws_sdk_autoscaling::types::Filter as AsgFilter;
 use aws_sdk_ec2::types::{DeviceType, Filter, InstanceLifecycleType, InstanceStateName, SpotInstanceType};
-use stackhand::aws::describe_error;
+use stackhand::aws::{AwsError, AwsResultExt as _};
 
 /// The kinds of resource the scheduler acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -184,7 +184,7 @@ fn start_failure(code: Option<&str>, message: Option<&str>) -> Option<String> {
     Some(why)
 }
 
-pub async fn ec2_instances(ec2: &aws_sdk_ec2::Client, keys: &TagKeys) -> Result<Vec<Resource>, String> {
+pub async fn ec2_instances(ec2: &aws_sdk_ec2::Client, keys: &TagKeys) -> Result<Vec<Resource>, AwsError> {
     let mut pages = ec2
         .describe_instances()
         .filters(Filter::builder().name("tag-key").values(&keys.schedule).build())
@@ -201,7 +201,7 @@ pub async fn ec2_instances(ec2: &aws_sdk_ec2::Client, keys: &TagKeys) -> Result<
     // Spot Instances by their request: only those of a persistent request can be stopped.
     let mut spot: Vec<(usize, Option<String>)> = Vec::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| describe_error("DescribeInstances", &e))?;
+        let page = page.op("DescribeInstances")?;
         for instance in page.reservations().iter().flat_map(|r| r.instances()) {
             let Some(id) = instance.instance_id() else { continue };
             let tags = || instance.tags().iter().map(|t| (t.key(), t.value()));
@@ -254,7 +254,10 @@ pub async fn ec2_instances(ec2: &aws_sdk_ec2::Client, keys: &TagKeys) -> Result<
 }
 
 /// Which of `requests` are persistent Spot Instance requests.
-async fn persistent_spot_requests(ec2: &aws_sdk_ec2::Client, requests: Vec<String>) -> Result<HashSet<String>, String> {
+async fn persistent_spot_requests(
+    ec2: &aws_sdk_ec2::Client,
+    requests: Vec<String>,
+) -> Result<HashSet<String>, AwsError> {
     let mut persistent = HashSet::new();
     for chunk in requests.chunks(100) {
         // A filter, not SpotInstanceRequestIds: a request that is gone is no error.
@@ -264,7 +267,7 @@ async fn persistent_spot_requests(ec2: &aws_sdk_ec2::Client, requests: Vec<Strin
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| describe_error("DescribeSpotInstanceRequests", &e))?;
+            let page = page.op("DescribeSpotInstanceRequests")?;
             for request in page.spot_instance_requests() {
                 if let (Some(id), Some(SpotInstanceType::Persistent)) =
                     (request.spot_instance_request_id(), request.r#type())
@@ -287,11 +290,11 @@ fn rds_state(status: &str) -> State {
     }
 }
 
-pub async fn db_instances(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<Vec<Resource>, String> {
+pub async fn db_instances(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<Vec<Resource>, AwsError> {
     let mut pages = rds.describe_db_instances().max_records(100).into_paginator().send();
     let mut found = Vec::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| describe_error("DescribeDBInstances", &e))?;
+        let page = page.op("DescribeDBInstances")?;
         for db in page.db_instances() {
             let tags = || db.tag_list().iter().map(|t| (t.key(), t.value()));
             let (Some(id), Some(schedule)) = (db.db_instance_identifier(), tag(tags(), &keys.schedule)) else {
@@ -319,13 +322,13 @@ pub async fn db_instances(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<V
     Ok(found)
 }
 
-pub async fn db_clusters(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<Vec<Resource>, String> {
+pub async fn db_clusters(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<Vec<Resource>, AwsError> {
     let mut pages = rds.describe_db_clusters().max_records(100).into_paginator().send();
     let mut found = Vec::new();
     // Clusters in a global database, by index in `found`, with the global database's id.
     let mut global: Vec<(usize, String)> = Vec::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| describe_error("DescribeDBClusters", &e))?;
+        let page = page.op("DescribeDBClusters")?;
         for cluster in page.db_clusters() {
             let tags = || cluster.tag_list().iter().map(|t| (t.key(), t.value()));
             let (Some(id), Some(schedule)) = (cluster.db_cluster_identifier(), tag(tags(), &keys.schedule)) else {
@@ -379,11 +382,11 @@ pub async fn db_clusters(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<Ve
 }
 
 /// The number of member clusters of each global database.
-async fn global_cluster_members(rds: &aws_sdk_rds::Client) -> Result<HashMap<String, usize>, String> {
+async fn global_cluster_members(rds: &aws_sdk_rds::Client) -> Result<HashMap<String, usize>, AwsError> {
     let mut pages = rds.describe_global_clusters().max_records(100).into_paginator().send();
     let mut members = HashMap::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| describe_error("DescribeGlobalClusters", &e))?;
+        let page = page.op("DescribeGlobalClusters")?;
         for database in page.global_clusters() {
             if let Some(id) = database.global_cluster_identifier() {
                 members.insert(id.to_owned(), database.global_cluster_members().len());
@@ -393,7 +396,7 @@ async fn global_cluster_members(rds: &aws_sdk_rds::Client) -> Result<HashMap<Str
     Ok(members)
 }
 
-pub async fn auto_scaling_groups(asg: &aws_sdk_autoscaling::Client, keys: &TagKeys) -> Result<Vec<Resource>, String> {
+pub async fn auto_scaling_groups(asg: &aws_sdk_autoscaling::Client, keys: &TagKeys) -> Result<Vec<Resource>, AwsError> {
     let mut pages = asg
         .describe_auto_scaling_groups()
         .filters(AsgFilter::builder().name("tag-key").values(&keys.schedule).build())
@@ -402,7 +405,7 @@ pub async fn auto_scaling_groups(asg: &aws_sdk_autoscaling::Client, keys: &TagKe
         .send();
     let mut found = Vec::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| describe_error("DescribeAutoScalingGroups", &e))?;
+        let page = page.op("DescribeAutoScalingGroups")?;
         for group in page.auto_scaling_groups() {
             let tags = || group.tags().iter().map(|t| (t.key(), t.value()));
             let (Some(id), Some(schedule)) = (group.auto_scaling_group_name(), tag(tags(), &keys.schedule)) else {

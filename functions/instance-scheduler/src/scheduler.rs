@@ -8,7 +8,7 @@ use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
-use stackhand::aws::describe_error;
+use stackhand::aws::AwsResultExt as _;
 use tokio::time::{Duration, Instant};
 
 use crate::actions::{self, Outcome};
@@ -241,14 +241,15 @@ pub async fn run(
 }
 
 /// `work`, or (when it is not done by `cutoff`) an error saying `operation` had no answer in time.
-async fn by_cutoff<T>(
+async fn by_cutoff<T, E: std::fmt::Display>(
     cutoff: Instant,
     operation: &str,
-    work: impl std::future::Future<Output = Result<T, String>>,
+    work: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, String> {
-    tokio::time::timeout_at(cutoff, work).await.unwrap_or_else(|_| {
-        Err(format!("{operation} had no complete answer by the run's cutoff; the next run tries again"))
-    })
+    match tokio::time::timeout_at(cutoff, work).await {
+        Ok(done) => done.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("{operation} had no complete answer by the run's cutoff; the next run tries again")),
+    }
 }
 
 async fn execute(clients: &Clients, keys: &TagKeys, job: Job<'_>, cutoff: Instant) -> Done {
@@ -292,7 +293,8 @@ async fn definitions(ssm: &aws_sdk_ssm::Client, parameter: &str) -> Result<Defin
         .with_decryption(true)
         .send()
         .await
-        .map_err(|e| describe_error("GetParameter", &e))?;
+        .op("GetParameter")
+        .map_err(|e| e.to_string())?;
     let text = out.parameter().and_then(|p| p.value()).unwrap_or_default();
     schedule::parse_definitions(text).map_err(|e| format!("SSM parameter {parameter}: {e}"))
 }

@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Ipv6Range, ResourceType, SecurityGroupRule, SecurityGroupRuleRequest,
     SecurityGroupRuleUpdate, Tag, TagSpecification,
 };
-use stackhand::aws::{describe_error, error_code, RETRY_WINDOW};
+use stackhand::aws::{AwsError, AwsResultExt as _, RETRY_WINDOW};
 use stackhand::cfn::{stable_digest, CustomResource, Outcome, RequestInfo};
 use tokio::time::Instant;
 
@@ -81,8 +81,8 @@ pub enum AllowlistError {
          account's \"Inbound or outbound rules per security group\" quota (e.g. 60, AWS's default) or remove it"
     )]
     QuotaSetting { value: String },
-    #[error("{0}")]
-    Aws(String),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
     #[error("security group {group} kept changing while its rules were reconciled ({last}); retry the update")]
     Contended { group: String, last: String },
 }
@@ -94,18 +94,10 @@ enum Applied {
 }
 
 /// A failed change: the group changed under us (read again), or a real error.
-fn conflict_or<E, R>(
-    operation: &str,
-    e: &aws_sdk_ec2::error::SdkError<E, R>,
-    conflicts: &[&str],
-) -> Result<Applied, AllowlistError>
-where
-    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    match error_code(e) {
-        Some(code) if conflicts.contains(&code) => Ok(Applied::Conflict(describe_error(operation, e))),
-        _ => Err(AllowlistError::Aws(describe_error(operation, e))),
+fn conflict_or(e: AwsError, conflicts: &[&str]) -> Result<Applied, AllowlistError> {
+    match e.code() {
+        Some(code) if conflicts.contains(&code) => Ok(Applied::Conflict(e.to_string())),
+        _ => Err(e.into()),
     }
 }
 
@@ -145,7 +137,7 @@ impl Allowlist {
         let mut addresses = BTreeSet::new();
         let mut interfaces = 0;
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AllowlistError::Aws(describe_error("DescribeNetworkInterfaces", &e)))?;
+            let page = page.op("DescribeNetworkInterfaces")?;
             // The filter is exact on AWS; checking again keeps a lenient emulator honest too.
             for eni in page.network_interfaces().iter().filter(|n| n.description() == Some(description.as_str())) {
                 interfaces += 1;
@@ -200,7 +192,7 @@ impl Allowlist {
             .send();
         let mut rules = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AllowlistError::Aws(describe_error("DescribeSecurityGroupRules", &e)))?;
+            let page = page.op("DescribeSecurityGroupRules")?;
             for r in page.security_group_rules() {
                 if r.is_egress() == Some(true) || r.group_id() != Some(group) {
                     continue;
@@ -245,13 +237,13 @@ impl Allowlist {
                 .ip_permissions(permission.build())
                 .tag_specifications(owner_tags.clone())
                 .send()
-                .await;
+                .await
+                .op("AuthorizeSecurityGroupIngress");
             if let Err(e) = sent {
-                if error_code(&e) == Some("RulesPerSecurityGroupLimitExceeded") {
-                    let detail = describe_error("AuthorizeSecurityGroupIngress", &e);
-                    return Err(AllowlistError::QuotaReached { group: group.to_owned(), detail });
+                if e.code() == Some("RulesPerSecurityGroupLimitExceeded") {
+                    return Err(AllowlistError::QuotaReached { group: group.to_owned(), detail: e.to_string() });
                 }
-                return conflict_or("AuthorizeSecurityGroupIngress", &e, &["InvalidPermission.Duplicate"]);
+                return conflict_or(e, &["InvalidPermission.Duplicate"]);
             }
             tracing::info!(%group, ports = %ports, addresses = cidrs.len(), "authorized");
         }
@@ -262,9 +254,10 @@ impl Allowlist {
                 .set_resources(Some(plan.claim.clone()))
                 .tags(Tag::builder().key(owner_key(owner)).value(owner).build())
                 .send()
-                .await;
+                .await
+                .op("CreateTags");
             if let Err(e) = sent {
-                return conflict_or("CreateTags", &e, RULE_GONE);
+                return conflict_or(e, RULE_GONE);
             }
             tracing::info!(%group, rules = plan.claim.len(), "shared rules another stackhand allowlist owns");
         }
@@ -296,9 +289,10 @@ impl Allowlist {
                 .group_id(group)
                 .set_security_group_rules(Some(updates.collect()))
                 .send()
-                .await;
+                .await
+                .op("ModifySecurityGroupRules");
             if let Err(e) = sent {
-                return conflict_or("ModifySecurityGroupRules", &e, &["InvalidSecurityGroupRuleId.NotFound"]);
+                return conflict_or(e, &["InvalidSecurityGroupRuleId.NotFound"]);
             }
             tracing::info!(%group, rules = plan.redescribe.len(), "descriptions updated");
         }
@@ -333,9 +327,9 @@ impl Allowlist {
 
     async fn untag(&self, rule_ids: &[String], tags: Vec<Tag>) -> Result<Applied, AllowlistError> {
         let sent = self.ec2.delete_tags().set_resources(Some(rule_ids.to_vec())).set_tags(Some(tags)).send().await;
-        match sent {
+        match sent.op("DeleteTags") {
             Ok(_) => Ok(Applied::Done),
-            Err(e) => conflict_or("DeleteTags", &e, RULE_GONE),
+            Err(e) => conflict_or(e, RULE_GONE),
         }
     }
 
@@ -349,20 +343,21 @@ impl Allowlist {
             .group_id(group)
             .set_security_group_rule_ids(Some(rule_ids.to_vec()))
             .send()
-            .await;
+            .await
+            .op("RevokeSecurityGroupIngress");
         match sent {
             Ok(_) => {
                 tracing::info!(%group, rules = rule_ids.len(), "revoked");
                 Ok(Applied::Done)
             }
-            Err(e) => match error_code(&e) {
+            Err(e) => match e.code() {
                 // Someone (a duplicate delivery) removed some of them first: read again.
                 Some("InvalidSecurityGroupRuleId.NotFound" | "InvalidPermission.NotFound") => {
-                    Ok(Applied::Conflict(describe_error("RevokeSecurityGroupIngress", &e)))
+                    Ok(Applied::Conflict(e.to_string()))
                 }
                 // The group is gone, and its rules with it.
                 Some("InvalidGroup.NotFound") => Ok(Applied::Done),
-                _ => Err(AllowlistError::Aws(describe_error("RevokeSecurityGroupIngress", &e))),
+                _ => Err(e.into()),
             },
         }
     }
