@@ -1,8 +1,12 @@
-//! Facts about the current invocation that every function reads the same way.
+//! Facts about the current invocation that every function reads the same way, and how a failed one is
+//! reported to Lambda.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use lambda_runtime::Diagnostic;
 use tokio::time::Instant;
+
+use crate::redact::redact;
 
 /// Below this a "deadline" cannot be Unix epoch milliseconds (it would be before 2001-09-09).
 const EPOCH_MILLIS_FLOOR: u64 = 1_000_000_000_000;
@@ -22,9 +26,24 @@ fn deadline_at(millis: u64, now_sys: SystemTime, now: Instant) -> Instant {
     now + deadline.duration_since(now_sys).unwrap_or(Duration::ZERO)
 }
 
+/// The Lambda error for an invocation that failed: `error_type` (e.g. `Stackhand.EipBinding`) and the
+/// error's text with every registered secret masked ([`crate::redact`]). Every invocation error a
+/// function returns goes through here.
+pub fn diagnostic(error_type: &str, err: &(impl std::fmt::Display + ?Sized)) -> Diagnostic {
+    Diagnostic { error_type: error_type.to_owned(), error_message: redact(&err.to_string()).into_owned() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_diagnostic_carries_the_type_and_the_redacted_message() {
+        crate::redact::register("diagnostic-secret-value");
+        let d = diagnostic("Stackhand.Test", "the call failed with diagnostic-secret-value in it");
+        assert_eq!(d.error_type, "Stackhand.Test");
+        assert_eq!(d.error_message, "the call failed with *** in it");
+    }
 
     #[test]
     fn deadlines_are_epoch_millis_or_a_local_emulators_relative_timeout() {

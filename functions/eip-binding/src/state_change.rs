@@ -12,7 +12,7 @@ pub const DEFAULT_POOL_TAG_KEY: &str = "eip-pool";
 
 fn refuse(message: String) -> Diagnostic {
     tracing::error!(error = %message, "state-change event not handled");
-    Diagnostic { error_type: "Stackhand.EipBinding".into(), error_message: message }
+    stackhand::lambda::diagnostic("Stackhand.EipBinding", &message)
 }
 
 pub async fn handle(binder: &Binder, pool_key: &str, event: Value) -> Result<Value, Diagnostic> {

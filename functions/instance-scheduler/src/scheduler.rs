@@ -125,7 +125,7 @@ pub async fn handle(
         }
         Err(e) => {
             tracing::error!(error = %e, "scheduler run failed");
-            Err(Diagnostic { error_type: "Stackhand.InstanceScheduler".into(), error_message: e.to_string() })
+            Err(stackhand::lambda::diagnostic("Stackhand.InstanceScheduler", &e))
         }
     }
 }

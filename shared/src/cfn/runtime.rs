@@ -51,7 +51,7 @@ impl From<InvocationError> for Diagnostic {
             InvocationError::Unanswerable(_) => "Stackhand.UnanswerableEvent",
             InvocationError::NotDelivered(_) => "Stackhand.ResponseNotDelivered",
         };
-        Diagnostic { error_type: error_type.into(), error_message: redact::redact(&e.to_string()).into_owned() }
+        crate::lambda::diagnostic(error_type, &e)
     }
 }
 
