@@ -134,6 +134,16 @@ enum Call<P> {
     },
 }
 
+impl<P> Call<P> {
+    /// The physical id a success answers with.
+    fn physical_id(&self) -> &str {
+        match self {
+            Call::Create { id, .. } | Call::Update { id, .. } | Call::Delete { id, .. } => id,
+            Call::DeleteUnparsed { id, .. } => id,
+        }
+    }
+}
+
 /// How a handler call ended.
 enum Ended<T> {
     Done(T),
@@ -239,37 +249,41 @@ impl<H: CustomResource> Runtime<H> {
         }))
     }
 
-    /// The response for this request, whatever happens on the way to it.
+    /// The response for this request, whatever happens on the way to it: the request is validated,
+    /// then the handler's call runs guarded by its deadline.
     async fn decide(&self, env: &Envelope, deadline: Instant, log_stream: &str) -> Response {
-        let current_id = env.physical_resource_id.clone();
-        let fail_id = || current_id.clone().unwrap_or_else(|| failed_create_marker(env));
-        let respond = |status, reason: String, physical_id: String, outcome: Outcome| Response {
-            status,
-            reason,
-            physical_resource_id: physical_id,
-            stack_id: env.stack_id.clone(),
-            request_id: env.request_id.clone(),
-            logical_resource_id: env.logical_resource_id.clone(),
-            no_echo: outcome.no_echo,
-            data: outcome.data,
-        };
-        let fail = |reason: String| respond(Status::Failed, reason, fail_id(), Outcome::default());
+        let answers = Answers { env, log_stream };
+        match self.validate(&answers, deadline) {
+            Validated::Call(planned) => self.run(&answers, planned).await,
+            Validated::Answered(response) => response,
+        }
+    }
 
+    /// The handler call this request asks for, or the answer when none is needed or possible: fields
+    /// missing, a physical id missing or out of bounds, an unknown RequestType, the Delete of a failed
+    /// Create, properties that do not parse (except on a Delete, which cleans up by its id).
+    fn validate(&self, answers: &Answers<'_>, deadline: Instant) -> Validated<H::Properties> {
+        let env = answers.env;
+        let current_id = env.physical_resource_id.clone();
         if !env.missing.is_empty() {
-            return fail(format!("the request lacks {}", env.missing.join(", ")));
+            return Validated::Answered(answers.fail(format!("the request lacks {}", env.missing.join(", "))));
         }
         let needs_id = matches!(env.request_type, RequestType::Update | RequestType::Delete);
         if needs_id && current_id.is_none() {
-            return fail(format!("{} requests must carry a PhysicalResourceId", env.request_type));
+            return Validated::Answered(
+                answers.fail(format!("{} requests must carry a PhysicalResourceId", env.request_type)),
+            );
         }
         if let RequestType::Unknown(t) = &env.request_type {
-            return fail(format!("RequestType {t:?} is not one of Create, Update, Delete"));
+            return Validated::Answered(
+                answers.fail(format!("RequestType {t:?} is not one of Create, Update, Delete")),
+            );
         }
         if env.request_type == RequestType::Delete {
             let id = current_id.clone().unwrap_or_default();
             if is_failed_create_marker(&id) {
                 let reason = "nothing to delete: the Create of this resource had failed".to_owned();
-                return respond(Status::Success, reason, id, Outcome::default());
+                return Validated::Answered(answers.respond(Status::Success, reason, id, Outcome::default()));
             }
         }
         let parsed: Result<H::Properties, _> = props::parse(&env.properties);
@@ -284,7 +298,7 @@ impl<H: CustomResource> Runtime<H> {
                 properties: env.properties.clone(),
                 why: e.to_string(),
             },
-            (_, Err(e)) => return fail(e.to_string()),
+            (_, Err(e)) => return Validated::Answered(answers.fail(e.to_string())),
             (RequestType::Create, Ok(props)) => {
                 let info = RequestInfo::new(env, started + budget);
                 Call::Create { id: self.handler.physical_id(&info, &props), props, replacing: false }
@@ -303,105 +317,178 @@ impl<H: CustomResource> Runtime<H> {
             }
             (_, Ok(props)) => Call::Delete { id: current_id.clone().unwrap_or_default(), props },
         };
-        let success_id = match &call {
-            Call::Create { id, .. } | Call::Update { id, .. } | Call::Delete { id, .. } => id.clone(),
-            Call::DeleteUnparsed { id, .. } => id.clone(),
-        };
-        if success_id.is_empty() || success_id.len() > super::MAX_PHYSICAL_ID_BYTES {
-            return fail(format!(
+        let id = call.physical_id();
+        if id.is_empty() || id.len() > super::MAX_PHYSICAL_ID_BYTES {
+            return Validated::Answered(answers.fail(format!(
                 "internal error: the function chose a physical id of {} bytes (1 to {} allowed)",
-                success_id.len(),
+                id.len(),
                 super::MAX_PHYSICAL_ID_BYTES
-            ));
+            )));
         }
-        let success = |outcome: Outcome, note: Option<String>| {
-            let mut reason = if log_stream.is_empty() {
-                "OK".to_owned()
-            } else {
-                format!("See the details in CloudWatch Log Stream: {log_stream}")
-            };
-            if let Some(note) = note {
-                reason = format!("{note}. {reason}");
-            }
-            respond(Status::Success, reason, success_id.clone(), outcome)
-        };
-        let timed_out = |spent: Duration| {
-            tracing::error!(budget_ms = spent.as_millis() as u64, "handler timed out; answering FAILED");
-            format!(
-                "timed out: the {} did not finish within {:.1} s (the Lambda timeout less a margin to answer); \
-                 raise the function's Timeout or look for an unreachable endpoint in its log",
-                env.request_type,
-                spent.as_secs_f64()
-            )
-        };
+        Validated::Call(Planned { call, started, budget })
+    }
 
-        let answer = |ended: Ended<Outcome>, note: Option<String>| match ended {
-            Ended::Done(outcome) => success(outcome, note),
-            Ended::Failed(why) => {
-                tracing::warn!(error = %redact::redact(&why), "handler failed");
-                fail(why)
-            }
-            Ended::TimedOut => fail(timed_out(budget)),
-        };
-        let handler = Arc::clone(&self.handler);
+    /// Runs the handler's call guarded by its deadline ([`guarded`]) and answers with how it ended.
+    async fn run(&self, answers: &Answers<'_>, planned: Planned<H::Properties>) -> Response {
+        let Planned { call, started, budget } = planned;
+        let (env, handler) = (answers.env, Arc::clone(&self.handler));
         match call {
-            Call::Create { id, props, replacing } => {
-                let cleanup = cleanup_budget(budget);
-                let create_deadline = started + budget - cleanup;
-                let info = RequestInfo::new(env, create_deadline);
-                let props = Arc::new(props);
-                let work = {
-                    let (handler, id, props) = (Arc::clone(&handler), id.clone(), Arc::clone(&props));
-                    async move { handler.create(&info, &id, &props).await }
-                };
-                let failure = match guarded(create_deadline, work).await {
-                    Ended::Done(outcome) => return success(outcome, None),
-                    Ended::Failed(why) => why,
-                    Ended::TimedOut => timed_out(budget - cleanup),
-                };
-                let physical_id = if replacing { fail_id() } else { id.clone() };
-                if !H::UNDOES_A_FAILED_CREATE {
-                    tracing::warn!(error = %redact::redact(&failure), "create failed");
-                    return respond(Status::Failed, failure, physical_id, Outcome::default());
-                }
-                tracing::warn!(error = %redact::redact(&failure), "create failed; undoing what it changed");
-                // Never leave a change behind a FAILED answer: undo what this Create did (its Delete
-                // removes only what carries this physical id). A first Create is also answered with
-                // its deterministic id, so that CloudFormation's Delete finishes the job if this
-                // cannot; a replacement keeps the current id, which CloudFormation rolls back to.
-                let info = RequestInfo::new(env, started + budget);
-                let undo = {
-                    let (handler, id, props) = (Arc::clone(&handler), id.clone(), Arc::clone(&props));
-                    async move { handler.delete(&info, &id, &props).await }
-                };
-                let undone = match guarded(started + budget, undo).await {
-                    Ended::Done(()) => "nothing of it was left in place".to_owned(),
-                    Ended::Failed(why) => format!("undoing it failed too ({why}): the Delete of {id} retries it"),
-                    Ended::TimedOut => format!("undoing it ran out of time: the Delete of {id} retries it"),
-                };
-                let reason = format!("{failure} ({undone})");
-                respond(Status::Failed, reason, physical_id, Outcome::default())
-            }
+            Call::Create { id, props, replacing } => self.create(answers, id, props, replacing, started, budget).await,
             Call::Update { id, props, old } => {
                 let info = RequestInfo::new(env, started + budget);
-                answer(
-                    guarded(started + budget, async move { handler.update(&info, &id, &props, old.as_ref()).await })
-                        .await,
-                    None,
-                )
+                let work = {
+                    let id = id.clone();
+                    async move { handler.update(&info, &id, &props, old.as_ref()).await }
+                };
+                answers.ended(guarded(started + budget, work).await, id, budget, None)
             }
             Call::Delete { id, props } => {
                 let info = RequestInfo::new(env, started + budget);
-                let work = async move { handler.delete(&info, &id, &props).await.map(|()| Outcome::default()) };
-                answer(guarded(started + budget, work).await, None)
+                let work = {
+                    let id = id.clone();
+                    async move { handler.delete(&info, &id, &props).await.map(|()| Outcome::default()) }
+                };
+                answers.ended(guarded(started + budget, work).await, id, budget, None)
             }
             Call::DeleteUnparsed { id, properties, why } => {
                 tracing::warn!(error = %why, "Delete with properties that no longer parse; cleaning up by the physical id");
                 let info = RequestInfo::new(env, started + budget);
-                let work =
-                    async move { handler.delete_unparsed(&info, &id, &properties).await.map(|()| Outcome::default()) };
-                answer(guarded(started + budget, work).await, Some(format!("Deleted by the physical id alone ({why})")))
+                let work = {
+                    let id = id.clone();
+                    async move { handler.delete_unparsed(&info, &id, &properties).await.map(|()| Outcome::default()) }
+                };
+                let note = Some(format!("Deleted by the physical id alone ({why})"));
+                answers.ended(guarded(started + budget, work).await, id, budget, note)
             }
+        }
+    }
+
+    /// A Create (or a replacement's): the handler's create guarded by its deadline less the time kept to
+    /// undo it ([`cleanup_budget`]); a failed one is undone at once by the handler's Delete, also guarded,
+    /// unless the resource opts out ([`CustomResource::UNDOES_A_FAILED_CREATE`]).
+    async fn create(
+        &self,
+        answers: &Answers<'_>,
+        id: String,
+        props: H::Properties,
+        replacing: bool,
+        started: Instant,
+        budget: Duration,
+    ) -> Response {
+        let (env, handler) = (answers.env, &self.handler);
+        let cleanup = cleanup_budget(budget);
+        let create_deadline = started + budget - cleanup;
+        let info = RequestInfo::new(env, create_deadline);
+        let props = Arc::new(props);
+        let work = {
+            let (handler, id, props) = (Arc::clone(handler), id.clone(), Arc::clone(&props));
+            async move { handler.create(&info, &id, &props).await }
+        };
+        let failure = match guarded(create_deadline, work).await {
+            Ended::Done(outcome) => return answers.success(id, outcome, None),
+            Ended::Failed(why) => why,
+            Ended::TimedOut => answers.timed_out(budget - cleanup),
+        };
+        let physical_id = if replacing { answers.fail_id() } else { id.clone() };
+        if !H::UNDOES_A_FAILED_CREATE {
+            tracing::warn!(error = %redact::redact(&failure), "create failed");
+            return answers.respond(Status::Failed, failure, physical_id, Outcome::default());
+        }
+        tracing::warn!(error = %redact::redact(&failure), "create failed; undoing what it changed");
+        // Never leave a change behind a FAILED answer: undo what this Create did (its Delete removes
+        // only what carries this physical id). A first Create is also answered with its deterministic
+        // id, so that CloudFormation's Delete finishes the job if this cannot; a replacement keeps the
+        // current id, which CloudFormation rolls back to.
+        let info = RequestInfo::new(env, started + budget);
+        let undo = {
+            let (handler, id, props) = (Arc::clone(handler), id.clone(), Arc::clone(&props));
+            async move { handler.delete(&info, &id, &props).await }
+        };
+        let undone = match guarded(started + budget, undo).await {
+            Ended::Done(()) => "nothing of it was left in place".to_owned(),
+            Ended::Failed(why) => format!("undoing it failed too ({why}): the Delete of {id} retries it"),
+            Ended::TimedOut => format!("undoing it ran out of time: the Delete of {id} retries it"),
+        };
+        let reason = format!("{failure} ({undone})");
+        answers.respond(Status::Failed, reason, physical_id, Outcome::default())
+    }
+}
+
+/// What validating a request found: a call for the handler, or the answer already.
+enum Validated<P> {
+    Call(Planned<P>),
+    Answered(Response),
+}
+
+/// A validated request: the handler call to make, when the handler's time began and how long it has
+/// (the rest of the invocation is kept to answer).
+struct Planned<P> {
+    call: Call<P>,
+    started: Instant,
+    budget: Duration,
+}
+
+/// The responses to one request, as CloudFormation expects them.
+struct Answers<'a> {
+    env: &'a Envelope,
+    log_stream: &'a str,
+}
+
+impl Answers<'_> {
+    fn respond(&self, status: Status, reason: String, physical_id: String, outcome: Outcome) -> Response {
+        Response {
+            status,
+            reason,
+            physical_resource_id: physical_id,
+            stack_id: self.env.stack_id.clone(),
+            request_id: self.env.request_id.clone(),
+            logical_resource_id: self.env.logical_resource_id.clone(),
+            no_echo: outcome.no_echo,
+            data: outcome.data,
+        }
+    }
+
+    /// The id a failure is answered with: the current one, or (a first Create) the failed-Create marker.
+    fn fail_id(&self) -> String {
+        self.env.physical_resource_id.clone().unwrap_or_else(|| failed_create_marker(self.env))
+    }
+
+    fn fail(&self, reason: String) -> Response {
+        self.respond(Status::Failed, reason, self.fail_id(), Outcome::default())
+    }
+
+    fn success(&self, physical_id: String, outcome: Outcome, note: Option<String>) -> Response {
+        let mut reason = if self.log_stream.is_empty() {
+            "OK".to_owned()
+        } else {
+            format!("See the details in CloudWatch Log Stream: {}", self.log_stream)
+        };
+        if let Some(note) = note {
+            reason = format!("{note}. {reason}");
+        }
+        self.respond(Status::Success, reason, physical_id, outcome)
+    }
+
+    /// The Reason of a handler that did not finish within `spent`.
+    fn timed_out(&self, spent: Duration) -> String {
+        tracing::error!(budget_ms = spent.as_millis() as u64, "handler timed out; answering FAILED");
+        format!(
+            "timed out: the {} did not finish within {:.1} s (the Lambda timeout less a margin to answer); \
+             raise the function's Timeout or look for an unreachable endpoint in its log",
+            self.env.request_type,
+            spent.as_secs_f64()
+        )
+    }
+
+    /// The answer for a guarded call that ended as `ended`, whose success keeps `physical_id`.
+    fn ended(&self, ended: Ended<Outcome>, physical_id: String, budget: Duration, note: Option<String>) -> Response {
+        match ended {
+            Ended::Done(outcome) => self.success(physical_id, outcome, note),
+            Ended::Failed(why) => {
+                tracing::warn!(error = %redact::redact(&why), "handler failed");
+                self.fail(why)
+            }
+            Ended::TimedOut => self.fail(self.timed_out(budget)),
         }
     }
 }
