@@ -20,9 +20,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     stackhand::logging::init();
     // Large fleets meet throttling: the clients retry within the run's cutoff (stackhand::aws::within).
     let config = stackhand::aws::config_with_attempt_timeout(ATTEMPT_TIMEOUT).await;
-    let clients = Arc::new(scheduler::Clients::new(&config));
     // A setting that can't be used stops the function at start-up (an init error), said in the log.
     let settings = Arc::new(scheduler::Settings::from_env().inspect_err(|e| tracing::error!(error = %e, "settings"))?);
+    let clients = Arc::new(scheduler::Clients::new(&config, &settings));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (clients, settings) = (Arc::clone(&clients), Arc::clone(&settings));
         async move {

@@ -23,16 +23,17 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub rds: aws_sdk_rds::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
-    pub ssm: aws_sdk_ssm::Client,
+    /// Only with `SCHEDULES_PARAMETER` set: a client nobody calls costs its share of the cold start.
+    pub ssm: Option<aws_sdk_ssm::Client>,
 }
 
 impl Clients {
-    pub fn new(config: &aws_config::SdkConfig) -> Self {
+    pub fn new(config: &aws_config::SdkConfig, settings: &Settings) -> Self {
         Self {
             ec2: stackhand::client!(aws_sdk_ec2, config),
             rds: stackhand::client!(aws_sdk_rds, config),
             autoscaling: stackhand::client!(aws_sdk_autoscaling, config),
-            ssm: stackhand::client!(aws_sdk_ssm, config),
+            ssm: settings.definitions_parameter.as_ref().map(|_| stackhand::client!(aws_sdk_ssm, config)),
         }
     }
 }
@@ -180,9 +181,9 @@ pub async fn run(
     resources.retain(|r| plan::selected(r, request));
 
     let mut named = Named { parameter: settings.definitions_parameter.clone(), definitions: None };
-    if let Some(parameter) = &named.parameter {
+    if let (Some(parameter), Some(ssm)) = (&named.parameter, &clients.ssm) {
         if request.action == Action::Reconcile && plan::needs_definitions(&resources) {
-            let read = by_cutoff(cutoff, "GetParameter", definitions(&clients.ssm, parameter));
+            let read = by_cutoff(cutoff, "GetParameter", definitions(ssm, parameter));
             named.definitions = Some(read.await);
         }
     }

@@ -90,7 +90,7 @@ pub fn clients_on(config: &SdkConfig, rules: Rules<'_>) -> Clients {
         ec2: stackhand::client!(aws_sdk_ec2, config, builder => builder.interceptor(ec2)),
         rds: stackhand::client!(aws_sdk_rds, config, builder => builder.interceptor(rds)),
         autoscaling: stackhand::client!(aws_sdk_autoscaling, config, builder => builder.interceptor(asg)),
-        ssm: stackhand::client!(aws_sdk_ssm, config, builder => builder.interceptor(ssm)),
+        ssm: Some(stackhand::client!(aws_sdk_ssm, config, builder => builder.interceptor(ssm))),
     }
 }
 
