@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_ec2::config::Credentials;
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 
 /// The secret access key the functions run with: tests assert it never shows up in any output.
 pub const TEST_SECRET_KEY: &str = "StackhandTestSecretKey/DoNotLog0123456789";
@@ -117,36 +117,6 @@ pub async fn interface(ec2: &aws_sdk_ec2::Client, subnet_id: &str, description: 
     }
     let eni = req.send().await.expect("CreateNetworkInterface");
     eni.network_interface().and_then(|n| n.private_ip_address()).unwrap().to_owned()
-}
-
-/// The group's ingress rules as `(protocol, from, to, cidr, owner tag value)`, sorted.
-pub async fn ingress_rules(
-    ec2: &aws_sdk_ec2::Client,
-    group_id: &str,
-    owner_tag: &str,
-) -> Vec<(String, i32, i32, String, Option<String>)> {
-    let out = ec2
-        .describe_security_group_rules()
-        .filters(Filter::builder().name("group-id").values(group_id).build())
-        .send()
-        .await
-        .expect("DescribeSecurityGroupRules");
-    let mut rules: Vec<_> = out
-        .security_group_rules()
-        .iter()
-        .filter(|r| r.is_egress() != Some(true))
-        .map(|r| {
-            (
-                r.ip_protocol().unwrap_or_default().to_owned(),
-                r.from_port().unwrap_or(-1),
-                r.to_port().unwrap_or(-1),
-                r.cidr_ipv4().or(r.cidr_ipv6()).unwrap_or_default().to_owned(),
-                r.tags().iter().find(|t| t.key() == Some(owner_tag)).and_then(|t| t.value()).map(str::to_owned),
-            )
-        })
-        .collect();
-    rules.sort();
-    rules
 }
 
 /// A tag specification for one resource type, for seeding.
