@@ -10,6 +10,7 @@ use aws_sdk_autoscaling::types::Tag as AsgTag;
 use stackhand::aws::{AwsError, AwsResultExt as _};
 use tokio::time::Instant;
 
+use crate::direction::Direction;
 use crate::inventory::{Capacity, Resource};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,33 +89,36 @@ fn outcome(error: CallError) -> Outcome {
 /// for its stop protection is taken out (AWS names it) and the rest tried again whole.
 pub async fn ec2_batch(
     ec2: &aws_sdk_ec2::Client,
-    start: bool,
+    direction: Direction,
     ids: Vec<String>,
     cutoff: Instant,
 ) -> Vec<(String, Outcome)> {
     if ids.is_empty() {
         return Vec::new();
     }
-    let result = if start {
-        let call = async {
-            let out = ec2.start_instances().set_instance_ids(Some(ids.clone())).send().await;
-            out.map(drop).op("StartInstances").map_err(CallError::from)
-        };
-        bounded(cutoff, "StartInstances", call).await
-    } else {
-        let call = async {
-            let out = ec2.stop_instances().set_instance_ids(Some(ids.clone())).send().await;
-            out.map(drop).op("StopInstances").map_err(CallError::from)
-        };
-        bounded(cutoff, "StopInstances", call).await
+    let result = match direction {
+        Direction::Start => {
+            let call = async {
+                let out = ec2.start_instances().set_instance_ids(Some(ids.clone())).send().await;
+                out.map(drop).op("StartInstances").map_err(CallError::from)
+            };
+            bounded(cutoff, "StartInstances", call).await
+        }
+        Direction::Stop => {
+            let call = async {
+                let out = ec2.stop_instances().set_instance_ids(Some(ids.clone())).send().await;
+                out.map(drop).op("StopInstances").map_err(CallError::from)
+            };
+            bounded(cutoff, "StopInstances", call).await
+        }
     };
     match result {
         Ok(()) => ids.into_iter().map(|id| (id, Outcome::Done)).collect(),
-        Err(e) if !start && stop_protected(&e).is_some_and(|id| ids.iter().any(|i| i == id)) => {
+        Err(e) if direction == Direction::Stop && stop_protected(&e).is_some_and(|id| ids.iter().any(|i| i == id)) => {
             let protected = stop_protected(&e).unwrap_or_default().to_owned();
             tracing::debug!(instance = %protected, "stop protection; retrying the batch without it");
             let rest = ids.into_iter().filter(|id| *id != protected).collect();
-            let mut outcomes = Box::pin(ec2_batch(ec2, start, rest, cutoff)).await;
+            let mut outcomes = Box::pin(ec2_batch(ec2, direction, rest, cutoff)).await;
             let why = "has stop protection (DisableApiStop); AWS won't stop it until that is turned off";
             outcomes.push((protected, Outcome::Skipped(why.into())));
             outcomes
@@ -123,8 +127,8 @@ pub async fn ec2_batch(
             tracing::debug!(batch = ids.len(), error = %e.message, "batch failed; retrying by halves");
             let mut left = ids;
             let right = left.split_off(left.len() / 2);
-            let mut outcomes = Box::pin(ec2_batch(ec2, start, left, cutoff)).await;
-            outcomes.extend(Box::pin(ec2_batch(ec2, start, right, cutoff)).await);
+            let mut outcomes = Box::pin(ec2_batch(ec2, direction, left, cutoff)).await;
+            outcomes.extend(Box::pin(ec2_batch(ec2, direction, right, cutoff)).await);
             outcomes
         }
         Err(e) => {
@@ -134,36 +138,42 @@ pub async fn ec2_batch(
     }
 }
 
-pub async fn db_instance(rds: &aws_sdk_rds::Client, start: bool, id: &str, cutoff: Instant) -> Outcome {
-    let result = if start {
-        let call = async {
-            let out = rds.start_db_instance().db_instance_identifier(id).send().await;
-            out.map(drop).op("StartDBInstance").map_err(CallError::from)
-        };
-        bounded(cutoff, "StartDBInstance", call).await
-    } else {
-        let call = async {
-            let out = rds.stop_db_instance().db_instance_identifier(id).send().await;
-            out.map(drop).op("StopDBInstance").map_err(CallError::from)
-        };
-        bounded(cutoff, "StopDBInstance", call).await
+pub async fn db_instance(rds: &aws_sdk_rds::Client, direction: Direction, id: &str, cutoff: Instant) -> Outcome {
+    let result = match direction {
+        Direction::Start => {
+            let call = async {
+                let out = rds.start_db_instance().db_instance_identifier(id).send().await;
+                out.map(drop).op("StartDBInstance").map_err(CallError::from)
+            };
+            bounded(cutoff, "StartDBInstance", call).await
+        }
+        Direction::Stop => {
+            let call = async {
+                let out = rds.stop_db_instance().db_instance_identifier(id).send().await;
+                out.map(drop).op("StopDBInstance").map_err(CallError::from)
+            };
+            bounded(cutoff, "StopDBInstance", call).await
+        }
     };
     result.map_or_else(outcome, |()| Outcome::Done)
 }
 
-pub async fn db_cluster(rds: &aws_sdk_rds::Client, start: bool, id: &str, cutoff: Instant) -> Outcome {
-    let result = if start {
-        let call = async {
-            let out = rds.start_db_cluster().db_cluster_identifier(id).send().await;
-            out.map(drop).op("StartDBCluster").map_err(CallError::from)
-        };
-        bounded(cutoff, "StartDBCluster", call).await
-    } else {
-        let call = async {
-            let out = rds.stop_db_cluster().db_cluster_identifier(id).send().await;
-            out.map(drop).op("StopDBCluster").map_err(CallError::from)
-        };
-        bounded(cutoff, "StopDBCluster", call).await
+pub async fn db_cluster(rds: &aws_sdk_rds::Client, direction: Direction, id: &str, cutoff: Instant) -> Outcome {
+    let result = match direction {
+        Direction::Start => {
+            let call = async {
+                let out = rds.start_db_cluster().db_cluster_identifier(id).send().await;
+                out.map(drop).op("StartDBCluster").map_err(CallError::from)
+            };
+            bounded(cutoff, "StartDBCluster", call).await
+        }
+        Direction::Stop => {
+            let call = async {
+                let out = rds.stop_db_cluster().db_cluster_identifier(id).send().await;
+                out.map(drop).op("StopDBCluster").map_err(CallError::from)
+            };
+            bounded(cutoff, "StopDBCluster", call).await
+        }
     };
     result.map_or_else(outcome, |()| Outcome::Done)
 }
@@ -295,7 +305,7 @@ mod tests {
     async fn a_good_batch_is_one_call() {
         let ok = mock!(aws_sdk_ec2::Client::start_instances).then_output(|| StartInstancesOutput::builder().build());
         let ec2 = testkit::mock_ec2_with(RuleMode::MatchAny, &[&ok]);
-        let out = ec2_batch(&ec2, true, ids(100), later()).await;
+        let out = ec2_batch(&ec2, Direction::Start, ids(100), later()).await;
         assert_eq!(out.len(), 100);
         assert!(out.iter().all(|(_, o)| *o == Outcome::Done));
         assert_eq!(ok.num_calls(), 1);
@@ -306,7 +316,7 @@ mod tests {
         let mut batch = ids(64);
         batch[37] = "i-bad00000000000000".into();
         let (ec2, refuse) = ec2_refusing("i-bad00000000000000", "UnsupportedOperation");
-        let out = ec2_batch(&ec2, false, batch, later()).await;
+        let out = ec2_batch(&ec2, Direction::Stop, batch, later()).await;
         assert_eq!(out.len(), 64, "every instance has an outcome");
         let failed: Vec<_> = out.iter().filter(|(_, o)| matches!(o, Outcome::Failed(_))).collect();
         assert_eq!(failed.len(), 1);
@@ -319,7 +329,7 @@ mod tests {
     #[tokio::test]
     async fn a_wrong_state_answer_is_a_skip_not_a_failure() {
         let (ec2, _) = ec2_refusing("i-00000000000000001", "IncorrectInstanceState");
-        let out = ec2_batch(&ec2, false, ids(2), later()).await;
+        let out = ec2_batch(&ec2, Direction::Stop, ids(2), later()).await;
         assert_eq!(out[0].1, Outcome::Done);
         assert_eq!(out[1].1, Outcome::Skipped("StopInstances failed: IncorrectInstanceState: no".into()));
     }
@@ -335,7 +345,7 @@ mod tests {
             })
             .then_error(|| failing("RequestLimitExceeded"));
         let ec2 = testkit::mock_ec2_with(RuleMode::MatchAny, &[&throttled]);
-        let out = ec2_batch(&ec2, false, ids(8), later()).await;
+        let out = ec2_batch(&ec2, Direction::Stop, ids(8), later()).await;
         assert!(out.iter().all(|(_, o)| matches!(o, Outcome::Failed(m) if m.contains("RequestLimitExceeded"))));
         let sizes = sizes.lock().unwrap();
         assert!(!sizes.is_empty() && sizes.iter().all(|n| *n == 8), "never split into more throttled calls: {sizes:?}");

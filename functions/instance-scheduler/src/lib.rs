@@ -3,6 +3,7 @@
 //! runtime; fuzz/ uses [`schedule`] (its hooks behind the `fuzzing` feature).
 
 mod actions;
+mod direction;
 mod inventory;
 mod plan;
 mod request;

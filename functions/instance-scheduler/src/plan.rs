@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::direction::Direction;
 use crate::inventory::{Resource, State, TagKeys};
 use crate::request::{Action, Request};
 use crate::schedule::{self, Definitions, Schedule, TagValue};
@@ -72,9 +73,9 @@ pub fn decide(resource: &Resource, request: &Request, keys: &TagKeys, named: &Na
             Ok(_) => {}
         }
     }
-    let running = match request.action {
-        Action::Start => true,
-        Action::Stop => false,
+    let wanted = match request.action {
+        Action::Start => Direction::Start,
+        Action::Stop => Direction::Stop,
         Action::Reconcile => {
             let schedule = match schedule::parse(&resource.schedule) {
                 Ok(TagValue::Spec(schedule)) => Ok(schedule),
@@ -82,26 +83,30 @@ pub fn decide(resource: &Resource, request: &Request, keys: &TagKeys, named: &Na
                 Err(e) => Err(e.to_string()),
             };
             match schedule {
-                Ok(schedule) => schedule.is_running_at(request.at),
+                Ok(schedule) => Direction::towards(schedule.is_running_at(request.at)),
                 Err(e) => return Decision::Skip(format!("{} tag \"{}\": {e}", keys.schedule, resource.schedule)),
             }
         }
     };
-    match (running, &resource.state) {
-        (true, State::Running | State::Starting | State::Busy(_)) => Decision::Unchanged,
-        (true, State::Stopped) => Decision::Start,
-        (true, State::Stopping) => Decision::Skip("is stopping; it can be started once it has stopped".into()),
+    match (wanted, &resource.state) {
+        (Direction::Start, State::Running | State::Starting | State::Busy(_)) => Decision::Unchanged,
+        (Direction::Start, State::Stopped) => Decision::Start,
+        (Direction::Start, State::Stopping) => {
+            Decision::Skip("is stopping; it can be started once it has stopped".into())
+        }
         // A group at capacity 0 whose protected instances outlive it is not really stopped.
-        (false, State::Stopped | State::Stopping) => match resource.scale_in_protection() {
+        (Direction::Stop, State::Stopped | State::Stopping) => match resource.scale_in_protection() {
             Some(why) => Decision::Skip(format!("is stopped, but {why}")),
             None => Decision::Unchanged,
         },
-        (false, State::Running) => match &resource.unstoppable {
+        (Direction::Stop, State::Running) => match &resource.unstoppable {
             Some(why) => Decision::Skip(why.clone()),
             None => Decision::Stop,
         },
-        (false, State::Starting) => Decision::Skip("is starting; it can be stopped once it is running".into()),
-        (false, State::Busy(status)) => {
+        (Direction::Stop, State::Starting) => {
+            Decision::Skip("is starting; it can be stopped once it is running".into())
+        }
+        (Direction::Stop, State::Busy(status)) => {
             Decision::Skip(format!("has status \"{status}\"; AWS stops a database only when it is available"))
         }
     }

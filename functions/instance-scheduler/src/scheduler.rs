@@ -12,8 +12,9 @@ use stackhand::aws::AwsResultExt as _;
 use tokio::time::{Duration, Instant};
 
 use crate::actions::{self, Outcome};
+use crate::direction::Direction;
 use crate::inventory::{self, Kind, Resource, TagKeys};
-use crate::plan::{self, Decision, Named};
+use crate::plan::{decide, needs_definitions, selected, Decision, Named};
 use crate::request::{self, Action, Request};
 use crate::schedule::{self, Definitions};
 use crate::summary::{Failed, Skipped, Summary};
@@ -131,27 +132,59 @@ pub async fn handle(
     }
 }
 
-/// What one job did: per resource, its name, whether it was a start, and how it went.
-type Done = Vec<(String, bool, Outcome)>;
+/// What the jobs did: per resource, its name, which way it was moved, and how it went.
+type Done = Vec<(String, Direction, Outcome)>;
 
 enum Job<'a> {
-    Instances { start: bool, ids: Vec<String> },
-    One { resource: &'a Resource, start: bool },
+    Instances { direction: Direction, ids: Vec<String> },
+    One { resource: &'a Resource, direction: Direction },
 }
 
+/// Everything the plan needs from AWS.
+struct Listed {
+    /// The tagged resources the request selects.
+    resources: Vec<Resource>,
+    /// The listings that failed.
+    failed: Vec<Failed>,
+    named: Named,
+}
+
+/// What the run is to send, and what it decided without sending anything.
+struct Plan<'a> {
+    jobs: Vec<Job<'a>>,
+    decided: Decided,
+}
+
+#[derive(Default)]
+struct Decided {
+    unchanged: usize,
+    skipped: Vec<Skipped>,
+    /// In a dry run, what would be started or stopped.
+    would: Vec<(String, Direction)>,
+}
+
+/// One run: list, plan, execute, summarize.
 pub async fn run(
     clients: &Clients,
     settings: &Settings,
     request: &Request,
     cutoff: Instant,
 ) -> Result<Summary, SchedulerError> {
+    let listed = list(clients, settings, request, cutoff).await?;
+    let Plan { jobs, decided } = plan(&listed.resources, request, settings, &listed.named);
+    let done = execute(clients, settings, jobs, cutoff).await;
+    Ok(summarize(request, listed, decided, done))
+}
+
+/// The tagged resources the request selects, and the named schedules if any of them names one. Fails
+/// only when nothing at all could be listed.
+async fn list(
+    clients: &Clients,
+    settings: &Settings,
+    request: &Request,
+    cutoff: Instant,
+) -> Result<Listed, SchedulerError> {
     let keys = &settings.keys;
-    let mut summary = Summary {
-        action: request.action.name().into(),
-        at: request.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        dry_run: request.dry_run,
-        ..Default::default()
-    };
     // Listing too ends at the cutoff: a page that hangs must not cost the run its summary.
     let (instances, databases, clusters, groups) = tokio::join!(
         by_cutoff(cutoff, "DescribeInstances", inventory::ec2_instances(&clients.ec2, keys)),
@@ -160,7 +193,7 @@ pub async fn run(
         by_cutoff(cutoff, "DescribeAutoScalingGroups", inventory::auto_scaling_groups(&clients.autoscaling, keys)),
     );
     let mut resources = Vec::new();
-    let mut errors = Vec::new();
+    let mut failed = Vec::new();
     for (source, listed) in [
         ("ec2-instances", instances),
         ("rds-instances", databases),
@@ -169,76 +202,116 @@ pub async fn run(
     ] {
         match listed {
             Ok(found) => resources.extend(found),
-            Err(error) => {
-                errors.push(error.clone());
-                summary.failed.push(Failed { resource: format!("{source} (listing)"), error });
-            }
+            Err(error) => failed.push(Failed { resource: format!("{source} (listing)"), error }),
         }
     }
-    if errors.len() == 4 {
+    if failed.len() == 4 {
+        let errors: Vec<&str> = failed.iter().map(|f| f.error.as_str()).collect();
         return Err(SchedulerError::NothingListed(errors.join("; ")));
     }
-    resources.retain(|r| plan::selected(r, request));
+    resources.retain(|r| selected(r, request));
+    let named = named(clients, settings, request, &resources, cutoff).await;
+    Ok(Listed { resources, failed, named })
+}
 
+/// The named schedules: their parameter read only for a reconcile over resources that name one.
+async fn named(
+    clients: &Clients,
+    settings: &Settings,
+    request: &Request,
+    resources: &[Resource],
+    cutoff: Instant,
+) -> Named {
     let mut named = Named { parameter: settings.definitions_parameter.clone(), definitions: None };
     if let (Some(parameter), Some(ssm)) = (&named.parameter, &clients.ssm) {
-        if request.action == Action::Reconcile && plan::needs_definitions(&resources) {
+        if request.action == Action::Reconcile && needs_definitions(resources) {
             let read = by_cutoff(cutoff, "GetParameter", definitions(ssm, parameter));
             named.definitions = Some(read.await);
         }
     }
+    named
+}
 
+/// Each resource's decision: EC2 instances to start or stop go in batches, every other resource in a
+/// job of its own; a dry run sends nothing.
+fn plan<'a>(resources: &'a [Resource], request: &Request, settings: &Settings, named: &Named) -> Plan<'a> {
+    let mut decided = Decided::default();
     let mut jobs = Vec::new();
     let (mut ec2_start, mut ec2_stop) = (Vec::new(), Vec::new());
-    for resource in &resources {
-        let start = match plan::decide(resource, request, keys, &named) {
+    for resource in resources {
+        let direction = match decide(resource, request, &settings.keys, named) {
             Decision::Unchanged => {
-                summary.unchanged += 1;
+                decided.unchanged += 1;
                 continue;
             }
             Decision::Skip(reason) => {
-                summary.skipped.push(Skipped { resource: resource.name(), reason });
+                decided.skipped.push(Skipped { resource: resource.name(), reason });
                 continue;
             }
-            Decision::Start => true,
-            Decision::Stop => false,
+            Decision::Start => Direction::Start,
+            Decision::Stop => Direction::Stop,
         };
         if request.dry_run {
-            if start { &mut summary.started } else { &mut summary.stopped }.push(resource.name());
+            decided.would.push((resource.name(), direction));
         } else if resource.kind == Kind::Ec2Instance {
-            if start { &mut ec2_start } else { &mut ec2_stop }.push(resource.id.clone());
+            match direction {
+                Direction::Start => &mut ec2_start,
+                Direction::Stop => &mut ec2_stop,
+            }
+            .push(resource.id.clone());
         } else {
-            jobs.push(Job::One { resource, start });
+            jobs.push(Job::One { resource, direction });
         }
     }
-    for (start, ids) in [(true, ec2_start), (false, ec2_stop)] {
+    for (direction, ids) in [(Direction::Start, ec2_start), (Direction::Stop, ec2_stop)] {
         for batch in ids.chunks(settings.batch_size.max(1)) {
-            jobs.push(Job::Instances { start, ids: batch.to_vec() });
+            jobs.push(Job::Instances { direction, ids: batch.to_vec() });
         }
     }
+    Plan { jobs, decided }
+}
 
+/// Runs the jobs, `settings.concurrency` at a time.
+async fn execute(clients: &Clients, settings: &Settings, jobs: Vec<Job<'_>>, cutoff: Instant) -> Done {
     let done: Vec<Done> = stream::iter(jobs)
-        .map(|job| execute(clients, keys, job, cutoff))
+        .map(|job| execute_job(clients, &settings.keys, job, cutoff))
         .buffer_unordered(settings.concurrency.max(1))
         .collect()
         .await;
+    done.into_iter().flatten().collect()
+}
+
+/// The summary: what the listing, the plan and the jobs each reported.
+fn summarize(request: &Request, listed: Listed, decided: Decided, done: Done) -> Summary {
+    let mut summary = Summary {
+        action: request.action.name().into(),
+        at: request.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        dry_run: request.dry_run,
+        skipped: decided.skipped,
+        failed: listed.failed,
+        unchanged: decided.unchanged,
+        ..Default::default()
+    };
+    for (name, direction) in decided.would {
+        summary.moved(direction).push(name);
+    }
     // Instances whose last start fell back to stopped: started again, and reported as failing until
     // one start holds.
     let start_failures: HashMap<String, &str> =
-        resources.iter().filter_map(|r| r.start_failure.as_deref().map(|why| (r.name(), why))).collect();
-    for (name, start, outcome) in done.into_iter().flatten() {
+        listed.resources.iter().filter_map(|r| r.start_failure.as_deref().map(|why| (r.name(), why))).collect();
+    for (name, direction, outcome) in done {
         match outcome {
-            Outcome::Done if start && start_failures.contains_key(&name) => {
+            Outcome::Done if direction == Direction::Start && start_failures.contains_key(&name) => {
                 let error = format!("{}; started again", start_failures[&name]);
                 summary.failed.push(Failed { resource: name, error });
             }
-            Outcome::Done => if start { &mut summary.started } else { &mut summary.stopped }.push(name),
+            Outcome::Done => summary.moved(direction).push(name),
             Outcome::Skipped(reason) => summary.skipped.push(Skipped { resource: name, reason }),
             Outcome::Failed(error) => summary.failed.push(Failed { resource: name, error }),
         }
     }
     summary.sort();
-    Ok(summary)
+    summary
 }
 
 /// `work`, or (when it is not done by `cutoff`) an error saying `operation` had no answer in time.
@@ -253,36 +326,36 @@ async fn by_cutoff<T, E: std::fmt::Display>(
     }
 }
 
-async fn execute(clients: &Clients, keys: &TagKeys, job: Job<'_>, cutoff: Instant) -> Done {
+async fn execute_job(clients: &Clients, keys: &TagKeys, job: Job<'_>, cutoff: Instant) -> Done {
     let late = Instant::now() >= cutoff;
     let too_late =
         || Outcome::Failed("not attempted: the invocation was about to time out; the next run picks it up".into());
     match job {
-        Job::Instances { start, ids } => {
+        Job::Instances { direction, ids } => {
             let name = |id: &str| format!("{}/{id}", Kind::Ec2Instance.label());
             if late {
-                return ids.iter().map(|id| (name(id), start, too_late())).collect();
+                return ids.iter().map(|id| (name(id), direction, too_late())).collect();
             }
-            let outcomes = actions::ec2_batch(&clients.ec2, start, ids, cutoff).await;
-            outcomes.into_iter().map(|(id, outcome)| (name(&id), start, outcome)).collect()
+            let outcomes = actions::ec2_batch(&clients.ec2, direction, ids, cutoff).await;
+            outcomes.into_iter().map(|(id, outcome)| (name(&id), direction, outcome)).collect()
         }
-        Job::One { resource, start } => {
+        Job::One { resource, direction } => {
             let outcome = if late {
                 too_late()
             } else {
-                match (resource.kind, start) {
-                    (Kind::DbInstance, _) => actions::db_instance(&clients.rds, start, &resource.id, cutoff).await,
-                    (Kind::DbCluster, _) => actions::db_cluster(&clients.rds, start, &resource.id, cutoff).await,
-                    (Kind::AutoScalingGroup, true) => {
+                match (resource.kind, direction) {
+                    (Kind::DbInstance, _) => actions::db_instance(&clients.rds, direction, &resource.id, cutoff).await,
+                    (Kind::DbCluster, _) => actions::db_cluster(&clients.rds, direction, &resource.id, cutoff).await,
+                    (Kind::AutoScalingGroup, Direction::Start) => {
                         actions::start_group(&clients.autoscaling, resource, &keys.saved_capacity, cutoff).await
                     }
-                    (Kind::AutoScalingGroup, false) => {
+                    (Kind::AutoScalingGroup, Direction::Stop) => {
                         actions::stop_group(&clients.autoscaling, resource, &keys.saved_capacity, cutoff).await
                     }
                     (Kind::Ec2Instance, _) => unreachable!("instances go in batches"),
                 }
             };
-            vec![(resource.name(), start, outcome)]
+            vec![(resource.name(), direction, outcome)]
         }
     }
 }
@@ -698,7 +771,8 @@ mod mocked {
         let listing = ec2_listing(vec![instance("i-late", InstanceStateName::Running).build()]);
         let stop = mock!(aws_sdk_ec2::Client::stop_instances).then_output(|| StopInstancesOutput::builder().build());
         let clients = testing::clients(Rules { ec2: vec![&listing, &stop], ..Default::default() });
-        let outcomes = crate::actions::ec2_batch(&clients.ec2, false, vec!["i-late".into()], Instant::now()).await;
+        let outcomes =
+            crate::actions::ec2_batch(&clients.ec2, Direction::Stop, vec!["i-late".into()], Instant::now()).await;
         assert!(matches!(&outcomes[0].1, crate::actions::Outcome::Failed(m) if m.contains("not attempted")));
         assert_eq!(stop.num_calls(), 0);
     }

@@ -3,6 +3,8 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::direction::Direction;
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Skipped {
     pub resource: String,
@@ -34,6 +36,14 @@ pub struct Summary {
 const LOGGED_PER_LIST: usize = 500;
 
 impl Summary {
+    /// The list of what was (or would be) moved in `direction`: `started` or `stopped`.
+    pub fn moved(&mut self, direction: Direction) -> &mut Vec<String> {
+        match direction {
+            Direction::Start => &mut self.started,
+            Direction::Stop => &mut self.stopped,
+        }
+    }
+
     /// Sorted, so that runs over the same world compare equal.
     pub fn sort(&mut self) {
         self.started.sort();
