@@ -5,10 +5,12 @@
 mod actions;
 mod direction;
 mod inventory;
+mod metrics;
 mod plan;
 mod request;
 pub mod schedule;
 pub mod scheduler;
 mod summary;
+pub mod targets;
 #[cfg(test)]
 mod testing;

@@ -1,5 +1,5 @@
 //! `instance-scheduler`: time-based start/stop of EC2 instances, RDS databases, Aurora clusters and
-//! Auto Scaling groups, driven by EventBridge schedules. Wiring only.
+//! Auto Scaling groups, driven by EventBridge schedules, in one or many accounts and Regions. Wiring only.
 
 // The runtime future's layout, built from the library crate's futures, is deeper than rustc's default
 // query depth allows.
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use instance_scheduler::scheduler;
+use instance_scheduler::targets::{Hub, Identity};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -22,12 +23,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = stackhand::aws::config_with_attempt_timeout(ATTEMPT_TIMEOUT).await;
     // A setting that can't be used stops the function at start-up (an init error), said in the log.
     let settings = Arc::new(scheduler::Settings::from_env().inspect_err(|e| tracing::error!(error = %e, "settings"))?);
-    let clients = Arc::new(scheduler::Clients::new(&config, &settings));
+    // No client yet: each target's are built on its first run (its account and Region decide them).
+    let hub = Arc::new(Hub::new(config));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (clients, settings) = (Arc::clone(&clients), Arc::clone(&settings));
+        let (hub, settings) = (Arc::clone(&hub), Arc::clone(&settings));
         async move {
             let deadline = stackhand::lambda::deadline(event.context.deadline);
-            scheduler::handle(&clients, &settings, event.payload, deadline).await
+            // The function's own account and partition, from the ARN it was invoked by.
+            let Some(own) = Identity::from_function_arn(&event.context.invoked_function_arn) else {
+                let arn = event.context.invoked_function_arn;
+                let e = format!("the invoked function ARN \"{arn}\" names no account");
+                return Err(stackhand::lambda::diagnostic("Stackhand.InstanceScheduler", &e));
+            };
+            scheduler::handle(&hub, &settings, event.payload, &own, deadline).await
         }
     }))
     .await

@@ -17,25 +17,38 @@ use crate::inventory::{self, Kind, Resource, TagKeys};
 use crate::plan::{decide, needs_definitions, selected, Decision, Named};
 use crate::request::{self, Action, Request};
 use crate::schedule::{self, Definitions};
+use crate::metrics;
 use crate::summary::{Failed, Skipped, Summary};
+use crate::targets::{is_account, Hub, Identity, Target};
 
-/// The SDK clients, built once per process.
+/// One target's SDK clients (an account in a Region), built on the target's first run in the process.
 pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub rds: aws_sdk_rds::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
-    /// Only with `SCHEDULES_PARAMETER` set: a client nobody calls costs its share of the cold start.
-    pub ssm: Option<aws_sdk_ssm::Client>,
 }
 
 impl Clients {
-    pub fn new(config: &aws_config::SdkConfig, settings: &Settings) -> Self {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
         Self {
             ec2: stackhand::client!(aws_sdk_ec2, config),
             rds: stackhand::client!(aws_sdk_rds, config),
             autoscaling: stackhand::client!(aws_sdk_autoscaling, config),
-            ssm: settings.definitions_parameter.as_ref().map(|_| stackhand::client!(aws_sdk_ssm, config)),
         }
+    }
+}
+
+/// The named schedules' SSM parameter, in the hub's own account and Region: read at most once per run,
+/// by the first target whose resources name a schedule.
+pub struct Definer {
+    ssm: Option<aws_sdk_ssm::Client>,
+    parameter: Option<String>,
+    read: tokio::sync::OnceCell<Result<Definitions, String>>,
+}
+
+impl Definer {
+    pub fn with_client(ssm: Option<aws_sdk_ssm::Client>, settings: &Settings) -> Self {
+        Self { ssm, parameter: settings.definitions_parameter.clone(), read: tokio::sync::OnceCell::new() }
     }
 }
 
@@ -52,6 +65,16 @@ pub struct Settings {
     /// `RECONCILE_INTERVAL_MINUTES`: how often the reconcile rule fires. A Scheduled Event whose `time`
     /// is further than this from now (a retried or long-queued one) is evaluated at now instead.
     pub interval: chrono::TimeDelta,
+    /// `SCHEDULER_ACCOUNTS`: the accounts to schedule (none: the function's own).
+    pub accounts: Vec<String>,
+    /// `SCHEDULER_REGIONS`: the Regions to schedule in (none: the function's own).
+    pub regions: Vec<String>,
+    /// `SCHEDULER_ROLE_NAME`: the role assumed in every other account.
+    pub role_name: String,
+    /// `SCHEDULER_EXTERNAL_ID`: sent with every AssumeRole when set.
+    pub external_id: Option<String>,
+    /// `SCHEDULER_CONCURRENT_TARGETS`: targets run at once.
+    pub target_concurrency: usize,
 }
 
 pub const DEFAULT_SCHEDULE_TAG: &str = "Schedule";
@@ -59,6 +82,8 @@ pub const DEFAULT_OVERRIDE_TAG: &str = "ScheduleOverride";
 pub const SAVED_CAPACITY_TAG: &str = "stackhand:saved-capacity";
 const BATCH_SIZE: usize = 100;
 const CONCURRENCY: usize = 8;
+const TARGET_CONCURRENCY: usize = 8;
+pub const DEFAULT_ROLE_NAME: &str = "stackhand-instance-scheduler";
 /// The template's default `SchedulerReconcileMinutes`.
 const DEFAULT_INTERVAL_MINUTES: i64 = 5;
 /// Calls not begun this long before the invocation's deadline are left for the next run.
@@ -69,6 +94,42 @@ const RESERVE: Duration = Duration::from_secs(3);
 pub enum SettingsError {
     #[error("RECONCILE_INTERVAL_MINUTES is \"{0}\": give the reconcile rule's interval as a whole number of minutes, 1 or more")]
     Interval(String),
+    #[error("SCHEDULER_ACCOUNTS has \"{0}\": give 12-digit account ids separated by commas (e.g. 111122223333,444455556666), or leave it empty for the function's own account")]
+    Account(String),
+    #[error("SCHEDULER_REGIONS has \"{0}\": give Region codes separated by commas (e.g. eu-west-1,us-east-1), or leave it empty for the function's own Region")]
+    Region(String),
+    #[error("SCHEDULER_ROLE_NAME is \"{0}\": give the spoke role's name only (letters, digits and +=,.@_-, up to 64), not its ARN")]
+    RoleName(String),
+    #[error("SCHEDULER_CONCURRENT_TARGETS is \"{0}\": give a whole number from 1 to 64")]
+    TargetConcurrency(String),
+}
+
+/// A comma-separated list, blanks dropped; each item checked by `valid`, the first bad one named by `error`.
+fn comma_list(
+    text: Option<String>,
+    valid: impl Fn(&str) -> bool,
+    error: impl Fn(String) -> SettingsError,
+) -> Result<Vec<String>, SettingsError> {
+    let mut items = Vec::new();
+    for item in text.iter().flat_map(|t| t.split(',')).map(str::trim).filter(|i| !i.is_empty()) {
+        if !valid(item) {
+            return Err(error(item.to_owned()));
+        }
+        items.push(item.to_owned());
+    }
+    Ok(items)
+}
+
+/// `eu-west-1`, `us-gov-west-1`, `ap-southeast-5`: lowercase words, then a number.
+fn is_region(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    parts.len() >= 3
+        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok()
+}
+
+fn is_role_name(text: &str) -> bool {
+    (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
 impl Settings {
@@ -94,6 +155,21 @@ impl Settings {
             batch_size: BATCH_SIZE,
             concurrency: CONCURRENCY,
             interval: chrono::TimeDelta::minutes(interval),
+            accounts: comma_list(get("SCHEDULER_ACCOUNTS"), is_account, SettingsError::Account)?,
+            regions: comma_list(get("SCHEDULER_REGIONS"), is_region, SettingsError::Region)?,
+            role_name: match get("SCHEDULER_ROLE_NAME") {
+                Some(name) if !is_role_name(name.trim()) => return Err(SettingsError::RoleName(name)),
+                Some(name) => name.trim().to_owned(),
+                None => DEFAULT_ROLE_NAME.into(),
+            },
+            external_id: get("SCHEDULER_EXTERNAL_ID"),
+            target_concurrency: match get("SCHEDULER_CONCURRENT_TARGETS") {
+                None => TARGET_CONCURRENCY,
+                Some(text) => match text.trim().parse::<usize>() {
+                    Ok(n) if (1..=64).contains(&n) => n,
+                    _ => return Err(SettingsError::TargetConcurrency(text)),
+                },
+            },
         })
     }
 }
@@ -106,29 +182,80 @@ pub enum SchedulerError {
     NothingListed(String),
 }
 
-/// The Lambda handler: an event in, the summary out.
+/// The Lambda error type of a run in which something failed: its message is the summary (the log form,
+/// lists cut to their first entries) with an `error` line, so that an alarm on the function's Errors
+/// fires and whoever reads the error sees what failed.
+pub const FAILED_ERROR_TYPE: &str = "Stackhand.InstanceScheduler.Failed";
+
+/// The Lambda handler: an event in, the summary out — as the result when everything went, as the
+/// invocation's error when anything failed (a start, a stop, a listing, a whole target).
 pub async fn handle(
-    clients: &Clients,
+    hub: &Hub,
     settings: &Settings,
     event: Value,
+    own: &Identity,
     deadline: Instant,
 ) -> Result<Value, Diagnostic> {
-    let outcome = async {
-        let request = request::parse(&event, Utc::now(), settings.interval)?;
-        let cutoff = deadline.checked_sub(RESERVE).unwrap_or(deadline);
-        // Every AWS call of the run retries (throttling, transient errors) until the cutoff, no longer.
-        stackhand::aws::within(cutoff, run(clients, settings, &request, cutoff)).await
-    }
-    .await;
-    match outcome {
-        Ok(summary) => {
-            tracing::info!(summary = %summary.for_log(), "scheduler run");
-            Ok(summary.to_value())
-        }
+    let request = match request::parse(&event, Utc::now(), settings.interval) {
+        Ok(request) => request,
         Err(e) => {
             tracing::error!(error = %e, "scheduler run failed");
-            Err(stackhand::lambda::diagnostic("Stackhand.InstanceScheduler", &e))
+            return Err(stackhand::lambda::diagnostic("Stackhand.InstanceScheduler", &e));
         }
+    };
+    let cutoff = deadline.checked_sub(RESERVE).unwrap_or(deadline);
+    // Every AWS call of the run retries (throttling, transient errors) until the cutoff, no longer.
+    let summary = stackhand::aws::within(cutoff, run_targets(hub, settings, &request, own, cutoff)).await;
+    metrics::emit(&summary, &mut std::io::stdout().lock());
+    let logged = summary.for_log();
+    if summary.failed.is_empty() {
+        tracing::info!(summary = %logged, "scheduler run");
+        return Ok(summary.to_value());
+    }
+    tracing::error!(summary = %logged, "scheduler run failed");
+    let mut message = logged;
+    message["error"] = Value::String(summary.failure_line());
+    Err(stackhand::lambda::diagnostic(FAILED_ERROR_TYPE, &message))
+}
+
+/// Every target, `settings.target_concurrency` at a time, each on its own: one whose role can't be
+/// assumed or whose listings all fail is reported in the summary, and the others go on.
+pub async fn run_targets(
+    hub: &Hub,
+    settings: &Settings,
+    request: &Request,
+    own: &Identity,
+    cutoff: Instant,
+) -> Summary {
+    let targets = hub.targets(settings, own);
+    let definer = hub.definer(settings);
+    let runs: Vec<(Target, Result<Summary, String>)> = stream::iter(targets.iter())
+        .map(|target| {
+            let definer = &definer;
+            async move {
+                let summary = async {
+                    let clients = hub.clients(settings, own, target).await?;
+                    run(&clients, definer, settings, request, cutoff).await.map_err(|e| e.to_string())
+                };
+                let summary = tokio::time::timeout_at(cutoff, summary).await.unwrap_or_else(|_| {
+                    Err("no answer by the run's cutoff (AssumeRole or every listing hung); the next run tries again".into())
+                });
+                (target.clone(), summary)
+            }
+        })
+        .buffer_unordered(settings.target_concurrency.max(1))
+        .collect()
+        .await;
+    Summary::merge(request_summary(request), runs, targets.len() > 1)
+}
+
+/// An empty summary of `request`.
+fn request_summary(request: &Request) -> Summary {
+    Summary {
+        action: request.action.name().into(),
+        at: request.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        dry_run: request.dry_run,
+        ..Default::default()
     }
 }
 
@@ -166,11 +293,12 @@ struct Decided {
 /// One run: list, plan, execute, summarize.
 pub async fn run(
     clients: &Clients,
+    definer: &Definer,
     settings: &Settings,
     request: &Request,
     cutoff: Instant,
 ) -> Result<Summary, SchedulerError> {
-    let listed = list(clients, settings, request, cutoff).await?;
+    let listed = list(clients, definer, request, settings, cutoff).await?;
     let Plan { jobs, decided } = plan(&listed.resources, request, settings, &listed.named);
     let done = execute(clients, settings, jobs, cutoff).await;
     Ok(summarize(request, listed, decided, done))
@@ -180,8 +308,9 @@ pub async fn run(
 /// only when nothing at all could be listed.
 async fn list(
     clients: &Clients,
-    settings: &Settings,
+    definer: &Definer,
     request: &Request,
+    settings: &Settings,
     cutoff: Instant,
 ) -> Result<Listed, SchedulerError> {
     let keys = &settings.keys;
@@ -210,23 +339,18 @@ async fn list(
         return Err(SchedulerError::NothingListed(errors.join("; ")));
     }
     resources.retain(|r| selected(r, request));
-    let named = named(clients, settings, request, &resources, cutoff).await;
+    let named = named(definer, request, &resources, cutoff).await;
     Ok(Listed { resources, failed, named })
 }
 
-/// The named schedules: their parameter read only for a reconcile over resources that name one.
-async fn named(
-    clients: &Clients,
-    settings: &Settings,
-    request: &Request,
-    resources: &[Resource],
-    cutoff: Instant,
-) -> Named {
-    let mut named = Named { parameter: settings.definitions_parameter.clone(), definitions: None };
-    if let (Some(parameter), Some(ssm)) = (&named.parameter, &clients.ssm) {
+/// The named schedules: their parameter read (once per run, whichever target asks first) only for a
+/// reconcile over resources that name one.
+async fn named(definer: &Definer, request: &Request, resources: &[Resource], cutoff: Instant) -> Named {
+    let mut named = Named { parameter: definer.parameter.clone(), definitions: None };
+    if let (Some(parameter), Some(ssm)) = (&definer.parameter, &definer.ssm) {
         if request.action == Action::Reconcile && needs_definitions(resources) {
-            let read = by_cutoff(cutoff, "GetParameter", definitions(ssm, parameter));
-            named.definitions = Some(read.await);
+            let read = definer.read.get_or_init(|| by_cutoff(cutoff, "GetParameter", definitions(ssm, parameter)));
+            named.definitions = Some(read.await.clone());
         }
     }
     named
@@ -284,13 +408,10 @@ async fn execute(clients: &Clients, settings: &Settings, jobs: Vec<Job<'_>>, cut
 /// The summary: what the listing, the plan and the jobs each reported.
 fn summarize(request: &Request, listed: Listed, decided: Decided, done: Done) -> Summary {
     let mut summary = Summary {
-        action: request.action.name().into(),
-        at: request.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        dry_run: request.dry_run,
         skipped: decided.skipped,
         failed: listed.failed,
         unchanged: decided.unchanged,
-        ..Default::default()
+        ..request_summary(request)
     };
     for (name, direction) in decided.would {
         summary.moved(direction).push(name);
@@ -487,7 +608,8 @@ mod mocked {
     }
 
     async fn run_with(clients: &Clients, action: Action) -> Summary {
-        run(clients, &testing::settings(), &testing::request(action), later()).await.expect("a summary")
+        let definer = testing::no_definitions();
+        run(clients, &definer, &testing::settings(), &testing::request(action), later()).await.expect("a summary")
     }
 
     fn reasons(summary: &Summary) -> Vec<(String, String)> {
@@ -740,7 +862,8 @@ mod mocked {
         let clients = testing::clients_on(&config, Rules { ec2: vec![&listing, &stop], ..Default::default() });
         let cutoff = Instant::now() + Duration::from_secs(10);
         let (settings, request) = (testing::settings(), testing::request(Action::Stop));
-        let run = run(&clients, &settings, &request, cutoff);
+        let definer = testing::no_definitions();
+        let run = run(&clients, &definer, &settings, &request, cutoff);
         let summary = stackhand::aws::within(cutoff, run).await.expect("a summary");
         (summary, Instant::now().saturating_duration_since(cutoff))
     }

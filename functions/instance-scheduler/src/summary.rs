@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::direction::Direction;
+use crate::targets::Target;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Skipped {
@@ -29,6 +30,21 @@ pub struct Summary {
     pub skipped: Vec<Skipped>,
     pub failed: Vec<Failed>,
     pub unchanged: usize,
+    /// Per account and Region: the counts, and why the whole target failed when it did.
+    pub targets: Vec<TargetSummary>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TargetSummary {
+    pub account: String,
+    pub region: String,
+    pub started: usize,
+    pub stopped: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub unchanged: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A log line holds at most this many entries per list (CloudWatch cuts events at 256 KB); the
@@ -50,6 +66,53 @@ impl Summary {
         self.stopped.sort();
         self.skipped.sort();
         self.failed.sort();
+    }
+
+    /// One summary from each target's: the totals, the lists (each name led by `<account>/<region>/`
+    /// when `qualified`, i.e. with more than one target), and a `targets` entry each. A target that
+    /// failed as a whole is one `failed` entry, `<account>/<region> (target)`.
+    pub fn merge(mut total: Summary, runs: Vec<(Target, Result<Summary, String>)>, qualified: bool) -> Summary {
+        let name = |target: &Target, name: String| if qualified { format!("{target}/{name}") } else { name };
+        for (target, run) in runs {
+            let mut entry =
+                TargetSummary { account: target.account.clone(), region: target.region.clone(), ..Default::default() };
+            match run {
+                Ok(run) => {
+                    entry.started = run.started.len();
+                    entry.stopped = run.stopped.len();
+                    entry.skipped = run.skipped.len();
+                    entry.failed = run.failed.len();
+                    entry.unchanged = run.unchanged;
+                    total.unchanged += run.unchanged;
+                    total.started.extend(run.started.into_iter().map(|r| name(&target, r)));
+                    total.stopped.extend(run.stopped.into_iter().map(|r| name(&target, r)));
+                    total.skipped.extend(
+                        run.skipped.into_iter().map(|s| Skipped { resource: name(&target, s.resource), reason: s.reason }),
+                    );
+                    total.failed.extend(
+                        run.failed.into_iter().map(|f| Failed { resource: name(&target, f.resource), error: f.error }),
+                    );
+                }
+                Err(error) => {
+                    entry.failed = 1;
+                    total.failed.push(Failed { resource: format!("{target} (target)"), error: error.clone() });
+                    entry.error = Some(error);
+                }
+            }
+            total.targets.push(entry);
+        }
+        total.targets.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+        total.sort();
+        total
+    }
+
+    /// What failed, in one line: the count and the first few, for the invocation's error.
+    pub fn failure_line(&self) -> String {
+        const NAMED: usize = 3;
+        let first: Vec<String> = self.failed.iter().take(NAMED).map(|f| format!("{}: {}", f.resource, f.error)).collect();
+        let more = self.failed.len().saturating_sub(NAMED);
+        let more = if more > 0 { format!("; and {more} more in `failed`") } else { String::new() };
+        format!("{} failed: {}{more}", self.failed.len(), first.join("; "))
     }
 
     pub fn to_value(&self) -> Value {

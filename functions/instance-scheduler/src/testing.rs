@@ -19,7 +19,7 @@ use aws_smithy_types::error::ErrorMetadata;
 
 use crate::inventory::TagKeys;
 use crate::request::{Action, Request};
-use crate::scheduler::{Clients, Settings};
+use crate::scheduler::{Clients, Definer, Settings};
 
 pub const KEY: &str = "Schedule";
 
@@ -39,6 +39,11 @@ pub fn request(action: Action) -> Request {
     Request { action, schedule: None, dry_run: false, at: "2026-11-23T12:00:00Z".parse().unwrap() }
 }
 
+/// No named schedules.
+pub fn no_definitions() -> Definer {
+    Definer::with_client(None, &settings())
+}
+
 /// A modeled error with `code`, for any operation's error type.
 pub fn error_meta(code: &str, message: &str) -> ErrorMetadata {
     ErrorMetadata::builder().code(code).message(message).build()
@@ -50,7 +55,6 @@ pub struct Rules<'a> {
     pub ec2: Vec<&'a Rule>,
     pub rds: Vec<&'a Rule>,
     pub autoscaling: Vec<&'a Rule>,
-    pub ssm: Vec<&'a Rule>,
 }
 
 fn interceptor(rules: &[&Rule], defaults: &[Rule]) -> MockResponseInterceptor {
@@ -80,17 +84,12 @@ pub fn clients_on(config: &SdkConfig, rules: Rules<'_>) -> Clients {
     ];
     let asg = [mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups)
         .then_output(|| DescribeAutoScalingGroupsOutput::builder().build())];
-    let (ec2, rds, asg, ssm) = (
-        interceptor(&rules.ec2, &ec2),
-        interceptor(&rules.rds, &rds),
-        interceptor(&rules.autoscaling, &asg),
-        interceptor(&rules.ssm, &[]),
-    );
+    let (ec2, rds, asg) =
+        (interceptor(&rules.ec2, &ec2), interceptor(&rules.rds, &rds), interceptor(&rules.autoscaling, &asg));
     Clients {
         ec2: stackhand::client!(aws_sdk_ec2, config, builder => builder.interceptor(ec2)),
         rds: stackhand::client!(aws_sdk_rds, config, builder => builder.interceptor(rds)),
         autoscaling: stackhand::client!(aws_sdk_autoscaling, config, builder => builder.interceptor(asg)),
-        ssm: Some(stackhand::client!(aws_sdk_ssm, config, builder => builder.interceptor(ssm))),
     }
 }
 

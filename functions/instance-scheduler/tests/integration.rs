@@ -11,6 +11,7 @@ use testkit::{fleet, unique, Answer, FunctionProcess, RuntimeApi, ThrottlingProx
 const BIN: &str = env!("CARGO_BIN_EXE_instance-scheduler");
 const REGION: &str = "eu-west-1";
 const TIMEOUT: Duration = Duration::from_secs(120);
+const FAILED: &str = instance_scheduler::scheduler::FAILED_ERROR_TYPE;
 
 /// One test's corner of moto: clients for a region, a tag key no other test uses, a subnet.
 struct World {
@@ -68,10 +69,16 @@ struct Scheduler {
 }
 
 impl Scheduler {
-    /// The summary of a successful run (panics, with the function's output, on an invocation error).
+    /// The summary of a run: its result, or — when something failed — the summary its invocation error
+    /// carries (with an `error` line). Panics, with the function's output, on any other error.
     async fn run(&self, event: Value) -> Value {
         match self.api.invoke_json(&event, TIMEOUT).await.answer {
             Answer::Response(summary) => summary,
+            Answer::Error(e) if e["errorType"] == FAILED => {
+                let summary: Value = serde_json::from_str(e["errorMessage"].as_str().unwrap()).unwrap();
+                assert!(!summary["failed"].as_array().unwrap().is_empty(), "an error with nothing failed: {summary}");
+                summary
+            }
             Answer::Error(e) => panic!("invocation error {e}\n{}", self.process.output()),
         }
     }
@@ -486,7 +493,10 @@ async fn bad_events_and_an_unreachable_aws_are_invocation_errors_that_say_why() 
     let s = w.scheduler(&closed, &[("AWS_MAX_ATTEMPTS", "2")]).await;
     let answer = s.api.invoke_json(&json!({"action": "stop"}), TIMEOUT).await.answer;
     assert!(answer.is_error(), "{answer:?}");
-    let message = answer.value()["errorMessage"].as_str().unwrap();
-    assert!(message.starts_with("nothing could be evaluated: DescribeInstances failed"), "{message}");
+    assert_eq!(answer.value()["errorType"], FAILED);
+    let summary: Value = serde_json::from_str(answer.value()["errorMessage"].as_str().unwrap()).unwrap();
+    let error = summary["error"].as_str().unwrap();
+    assert!(error.starts_with("1 failed: 123456789012/eu-west-1 (target): nothing could be evaluated: DescribeInstances failed"), "{error}");
+    assert_eq!(summary["targets"][0]["error"].as_str().unwrap(), reason(&summary, "123456789012/eu-west-1 (target)"));
     s.assert_no_secrets().await;
 }
