@@ -4,6 +4,7 @@
 //! "Already in that state" answers are reported as skipped, not failed. Throttling is retried by the SDK.
 //! Every call is bounded by the run's cutoff: one that has no answer by then is reported, not awaited.
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use aws_sdk_autoscaling::types::Tag as AsgTag;
@@ -16,6 +17,8 @@ use crate::inventory::{Capacity, Resource};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done,
+    /// Done, but not the way asked (a hibernation that fell back to a normal stop): why.
+    Fallback(String),
     Skipped(String),
     Failed(String),
 }
@@ -26,8 +29,8 @@ const THROTTLING: [&str; 4] = ["RequestLimitExceeded", "Throttling", "Throttling
 const WRONG_STATE: [&str; 4] =
     ["IncorrectInstanceState", "InvalidDBInstanceState", "InvalidDBInstanceStateFault", "InvalidDBClusterStateFault"];
 
-struct CallError {
-    message: String,
+pub(crate) struct CallError {
+    pub(crate) message: String,
     code: Option<String>,
     /// A service's answer about the request's content (not throttling, not the network): splitting
     /// the batch may get the rest through.
@@ -55,7 +58,7 @@ impl CallError {
 
 /// Runs one AWS call, but not past `cutoff`: an attempt may hang for its whole attempt timeout, longer
 /// than the invocation has left, and the run must still answer with its summary.
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     cutoff: Instant,
     operation: &str,
     call: impl Future<Output = Result<T, CallError>>,
@@ -76,7 +79,7 @@ fn stop_protected(error: &CallError) -> Option<&str> {
     rest.split_once('\'').map(|(id, _)| id)
 }
 
-fn outcome(error: CallError) -> Outcome {
+pub(crate) fn outcome(error: CallError) -> Outcome {
     if error.code.as_deref().is_some_and(|c| WRONG_STATE.contains(&c)) {
         Outcome::Skipped(error.message)
     } else {
@@ -93,47 +96,128 @@ pub async fn ec2_batch(
     ids: Vec<String>,
     cutoff: Instant,
 ) -> Vec<(String, Outcome)> {
+    batch(ec2, direction, ids, false, cutoff, &mut Vec::new()).await
+}
+
+/// Hibernates `ids` (instances tagged for it and launched with it enabled) in one StopInstances call
+/// with `Hibernate`. An instance AWS refuses to hibernate is taken out — the one its answer names, or
+/// else found by halving — and the rest hibernated again as one batch; those taken out are then
+/// stopped normally, together in one batch, and reported with AWS's reason. Other errors go as in
+/// [`ec2_batch`].
+pub async fn hibernate_batch(ec2: &aws_sdk_ec2::Client, ids: Vec<String>, cutoff: Instant) -> Vec<(String, Outcome)> {
+    let mut refused = Vec::new();
+    let mut outcomes = batch(ec2, Direction::Stop, ids, true, cutoff, &mut refused).await;
+    if refused.is_empty() {
+        return outcomes;
+    }
+    let why: HashMap<String, String> = refused.into_iter().collect();
+    let ids = why.keys().cloned().collect();
+    for (id, outcome) in batch(ec2, Direction::Stop, ids, false, cutoff, &mut Vec::new()).await {
+        let outcome = match outcome {
+            Outcome::Done => Outcome::Fallback(format!("not hibernated ({}); stopped normally instead", why[&id])),
+            other => other,
+        };
+        outcomes.push((id, outcome));
+    }
+    outcomes
+}
+
+/// Whether StopInstances refused to hibernate (not to stop): the instance isn't able to hibernate
+/// (`UnsupportedHibernationConfiguration`; `UnsupportedOperation` about hibernation, as when it is
+/// asked too soon after launch, before the hibernation agent is ready).
+fn refuses_hibernation(error: &CallError) -> bool {
+    match error.code.as_deref() {
+        Some("UnsupportedHibernationConfiguration") => true,
+        Some("UnsupportedOperation") => error.message.to_ascii_lowercase().contains("hibernat"),
+        _ => false,
+    }
+}
+
+/// [`ec2_batch`], and with `hibernate` a StopInstances with `Hibernate`, whose refusals are taken out
+/// into `refused` (instance, reason) rather than reported.
+async fn batch(
+    ec2: &aws_sdk_ec2::Client,
+    direction: Direction,
+    ids: Vec<String>,
+    hibernate: bool,
+    cutoff: Instant,
+    refused: &mut Vec<(String, String)>,
+) -> Vec<(String, Outcome)> {
     if ids.is_empty() {
         return Vec::new();
     }
-    let result = match direction {
-        Direction::Start => {
-            let call = async {
-                let out = ec2.start_instances().set_instance_ids(Some(ids.clone())).send().await;
-                out.map(drop).op("StartInstances").map_err(CallError::from)
-            };
-            bounded(cutoff, "StartInstances", call).await
-        }
-        Direction::Stop => {
-            let call = async {
-                let out = ec2.stop_instances().set_instance_ids(Some(ids.clone())).send().await;
-                out.map(drop).op("StopInstances").map_err(CallError::from)
-            };
-            bounded(cutoff, "StopInstances", call).await
-        }
-    };
+    let result = send(ec2, direction, &ids, hibernate, cutoff).await;
     match result {
         Ok(()) => ids.into_iter().map(|id| (id, Outcome::Done)).collect(),
+        Err(e) if hibernate && refuses_hibernation(&e) => {
+            // The instance its answer names (or the only one) falls back; else halve to find it.
+            match ids.iter().position(|i| e.message.contains(i.as_str())).or((ids.len() == 1).then_some(0)) {
+                Some(index) => {
+                    let mut rest = ids;
+                    refused.push((rest.remove(index), e.message));
+                    Box::pin(batch(ec2, direction, rest, hibernate, cutoff, refused)).await
+                }
+                None => halves(ec2, direction, ids, hibernate, cutoff, refused).await,
+            }
+        }
         Err(e) if direction == Direction::Stop && stop_protected(&e).is_some_and(|id| ids.iter().any(|i| i == id)) => {
             let protected = stop_protected(&e).unwrap_or_default().to_owned();
             tracing::debug!(instance = %protected, "stop protection; retrying the batch without it");
             let rest = ids.into_iter().filter(|id| *id != protected).collect();
-            let mut outcomes = Box::pin(ec2_batch(ec2, direction, rest, cutoff)).await;
+            let mut outcomes = Box::pin(batch(ec2, direction, rest, hibernate, cutoff, refused)).await;
             let why = "has stop protection (DisableApiStop); AWS won't stop it until that is turned off";
             outcomes.push((protected, Outcome::Skipped(why.into())));
             outcomes
         }
         Err(e) if e.splittable && ids.len() > 1 => {
             tracing::debug!(batch = ids.len(), error = %e.message, "batch failed; retrying by halves");
-            let mut left = ids;
-            let right = left.split_off(left.len() / 2);
-            let mut outcomes = Box::pin(ec2_batch(ec2, direction, left, cutoff)).await;
-            outcomes.extend(Box::pin(ec2_batch(ec2, direction, right, cutoff)).await);
-            outcomes
+            halves(ec2, direction, ids, hibernate, cutoff, refused).await
         }
         Err(e) => {
             let outcome = outcome(e);
             ids.into_iter().map(|id| (id, outcome.clone())).collect()
+        }
+    }
+}
+
+/// [`batch`] for each half of `ids`.
+async fn halves(
+    ec2: &aws_sdk_ec2::Client,
+    direction: Direction,
+    mut ids: Vec<String>,
+    hibernate: bool,
+    cutoff: Instant,
+    refused: &mut Vec<(String, String)>,
+) -> Vec<(String, Outcome)> {
+    let right = ids.split_off(ids.len() / 2);
+    let mut outcomes = Box::pin(batch(ec2, direction, ids, hibernate, cutoff, refused)).await;
+    outcomes.extend(Box::pin(batch(ec2, direction, right, hibernate, cutoff, refused)).await);
+    outcomes
+}
+
+/// One StartInstances or StopInstances call for `ids`; with `hibernate`, StopInstances with `Hibernate`.
+async fn send(
+    ec2: &aws_sdk_ec2::Client,
+    direction: Direction,
+    ids: &[String],
+    hibernate: bool,
+    cutoff: Instant,
+) -> Result<(), CallError> {
+    match direction {
+        Direction::Start => {
+            let call = async {
+                let out = ec2.start_instances().set_instance_ids(Some(ids.to_vec())).send().await;
+                out.map(drop).op("StartInstances").map_err(CallError::from)
+            };
+            bounded(cutoff, "StartInstances", call).await
+        }
+        Direction::Stop => {
+            let call = async {
+                let request = ec2.stop_instances().set_instance_ids(Some(ids.to_vec()));
+                let request = if hibernate { request.hibernate(true) } else { request };
+                request.send().await.map(drop).op("StopInstances").map_err(CallError::from)
+            };
+            bounded(cutoff, "StopInstances", call).await
         }
     }
 }

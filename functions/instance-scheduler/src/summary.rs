@@ -17,6 +17,14 @@ pub struct Failed {
     pub error: String,
 }
 
+/// Something done, but not quite as asked (a hibernation that fell back to a normal stop): the
+/// resource is also in `started`/`stopped`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Note {
+    pub resource: String,
+    pub note: String,
+}
+
 /// `started`/`stopped` hold what was (or, in a dry run, would be) started and stopped; `unchanged`
 /// counts resources already in the right state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -29,6 +37,8 @@ pub struct Summary {
     pub skipped: Vec<Skipped>,
     pub failed: Vec<Failed>,
     pub unchanged: usize,
+    /// What was started or stopped otherwise than asked, and why.
+    pub notes: Vec<Note>,
 }
 
 /// A log line holds at most this many entries per list (CloudWatch cuts events at 256 KB); the
@@ -50,6 +60,7 @@ impl Summary {
         self.stopped.sort();
         self.skipped.sort();
         self.failed.sort();
+        self.notes.sort();
     }
 
     pub fn to_value(&self) -> Value {
@@ -60,7 +71,7 @@ impl Summary {
     pub fn for_log(&self) -> Value {
         let mut value = self.to_value();
         let mut truncated = false;
-        for list in ["started", "stopped", "skipped", "failed"] {
+        for list in ["started", "stopped", "skipped", "failed", "notes"] {
             if let Some(Value::Array(items)) = value.get_mut(list) {
                 truncated |= items.len() > LOGGED_PER_LIST;
                 items.truncate(LOGGED_PER_LIST);
@@ -72,6 +83,7 @@ impl Summary {
             "skipped": self.skipped.len(),
             "failed": self.failed.len(),
             "unchanged": self.unchanged,
+            "notes": self.notes.len(),
         });
         if truncated {
             value["truncated"] =
