@@ -65,7 +65,9 @@ impl TaskCount {
             *slot = Some(number.parse::<i32>().ok().filter(|n| *n >= 0));
         }
         let form = || {
-            format!("\"{value}\" is not a saved task count: expected \"desired=<n>\" or \"min=<n> max=<n> desired=<n>\"")
+            format!(
+                "\"{value}\" is not a saved task count: expected \"desired=<n>\" or \"min=<n> max=<n> desired=<n>\""
+            )
         };
         match (known, min, max, desired) {
             (true, None, None, Some(Some(desired))) => Ok(TaskCount { desired, target: None }),
@@ -157,8 +159,7 @@ fn resource(service: &aws_sdk_ecs::types::Service, keys: &TagKeys) -> Option<Res
         resource.hold = Some(format!("has status \"{status}\""));
     }
     let count = TaskCount { desired: service.desired_count(), target: None };
-    resource.service =
-        Some(Service { arn: arn.to_owned(), cluster: cluster.to_owned(), name: name.to_owned(), count });
+    resource.service = Some(Service { arn: arn.to_owned(), cluster: cluster.to_owned(), name: name.to_owned(), count });
     Some(resource)
 }
 
@@ -229,11 +230,9 @@ pub async fn start(
     let saved = resource.saved.as_deref().unwrap_or_default();
     let count = match TaskCount::parse(saved) {
         Ok(count) => count,
-        Err(e) => {
-            return Outcome::Failed(format!(
-                "{saved_key} tag: {e}; set it to the task count to restore, or delete it if the service is already running"
-            ))
-        }
+        Err(e) => return Outcome::Failed(format!(
+            "{saved_key} tag: {e}; set it to the task count to restore, or delete it if the service is already running"
+        )),
     };
     if let (Some(bounds), Some(_)) = (count.target, service.count.target) {
         if let Err(e) = set_target(aas, service, bounds, cutoff).await {
@@ -278,7 +277,12 @@ async fn set_target(
     bounded(cutoff, "RegisterScalableTarget", call).await
 }
 
-async fn set_desired(ecs: &aws_sdk_ecs::Client, service: &Service, desired: i32, cutoff: Instant) -> Result<(), CallError> {
+async fn set_desired(
+    ecs: &aws_sdk_ecs::Client,
+    service: &Service,
+    desired: i32,
+    cutoff: Instant,
+) -> Result<(), CallError> {
     let call = async {
         ecs.update_service()
             .cluster(&service.cluster)
@@ -510,8 +514,7 @@ mod mocked {
         services.extend([daemon, draining, untagged]);
         let list = listing(services);
         let [a, b, c] = &list;
-        let summary =
-            run_with(Rules { ecs: vec![a, b, c], ..Default::default() }, Action::Stop, true).await;
+        let summary = run_with(Rules { ecs: vec![a, b, c], ..Default::default() }, Action::Stop, true).await;
         assert_eq!(summary.stopped.len(), 21, "{summary:?}");
         assert_eq!(c.num_calls(), 3, "24 services: 10 + 10 + 4");
         let skipped: Vec<(&str, &str)> =

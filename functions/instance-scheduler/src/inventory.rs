@@ -181,7 +181,10 @@ pub struct TagKeys {
     pub hibernate: String,
 }
 
-pub(crate) fn tag<'a>(tags: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>, key: &str) -> Option<&'a str> {
+pub(crate) fn tag<'a>(
+    tags: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+    key: &str,
+) -> Option<&'a str> {
     tags.into_iter().find(|(k, _)| *k == Some(key)).map(|(_, v)| v.unwrap_or_default())
 }
 
@@ -240,8 +243,7 @@ pub async fn ec2_instances(ec2: &aws_sdk_ec2::Client, keys: &TagKeys) -> Result<
             resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
             if tag(tags(), &keys.hibernate).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
                 let configured = instance.hibernation_options().and_then(|h| h.configured()) == Some(true);
-                resource.hibernate =
-                    if configured { Hibernation::Configured } else { Hibernation::NotConfigured };
+                resource.hibernate = if configured { Hibernation::Configured } else { Hibernation::NotConfigured };
             }
             if let Some(group) = tag(tags(), "aws:autoscaling:groupName") {
                 resource.hold = Some(format!(

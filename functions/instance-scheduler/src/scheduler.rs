@@ -145,8 +145,15 @@ type Done = Vec<(String, Direction, Outcome)>;
 
 enum Job<'a> {
     /// With `hibernate`, a stop with `Hibernate` (instances that ask for it and can).
-    Instances { direction: Direction, ids: Vec<String>, hibernate: bool },
-    One { resource: &'a Resource, direction: Direction },
+    Instances {
+        direction: Direction,
+        ids: Vec<String>,
+        hibernate: bool,
+    },
+    One {
+        resource: &'a Resource,
+        direction: Direction,
+    },
 }
 
 /// Everything the plan needs from AWS.
@@ -277,9 +284,11 @@ fn plan<'a>(resources: &'a [Resource], request: &Request, settings: &Settings, n
             jobs.push(Job::One { resource, direction });
         }
     }
-    for (direction, ids, hibernate) in
-        [(Direction::Start, ec2_start, false), (Direction::Stop, ec2_stop, false), (Direction::Stop, ec2_hibernate, true)]
-    {
+    for (direction, ids, hibernate) in [
+        (Direction::Start, ec2_start, false),
+        (Direction::Stop, ec2_stop, false),
+        (Direction::Stop, ec2_hibernate, true),
+    ] {
         for batch in ids.chunks(settings.batch_size.max(1)) {
             jobs.push(Job::Instances { direction, ids: batch.to_vec(), hibernate });
         }
