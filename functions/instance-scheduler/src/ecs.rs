@@ -230,9 +230,11 @@ pub async fn start(
     let saved = resource.saved.as_deref().unwrap_or_default();
     let count = match TaskCount::parse(saved) {
         Ok(count) => count,
-        Err(e) => return Outcome::Failed(format!(
+        Err(e) => {
+            return Outcome::Failed(format!(
             "{saved_key} tag: {e}; set it to the task count to restore, or delete it if the service is already running"
-        )),
+        ))
+        }
     };
     if let (Some(bounds), Some(_)) = (count.target, service.count.target) {
         if let Err(e) = set_target(aas, service, bounds, cutoff).await {
