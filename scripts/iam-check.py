@@ -56,6 +56,11 @@ OP_ACTION_OVERRIDES: dict[tuple[str, str], str | None] = {
     ("sts", "get_caller_identity"): None,
 }
 
+# SDK crates (aws-sdk-<name>) whose IAM service prefix is spelt otherwise.
+SDK_PREFIXES: dict[str, str] = {
+    "applicationautoscaling": "application-autoscaling",
+}
+
 # Permissions that a called action needs on the caller's behalf without the code calling them, and
 # which actions need them. Allowed only if the function calls one of those.
 INDIRECT: dict[str, tuple[set[str], str]] = {
@@ -443,7 +448,8 @@ class Call:
 def crate_services(crate: Path) -> set[str]:
     manifest = tomllib.loads((crate / "Cargo.toml").read_text())
     deps = manifest.get("dependencies", {})
-    return {name[len("aws-sdk-") :] for name in deps if name.startswith("aws-sdk-")}
+    names = (name[len("aws-sdk-") :] for name in deps if name.startswith("aws-sdk-"))
+    return {SDK_PREFIXES.get(name, name) for name in names}
 
 
 def crate_sources(crate: Path, root: Path) -> list[Path]:
@@ -479,7 +485,7 @@ def calls(iam: Iam, crate: Path, root: Path) -> tuple[list[Call], list[str]]:
         )
         for code in codes.values():
             for m in declaration.finditer(code):
-                receivers.setdefault(m.group(1), set()).add(m.group(2))
+                receivers.setdefault(m.group(1), set()).add(SDK_PREFIXES.get(m.group(2), m.group(2)))
         for f, code in codes.items():
             for m in re.finditer(r"\.\s*([a-z][a-z0-9_]*)\s*\(\s*\)", code):
                 op = m.group(1)

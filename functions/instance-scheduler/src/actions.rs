@@ -4,6 +4,7 @@
 //! "Already in that state" answers are reported as skipped, not failed. Throttling is retried by the SDK.
 //! Every call is bounded by the run's cutoff: one that has no answer by then is reported, not awaited.
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use aws_sdk_autoscaling::types::Tag as AsgTag;
@@ -16,6 +17,8 @@ use crate::inventory::{Capacity, Resource};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done,
+    /// Done, but not the way asked (a hibernation that fell back to a normal stop): why.
+    Fallback(String),
     Skipped(String),
     Failed(String),
 }
@@ -26,8 +29,8 @@ const THROTTLING: [&str; 4] = ["RequestLimitExceeded", "Throttling", "Throttling
 const WRONG_STATE: [&str; 4] =
     ["IncorrectInstanceState", "InvalidDBInstanceState", "InvalidDBInstanceStateFault", "InvalidDBClusterStateFault"];
 
-struct CallError {
-    message: String,
+pub(crate) struct CallError {
+    pub(crate) message: String,
     code: Option<String>,
     /// A service's answer about the request's content (not throttling, not the network): splitting
     /// the batch may get the rest through.
@@ -55,7 +58,7 @@ impl CallError {
 
 /// Runs one AWS call, but not past `cutoff`: an attempt may hang for its whole attempt timeout, longer
 /// than the invocation has left, and the run must still answer with its summary.
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     cutoff: Instant,
     operation: &str,
     call: impl Future<Output = Result<T, CallError>>,
@@ -76,7 +79,7 @@ fn stop_protected(error: &CallError) -> Option<&str> {
     rest.split_once('\'').map(|(id, _)| id)
 }
 
-fn outcome(error: CallError) -> Outcome {
+pub(crate) fn outcome(error: CallError) -> Outcome {
     if error.code.as_deref().is_some_and(|c| WRONG_STATE.contains(&c)) {
         Outcome::Skipped(error.message)
     } else {
@@ -93,47 +96,128 @@ pub async fn ec2_batch(
     ids: Vec<String>,
     cutoff: Instant,
 ) -> Vec<(String, Outcome)> {
+    batch(ec2, direction, ids, false, cutoff, &mut Vec::new()).await
+}
+
+/// Hibernates `ids` (instances tagged for it and launched with it enabled) in one StopInstances call
+/// with `Hibernate`. An instance AWS refuses to hibernate is taken out — the one its answer names, or
+/// else found by halving — and the rest hibernated again as one batch; those taken out are then
+/// stopped normally, together in one batch, and reported with AWS's reason. Other errors go as in
+/// [`ec2_batch`].
+pub async fn hibernate_batch(ec2: &aws_sdk_ec2::Client, ids: Vec<String>, cutoff: Instant) -> Vec<(String, Outcome)> {
+    let mut refused = Vec::new();
+    let mut outcomes = batch(ec2, Direction::Stop, ids, true, cutoff, &mut refused).await;
+    if refused.is_empty() {
+        return outcomes;
+    }
+    let why: HashMap<String, String> = refused.into_iter().collect();
+    let ids = why.keys().cloned().collect();
+    for (id, outcome) in batch(ec2, Direction::Stop, ids, false, cutoff, &mut Vec::new()).await {
+        let outcome = match outcome {
+            Outcome::Done => Outcome::Fallback(format!("not hibernated ({}); stopped normally instead", why[&id])),
+            other => other,
+        };
+        outcomes.push((id, outcome));
+    }
+    outcomes
+}
+
+/// Whether StopInstances refused to hibernate (not to stop): the instance isn't able to hibernate
+/// (`UnsupportedHibernationConfiguration`; `UnsupportedOperation` about hibernation, as when it is
+/// asked too soon after launch, before the hibernation agent is ready).
+fn refuses_hibernation(error: &CallError) -> bool {
+    match error.code.as_deref() {
+        Some("UnsupportedHibernationConfiguration") => true,
+        Some("UnsupportedOperation") => error.message.to_ascii_lowercase().contains("hibernat"),
+        _ => false,
+    }
+}
+
+/// [`ec2_batch`], and with `hibernate` a StopInstances with `Hibernate`, whose refusals are taken out
+/// into `refused` (instance, reason) rather than reported.
+async fn batch(
+    ec2: &aws_sdk_ec2::Client,
+    direction: Direction,
+    ids: Vec<String>,
+    hibernate: bool,
+    cutoff: Instant,
+    refused: &mut Vec<(String, String)>,
+) -> Vec<(String, Outcome)> {
     if ids.is_empty() {
         return Vec::new();
     }
-    let result = match direction {
-        Direction::Start => {
-            let call = async {
-                let out = ec2.start_instances().set_instance_ids(Some(ids.clone())).send().await;
-                out.map(drop).op("StartInstances").map_err(CallError::from)
-            };
-            bounded(cutoff, "StartInstances", call).await
-        }
-        Direction::Stop => {
-            let call = async {
-                let out = ec2.stop_instances().set_instance_ids(Some(ids.clone())).send().await;
-                out.map(drop).op("StopInstances").map_err(CallError::from)
-            };
-            bounded(cutoff, "StopInstances", call).await
-        }
-    };
+    let result = send(ec2, direction, &ids, hibernate, cutoff).await;
     match result {
         Ok(()) => ids.into_iter().map(|id| (id, Outcome::Done)).collect(),
+        Err(e) if hibernate && refuses_hibernation(&e) => {
+            // The instance its answer names (or the only one) falls back; else halve to find it.
+            match ids.iter().position(|i| e.message.contains(i.as_str())).or((ids.len() == 1).then_some(0)) {
+                Some(index) => {
+                    let mut rest = ids;
+                    refused.push((rest.remove(index), e.message));
+                    Box::pin(batch(ec2, direction, rest, hibernate, cutoff, refused)).await
+                }
+                None => halves(ec2, direction, ids, hibernate, cutoff, refused).await,
+            }
+        }
         Err(e) if direction == Direction::Stop && stop_protected(&e).is_some_and(|id| ids.iter().any(|i| i == id)) => {
             let protected = stop_protected(&e).unwrap_or_default().to_owned();
             tracing::debug!(instance = %protected, "stop protection; retrying the batch without it");
             let rest = ids.into_iter().filter(|id| *id != protected).collect();
-            let mut outcomes = Box::pin(ec2_batch(ec2, direction, rest, cutoff)).await;
+            let mut outcomes = Box::pin(batch(ec2, direction, rest, hibernate, cutoff, refused)).await;
             let why = "has stop protection (DisableApiStop); AWS won't stop it until that is turned off";
             outcomes.push((protected, Outcome::Skipped(why.into())));
             outcomes
         }
         Err(e) if e.splittable && ids.len() > 1 => {
             tracing::debug!(batch = ids.len(), error = %e.message, "batch failed; retrying by halves");
-            let mut left = ids;
-            let right = left.split_off(left.len() / 2);
-            let mut outcomes = Box::pin(ec2_batch(ec2, direction, left, cutoff)).await;
-            outcomes.extend(Box::pin(ec2_batch(ec2, direction, right, cutoff)).await);
-            outcomes
+            halves(ec2, direction, ids, hibernate, cutoff, refused).await
         }
         Err(e) => {
             let outcome = outcome(e);
             ids.into_iter().map(|id| (id, outcome.clone())).collect()
+        }
+    }
+}
+
+/// [`batch`] for each half of `ids`.
+async fn halves(
+    ec2: &aws_sdk_ec2::Client,
+    direction: Direction,
+    mut ids: Vec<String>,
+    hibernate: bool,
+    cutoff: Instant,
+    refused: &mut Vec<(String, String)>,
+) -> Vec<(String, Outcome)> {
+    let right = ids.split_off(ids.len() / 2);
+    let mut outcomes = Box::pin(batch(ec2, direction, ids, hibernate, cutoff, refused)).await;
+    outcomes.extend(Box::pin(batch(ec2, direction, right, hibernate, cutoff, refused)).await);
+    outcomes
+}
+
+/// One StartInstances or StopInstances call for `ids`; with `hibernate`, StopInstances with `Hibernate`.
+async fn send(
+    ec2: &aws_sdk_ec2::Client,
+    direction: Direction,
+    ids: &[String],
+    hibernate: bool,
+    cutoff: Instant,
+) -> Result<(), CallError> {
+    match direction {
+        Direction::Start => {
+            let call = async {
+                let out = ec2.start_instances().set_instance_ids(Some(ids.to_vec())).send().await;
+                out.map(drop).op("StartInstances").map_err(CallError::from)
+            };
+            bounded(cutoff, "StartInstances", call).await
+        }
+        Direction::Stop => {
+            let call = async {
+                let request = ec2.stop_instances().set_instance_ids(Some(ids.to_vec()));
+                let request = if hibernate { request.hibernate(true) } else { request };
+                request.send().await.map(drop).op("StopInstances").map_err(CallError::from)
+            };
+            bounded(cutoff, "StopInstances", call).await
         }
     }
 }
@@ -275,7 +359,7 @@ mod tests {
     use super::*;
     use aws_sdk_ec2::operation::start_instances::StartInstancesOutput;
     use aws_sdk_ec2::operation::stop_instances::{StopInstancesError, StopInstancesOutput};
-    use aws_smithy_mocks::{mock, RuleMode};
+    use aws_smithy_mocks::{mock, MockResponse, RuleMode};
     use aws_smithy_types::error::ErrorMetadata;
 
     /// A cutoff no test reaches.
@@ -349,5 +433,148 @@ mod tests {
         assert!(out.iter().all(|(_, o)| matches!(o, Outcome::Failed(m) if m.contains("RequestLimitExceeded"))));
         let sizes = sizes.lock().unwrap();
         assert!(!sizes.is_empty() && sizes.iter().all(|n| *n == 8), "never split into more throttled calls: {sizes:?}");
+    }
+
+    type Calls = std::sync::Arc<std::sync::Mutex<Vec<(bool, usize)>>>;
+
+    /// A mock EC2 whose StopInstances refuses with `code` to hibernate a batch holding one of `unable`
+    /// (its message naming that instance when `named`); each StopInstances call's (hibernate, size) kept.
+    fn ec2_hibernating(
+        unable: &'static [&'static str],
+        code: &'static str,
+        named: bool,
+    ) -> (aws_sdk_ec2::Client, Calls) {
+        let calls = Calls::default();
+        let seen = std::sync::Arc::clone(&calls);
+        let stop = mock!(aws_sdk_ec2::Client::stop_instances).then_compute_response(move |r| {
+            let hibernate = r.hibernate() == Some(true);
+            seen.lock().unwrap().push((hibernate, r.instance_ids().len()));
+            match r.instance_ids().iter().find(|id| unable.contains(&id.as_str())) {
+                Some(id) if hibernate => {
+                    let message = if named {
+                        format!("Instance {id} is not ready to hibernate yet, please try again later.")
+                    } else {
+                        "The instance configuration does not support hibernation.".to_owned()
+                    };
+                    let meta = ErrorMetadata::builder().code(code).message(message).build();
+                    MockResponse::Error(StopInstancesError::generic(meta))
+                }
+                _ => MockResponse::Output(StopInstancesOutput::builder().build()),
+            }
+        });
+        (testkit::mock_ec2_with(RuleMode::MatchAny, &[&stop]), calls)
+    }
+
+    fn fallbacks(out: &[(String, Outcome)]) -> Vec<(&str, &str)> {
+        let mut found: Vec<_> = out
+            .iter()
+            .filter_map(|(id, o)| match o {
+                Outcome::Fallback(why) => Some((id.as_str(), why.as_str())),
+                _ => None,
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[tokio::test]
+    async fn instances_refused_hibernation_by_name_are_taken_out_and_stopped_together_normally() {
+        let unable = &["i-00000000000000002", "i-00000000000000005"];
+        let (ec2, calls) = ec2_hibernating(unable, "UnsupportedHibernationConfiguration", true);
+        let out = hibernate_batch(&ec2, ids(8), later()).await;
+        assert_eq!(out.len(), 8, "every instance has an outcome");
+        assert_eq!(out.iter().filter(|(_, o)| *o == Outcome::Done).count(), 6, "{out:?}");
+        let fell_back = fallbacks(&out);
+        assert_eq!(fell_back.iter().map(|(id, _)| *id).collect::<Vec<_>>(), unable);
+        assert!(
+            fell_back[0].1.starts_with("not hibernated (StopInstances failed: UnsupportedHibernationConfiguration: ")
+                && fell_back[0].1.ends_with("); stopped normally instead"),
+            "{fell_back:?}"
+        );
+        // The hibernate batch is sent again whole without each refused instance; the two go in one stop.
+        assert_eq!(*calls.lock().unwrap(), [(true, 8), (true, 7), (true, 6), (false, 2)]);
+    }
+
+    #[tokio::test]
+    async fn a_hibernation_refusal_that_names_no_instance_is_found_by_halving() {
+        let (ec2, calls) = ec2_hibernating(&["i-00000000000000005"], "UnsupportedOperation", false);
+        let out = hibernate_batch(&ec2, ids(8), later()).await;
+        assert_eq!(out.iter().filter(|(_, o)| *o == Outcome::Done).count(), 7, "{out:?}");
+        let fell_back = fallbacks(&out);
+        assert_eq!(fell_back.len(), 1);
+        assert_eq!(fell_back[0].0, "i-00000000000000005");
+        assert!(fell_back[0].1.contains("UnsupportedOperation"), "{fell_back:?}");
+        // 8 → 0..4 (good) + 4..8 → 4..6 → 4 (good) + 5 (refused), and 6..8 (good); then the normal stop.
+        let calls = calls.lock().unwrap();
+        assert_eq!(*calls, [(true, 8), (true, 4), (true, 4), (true, 2), (true, 1), (true, 1), (true, 2), (false, 1)]);
+    }
+
+    #[tokio::test]
+    async fn an_error_that_is_not_about_hibernation_is_no_fallback() {
+        let (ec2, calls) = ec2_hibernating(&["i-00000000000000001"], "IncorrectInstanceState", true);
+        let out = hibernate_batch(&ec2, ids(2), later()).await;
+        assert!(fallbacks(&out).is_empty(), "{out:?}");
+        assert!(matches!(&out[1].1, Outcome::Skipped(m) if m.contains("IncorrectInstanceState")), "{out:?}");
+        assert!(calls.lock().unwrap().iter().all(|(hibernate, _)| *hibernate), "never stopped without hibernation");
+    }
+
+    // A run over instances that ask for hibernation: those able to go in a hibernate batch of their own,
+    // the one not launched with it enabled in the normal batch, reported in notes.
+    #[tokio::test]
+    async fn a_stop_hibernates_the_tagged_instances_that_can_and_notes_the_others() {
+        use crate::request::Action;
+        use crate::testing::{self, Rules, HIBERNATE, KEY};
+        use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+        use aws_sdk_ec2::types::{
+            DeviceType, HibernationOptions, Instance, InstanceState, InstanceStateName, Reservation, Tag,
+        };
+        let instance = |id: &str, hibernate: Option<&str>, configured: bool| {
+            let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+            let mut instance = Instance::builder()
+                .instance_id(id)
+                .state(InstanceState::builder().name(InstanceStateName::Running).build())
+                .root_device_type(DeviceType::Ebs)
+                .hibernation_options(HibernationOptions::builder().configured(configured).build())
+                .tags(tag(KEY, "office"));
+            if let Some(value) = hibernate {
+                instance = instance.tags(tag(HIBERNATE, value));
+            }
+            instance.build()
+        };
+        let instances = vec![
+            instance("i-sleeps", Some("true"), true),
+            instance("i-also", Some(" TRUE "), true),
+            instance("i-unable", Some("true"), false),
+            instance("i-plain", None, true),
+            instance("i-no", Some("false"), true),
+        ];
+        let listing = mock!(aws_sdk_ec2::Client::describe_instances).then_output(move || {
+            let reservation = Reservation::builder().set_instances(Some(instances.clone())).build();
+            DescribeInstancesOutput::builder().reservations(reservation).build()
+        });
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&sent);
+        let stop = mock!(aws_sdk_ec2::Client::stop_instances).then_compute_output(move |r| {
+            let mut ids = r.instance_ids().to_vec();
+            ids.sort();
+            seen.lock().unwrap().push((r.hibernate() == Some(true), ids));
+            StopInstancesOutput::builder().build()
+        });
+        let clients = testing::clients(Rules { ec2: vec![&listing, &stop], ..Default::default() });
+        let cutoff = later();
+        let summary = crate::scheduler::run(&clients, &testing::settings(), &testing::request(Action::Stop), cutoff)
+            .await
+            .expect("a summary");
+        assert_eq!(summary.stopped.len(), 5, "{summary:?}");
+        assert_eq!(summary.notes.len(), 1, "{summary:?}");
+        assert_eq!(summary.notes[0].resource, "ec2-instance/i-unable");
+        assert!(summary.notes[0].note.contains("HibernationOptions.Configured"), "{summary:?}");
+        let mut sent = sent.lock().unwrap().clone();
+        sent.sort();
+        let strings = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            sent,
+            [(false, strings(&["i-no", "i-plain", "i-unable"])), (true, strings(&["i-also", "i-sleeps"]))]
+        );
     }
 }

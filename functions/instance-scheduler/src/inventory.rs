@@ -1,5 +1,5 @@
 //! Finding the scheduled resources: every EC2 instance, RDS DB instance, DB cluster and Auto Scaling
-//! group carrying the schedule tag, with its state in the terms the planner uses, and what AWS would
+//! group carrying the schedule tag (ECS services: `ecs.rs`), with its state in the terms the planner uses, and what AWS would
 //! refuse to stop, known before asking. Paginated throughout; one list call per page per service, never
 //! one call per resource (plus, only when there are any, one DescribeSpotInstanceRequests per 100 Spot
 //! Instances and DescribeGlobalClusters for clusters in a global database).
@@ -18,6 +18,7 @@ pub enum Kind {
     DbInstance,
     DbCluster,
     AutoScalingGroup,
+    EcsService,
 }
 
 impl Kind {
@@ -27,6 +28,7 @@ impl Kind {
             Self::DbInstance => "rds-instance",
             Self::DbCluster => "rds-cluster",
             Self::AutoScalingGroup => "autoscaling-group",
+            Self::EcsService => "ecs-service",
         }
     }
 }
@@ -105,6 +107,23 @@ pub struct Resource {
     pub protected: Vec<String>,
     /// An Auto Scaling group protects the instances it launches from scale in.
     pub protects_new: bool,
+    /// An EC2 instance's hibernation tag and whether it was launched able to hibernate.
+    pub hibernate: Hibernation,
+    /// An ECS service: what stopping and starting it needs.
+    pub service: Option<crate::ecs::Service>,
+}
+
+/// Whether an EC2 instance is to be hibernated rather than stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hibernation {
+    /// No hibernation tag (or not `true`): a normal stop.
+    #[default]
+    NotAsked,
+    /// Tagged, and launched with hibernation enabled (`HibernationOptions.Configured`).
+    Configured,
+    /// Tagged, but not enabled for hibernation (which can only be done at launch): a normal stop,
+    /// reported.
+    NotConfigured,
 }
 
 impl Resource {
@@ -112,7 +131,7 @@ impl Resource {
         format!("{}/{}", self.kind.label(), self.id)
     }
 
-    fn new(kind: Kind, id: &str, state: State, schedule: &str) -> Self {
+    pub(crate) fn new(kind: Kind, id: &str, state: State, schedule: &str) -> Self {
         Self {
             kind,
             id: id.to_owned(),
@@ -126,6 +145,8 @@ impl Resource {
             start_failure: None,
             protected: Vec::new(),
             protects_new: false,
+            hibernate: Hibernation::NotAsked,
+            service: None,
         }
     }
 
@@ -156,9 +177,14 @@ pub struct TagKeys {
     pub schedule: String,
     pub override_until: String,
     pub saved_capacity: String,
+    /// `SCHEDULE_HIBERNATE_TAG_KEY`: an EC2 instance with this tag = `true` is hibernated on a stop.
+    pub hibernate: String,
 }
 
-fn tag<'a>(tags: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>, key: &str) -> Option<&'a str> {
+pub(crate) fn tag<'a>(
+    tags: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+    key: &str,
+) -> Option<&'a str> {
     tags.into_iter().find(|(k, _)| *k == Some(key)).map(|(_, v)| v.unwrap_or_default())
 }
 
@@ -215,6 +241,10 @@ pub async fn ec2_instances(ec2: &aws_sdk_ec2::Client, keys: &TagKeys) -> Result<
             };
             let mut resource = Resource::new(Kind::Ec2Instance, id, state, schedule);
             resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
+            if tag(tags(), &keys.hibernate).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+                let configured = instance.hibernation_options().and_then(|h| h.configured()) == Some(true);
+                resource.hibernate = if configured { Hibernation::Configured } else { Hibernation::NotConfigured };
+            }
             if let Some(group) = tag(tags(), "aws:autoscaling:groupName") {
                 resource.hold = Some(format!(
                     "belongs to Auto Scaling group {group}, which would replace it: tag the group to schedule it"

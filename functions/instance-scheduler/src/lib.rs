@@ -1,9 +1,10 @@
-//! `instance-scheduler`: time-based start/stop of EC2 instances, RDS databases, Aurora clusters and
-//! Auto Scaling groups, from schedules in tags. The binary (`main.rs`) only wires it to the Lambda
+//! `instance-scheduler`: time-based start/stop of EC2 instances, RDS databases, Aurora clusters,
+//! Auto Scaling groups and ECS services, from schedules in tags. The binary (`main.rs`) only wires it to the Lambda
 //! runtime; fuzz/ uses [`schedule`] (its hooks behind the `fuzzing` feature).
 
 mod actions;
 mod direction;
+mod ecs;
 mod inventory;
 mod metrics;
 mod plan;

@@ -126,6 +126,7 @@ mod tests {
             schedule: "Schedule".into(),
             override_until: "ScheduleOverride".into(),
             saved_capacity: "stackhand:saved-capacity".into(),
+            hibernate: "ScheduleHibernate".into(),
         }
     }
 
@@ -143,6 +144,8 @@ mod tests {
             start_failure: None,
             protected: Vec::new(),
             protects_new: false,
+            hibernate: Default::default(),
+            service: None,
         }
     }
 

@@ -13,12 +13,13 @@ use tokio::time::{Duration, Instant};
 
 use crate::actions::{self, Outcome};
 use crate::direction::Direction;
-use crate::inventory::{self, Kind, Resource, TagKeys};
+use crate::ecs;
+use crate::inventory::{self, Hibernation, Kind, Resource, TagKeys};
 use crate::plan::{decide, needs_definitions, selected, Decision, Named};
 use crate::request::{self, Action, Request};
 use crate::schedule::{self, Definitions};
 use crate::metrics;
-use crate::summary::{Failed, Skipped, Summary};
+use crate::summary::{Failed, Note, Skipped, Summary};
 use crate::targets::{is_account, Hub, Identity, Target};
 
 /// One target's SDK clients (an account in a Region), built on the target's first run in the process.
@@ -26,6 +27,9 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub rds: aws_sdk_rds::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    /// ECS services' scalable targets.
+    pub applicationautoscaling: aws_sdk_applicationautoscaling::Client,
 }
 
 impl Clients {
@@ -34,6 +38,8 @@ impl Clients {
             ec2: stackhand::client!(aws_sdk_ec2, config),
             rds: stackhand::client!(aws_sdk_rds, config),
             autoscaling: stackhand::client!(aws_sdk_autoscaling, config),
+            ecs: stackhand::client!(aws_sdk_ecs, config),
+            applicationautoscaling: stackhand::client!(aws_sdk_applicationautoscaling, config),
         }
     }
 }
@@ -79,6 +85,7 @@ pub struct Settings {
 
 pub const DEFAULT_SCHEDULE_TAG: &str = "Schedule";
 pub const DEFAULT_OVERRIDE_TAG: &str = "ScheduleOverride";
+pub const DEFAULT_HIBERNATE_TAG: &str = "ScheduleHibernate";
 pub const SAVED_CAPACITY_TAG: &str = "stackhand:saved-capacity";
 const BATCH_SIZE: usize = 100;
 const CONCURRENCY: usize = 8;
@@ -150,6 +157,7 @@ impl Settings {
                 schedule: get("SCHEDULE_TAG_KEY").unwrap_or_else(|| DEFAULT_SCHEDULE_TAG.into()),
                 override_until: get("SCHEDULE_OVERRIDE_TAG_KEY").unwrap_or_else(|| DEFAULT_OVERRIDE_TAG.into()),
                 saved_capacity: SAVED_CAPACITY_TAG.into(),
+                hibernate: get("SCHEDULE_HIBERNATE_TAG_KEY").unwrap_or_else(|| DEFAULT_HIBERNATE_TAG.into()),
             },
             definitions_parameter: get("SCHEDULES_PARAMETER"),
             batch_size: BATCH_SIZE,
@@ -263,8 +271,16 @@ fn request_summary(request: &Request) -> Summary {
 type Done = Vec<(String, Direction, Outcome)>;
 
 enum Job<'a> {
-    Instances { direction: Direction, ids: Vec<String> },
-    One { resource: &'a Resource, direction: Direction },
+    /// With `hibernate`, a stop with `Hibernate` (instances that ask for it and can).
+    Instances {
+        direction: Direction,
+        ids: Vec<String>,
+        hibernate: bool,
+    },
+    One {
+        resource: &'a Resource,
+        direction: Direction,
+    },
 }
 
 /// Everything the plan needs from AWS.
@@ -315,26 +331,30 @@ async fn list(
 ) -> Result<Listed, SchedulerError> {
     let keys = &settings.keys;
     // Listing too ends at the cutoff: a page that hangs must not cost the run its summary.
-    let (instances, databases, clusters, groups) = tokio::join!(
+    let (instances, databases, clusters, groups, services) = tokio::join!(
         by_cutoff(cutoff, "DescribeInstances", inventory::ec2_instances(&clients.ec2, keys)),
         by_cutoff(cutoff, "DescribeDBInstances", inventory::db_instances(&clients.rds, keys)),
         by_cutoff(cutoff, "DescribeDBClusters", inventory::db_clusters(&clients.rds, keys)),
         by_cutoff(cutoff, "DescribeAutoScalingGroups", inventory::auto_scaling_groups(&clients.autoscaling, keys)),
+        by_cutoff(cutoff, "ListServices", ecs::services(&clients.ecs, &clients.applicationautoscaling, keys)),
     );
     let mut resources = Vec::new();
     let mut failed = Vec::new();
-    for (source, listed) in [
+    let listings = [
         ("ec2-instances", instances),
         ("rds-instances", databases),
         ("rds-clusters", clusters),
         ("autoscaling-groups", groups),
-    ] {
+        ("ecs-services", services),
+    ];
+    let sources = listings.len();
+    for (source, listed) in listings {
         match listed {
             Ok(found) => resources.extend(found),
             Err(error) => failed.push(Failed { resource: format!("{source} (listing)"), error }),
         }
     }
-    if failed.len() == 4 {
+    if failed.len() == sources {
         let errors: Vec<&str> = failed.iter().map(|f| f.error.as_str()).collect();
         return Err(SchedulerError::NothingListed(errors.join("; ")));
     }
@@ -361,7 +381,7 @@ async fn named(definer: &Definer, request: &Request, resources: &[Resource], cut
 fn plan<'a>(resources: &'a [Resource], request: &Request, settings: &Settings, named: &Named) -> Plan<'a> {
     let mut decided = Decided::default();
     let mut jobs = Vec::new();
-    let (mut ec2_start, mut ec2_stop) = (Vec::new(), Vec::new());
+    let (mut ec2_start, mut ec2_stop, mut ec2_hibernate) = (Vec::new(), Vec::new(), Vec::new());
     for resource in resources {
         let direction = match decide(resource, request, &settings.keys, named) {
             Decision::Unchanged => {
@@ -380,6 +400,7 @@ fn plan<'a>(resources: &'a [Resource], request: &Request, settings: &Settings, n
         } else if resource.kind == Kind::Ec2Instance {
             match direction {
                 Direction::Start => &mut ec2_start,
+                Direction::Stop if resource.hibernate == Hibernation::Configured => &mut ec2_hibernate,
                 Direction::Stop => &mut ec2_stop,
             }
             .push(resource.id.clone());
@@ -387,9 +408,13 @@ fn plan<'a>(resources: &'a [Resource], request: &Request, settings: &Settings, n
             jobs.push(Job::One { resource, direction });
         }
     }
-    for (direction, ids) in [(Direction::Start, ec2_start), (Direction::Stop, ec2_stop)] {
+    for (direction, ids, hibernate) in [
+        (Direction::Start, ec2_start, false),
+        (Direction::Stop, ec2_stop, false),
+        (Direction::Stop, ec2_hibernate, true),
+    ] {
         for batch in ids.chunks(settings.batch_size.max(1)) {
-            jobs.push(Job::Instances { direction, ids: batch.to_vec() });
+            jobs.push(Job::Instances { direction, ids: batch.to_vec(), hibernate });
         }
     }
     Plan { jobs, decided }
@@ -420,8 +445,25 @@ fn summarize(request: &Request, listed: Listed, decided: Decided, done: Done) ->
     // one start holds.
     let start_failures: HashMap<String, &str> =
         listed.resources.iter().filter_map(|r| r.start_failure.as_deref().map(|why| (r.name(), why))).collect();
+    // Instances that ask for hibernation but were not launched able to: stopped normally, and said so.
+    let unable: Vec<String> = listed
+        .resources
+        .iter()
+        .filter(|r| r.hibernate == Hibernation::NotConfigured && !request.dry_run)
+        .map(Resource::name)
+        .collect();
     for (name, direction, outcome) in done {
         match outcome {
+            Outcome::Done if direction == Direction::Stop && unable.contains(&name) => {
+                let note = "not hibernated: it asks for hibernation but was not launched with it enabled \
+                            (HibernationOptions.Configured, which can only be set at launch); stopped normally instead";
+                summary.notes.push(Note { resource: name.clone(), note: note.into() });
+                summary.moved(direction).push(name);
+            }
+            Outcome::Fallback(note) => {
+                summary.notes.push(Note { resource: name.clone(), note });
+                summary.moved(direction).push(name);
+            }
             Outcome::Done if direction == Direction::Start && start_failures.contains_key(&name) => {
                 let error = format!("{}; started again", start_failures[&name]);
                 summary.failed.push(Failed { resource: name, error });
@@ -452,12 +494,16 @@ async fn execute_job(clients: &Clients, keys: &TagKeys, job: Job<'_>, cutoff: In
     let too_late =
         || Outcome::Failed("not attempted: the invocation was about to time out; the next run picks it up".into());
     match job {
-        Job::Instances { direction, ids } => {
+        Job::Instances { direction, ids, hibernate } => {
             let name = |id: &str| format!("{}/{id}", Kind::Ec2Instance.label());
             if late {
                 return ids.iter().map(|id| (name(id), direction, too_late())).collect();
             }
-            let outcomes = actions::ec2_batch(&clients.ec2, direction, ids, cutoff).await;
+            let outcomes = if hibernate {
+                actions::hibernate_batch(&clients.ec2, ids, cutoff).await
+            } else {
+                actions::ec2_batch(&clients.ec2, direction, ids, cutoff).await
+            };
             outcomes.into_iter().map(|(id, outcome)| (name(&id), direction, outcome)).collect()
         }
         Job::One { resource, direction } => {
@@ -472,6 +518,14 @@ async fn execute_job(clients: &Clients, keys: &TagKeys, job: Job<'_>, cutoff: In
                     }
                     (Kind::AutoScalingGroup, Direction::Stop) => {
                         actions::stop_group(&clients.autoscaling, resource, &keys.saved_capacity, cutoff).await
+                    }
+                    (Kind::EcsService, Direction::Start) => {
+                        let aas = &clients.applicationautoscaling;
+                        ecs::start(&clients.ecs, aas, resource, &keys.saved_capacity, cutoff).await
+                    }
+                    (Kind::EcsService, Direction::Stop) => {
+                        let aas = &clients.applicationautoscaling;
+                        ecs::stop(&clients.ecs, aas, resource, &keys.saved_capacity, cutoff).await
                     }
                     (Kind::Ec2Instance, _) => unreachable!("instances go in batches"),
                 }

@@ -18,6 +18,14 @@ pub struct Failed {
     pub error: String,
 }
 
+/// Something done, but not quite as asked (a hibernation that fell back to a normal stop): the
+/// resource is also in `started`/`stopped`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Note {
+    pub resource: String,
+    pub note: String,
+}
+
 /// `started`/`stopped` hold what was (or, in a dry run, would be) started and stopped; `unchanged`
 /// counts resources already in the right state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -30,6 +38,8 @@ pub struct Summary {
     pub skipped: Vec<Skipped>,
     pub failed: Vec<Failed>,
     pub unchanged: usize,
+    /// What was started or stopped otherwise than asked, and why.
+    pub notes: Vec<Note>,
     /// Per account and Region: the counts, and why the whole target failed when it did.
     pub targets: Vec<TargetSummary>,
 }
@@ -66,6 +76,7 @@ impl Summary {
         self.stopped.sort();
         self.skipped.sort();
         self.failed.sort();
+        self.notes.sort();
     }
 
     /// One summary from each target's: the totals, the lists (each name led by `<account>/<region>/`
@@ -91,6 +102,9 @@ impl Summary {
                     );
                     total.failed.extend(
                         run.failed.into_iter().map(|f| Failed { resource: name(&target, f.resource), error: f.error }),
+                    );
+                    total.notes.extend(
+                        run.notes.into_iter().map(|n| Note { resource: name(&target, n.resource), note: n.note }),
                     );
                 }
                 Err(error) => {
@@ -123,7 +137,7 @@ impl Summary {
     pub fn for_log(&self) -> Value {
         let mut value = self.to_value();
         let mut truncated = false;
-        for list in ["started", "stopped", "skipped", "failed"] {
+        for list in ["started", "stopped", "skipped", "failed", "notes"] {
             if let Some(Value::Array(items)) = value.get_mut(list) {
                 truncated |= items.len() > LOGGED_PER_LIST;
                 items.truncate(LOGGED_PER_LIST);
@@ -135,6 +149,7 @@ impl Summary {
             "skipped": self.skipped.len(),
             "failed": self.failed.len(),
             "unchanged": self.unchanged,
+            "notes": self.notes.len(),
         });
         if truncated {
             value["truncated"] =

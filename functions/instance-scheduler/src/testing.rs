@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::SdkConfig;
+use aws_sdk_applicationautoscaling::operation::describe_scalable_targets::DescribeScalableTargetsOutput;
 use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+use aws_sdk_ecs::operation::list_clusters::ListClustersOutput;
 use aws_sdk_rds::operation::describe_db_clusters::DescribeDbClustersOutput;
 use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
 use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
@@ -30,10 +32,16 @@ pub fn settings() -> Settings {
 }
 
 pub fn keys() -> TagKeys {
-    TagKeys { schedule: KEY.into(), override_until: "ScheduleOverride".into(), saved_capacity: SAVED.into() }
+    TagKeys {
+        schedule: KEY.into(),
+        override_until: "ScheduleOverride".into(),
+        saved_capacity: SAVED.into(),
+        hibernate: HIBERNATE.into(),
+    }
 }
 
 pub const SAVED: &str = crate::scheduler::SAVED_CAPACITY_TAG;
+pub const HIBERNATE: &str = crate::scheduler::DEFAULT_HIBERNATE_TAG;
 
 pub fn request(action: Action) -> Request {
     Request { action, schedule: None, dry_run: false, at: "2026-11-23T12:00:00Z".parse().unwrap() }
@@ -55,6 +63,8 @@ pub struct Rules<'a> {
     pub ec2: Vec<&'a Rule>,
     pub rds: Vec<&'a Rule>,
     pub autoscaling: Vec<&'a Rule>,
+    pub ecs: Vec<&'a Rule>,
+    pub applicationautoscaling: Vec<&'a Rule>,
 }
 
 fn interceptor(rules: &[&Rule], defaults: &[Rule]) -> MockResponseInterceptor {
@@ -84,12 +94,22 @@ pub fn clients_on(config: &SdkConfig, rules: Rules<'_>) -> Clients {
     ];
     let asg = [mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups)
         .then_output(|| DescribeAutoScalingGroupsOutput::builder().build())];
-    let (ec2, rds, asg) =
-        (interceptor(&rules.ec2, &ec2), interceptor(&rules.rds, &rds), interceptor(&rules.autoscaling, &asg));
+    let ecs = [mock!(aws_sdk_ecs::Client::list_clusters).then_output(|| ListClustersOutput::builder().build())];
+    let aas = [mock!(aws_sdk_applicationautoscaling::Client::describe_scalable_targets)
+        .then_output(|| DescribeScalableTargetsOutput::builder().build())];
+    let (ec2, rds, asg, ecs, aas) = (
+        interceptor(&rules.ec2, &ec2),
+        interceptor(&rules.rds, &rds),
+        interceptor(&rules.autoscaling, &asg),
+        interceptor(&rules.ecs, &ecs),
+        interceptor(&rules.applicationautoscaling, &aas),
+    );
     Clients {
         ec2: stackhand::client!(aws_sdk_ec2, config, builder => builder.interceptor(ec2)),
         rds: stackhand::client!(aws_sdk_rds, config, builder => builder.interceptor(rds)),
         autoscaling: stackhand::client!(aws_sdk_autoscaling, config, builder => builder.interceptor(asg)),
+        ecs: stackhand::client!(aws_sdk_ecs, config, builder => builder.interceptor(ecs)),
+        applicationautoscaling: stackhand::client!(aws_sdk_applicationautoscaling, config, builder => builder.interceptor(aas)),
     }
 }
 

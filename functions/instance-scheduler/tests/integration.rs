@@ -194,7 +194,8 @@ async fn a_dry_run_reports_and_changes_nothing() {
     });
     assert_eq!(w.states(&instances).await, ["running", "running"]);
     let operations = proxy.operations();
-    assert!(operations.keys().all(|op| op.starts_with("Describe")), "only listing calls: {operations:?}");
+    let listing = |op: &String| op.starts_with("Describe") || op.starts_with("List"); // ECS: ListClusters, ListServices
+    assert!(operations.keys().all(listing), "only listing calls: {operations:?}");
 
     // The schedule filter selects by exact tag value.
     let lab = s.run(json!({"action": "stop", "schedule": "lab"})).await;
@@ -499,4 +500,129 @@ async fn bad_events_and_an_unreachable_aws_are_invocation_errors_that_say_why() 
     assert!(error.starts_with("1 failed: 123456789012/eu-west-1 (target): nothing could be evaluated: DescribeInstances failed"), "{error}");
     assert_eq!(summary["targets"][0]["error"].as_str().unwrap(), reason(&summary, "123456789012/eu-west-1 (target)"));
     s.assert_no_secrets().await;
+}
+
+/// An ECS service's desired count, its scalable target's (min, max) if it has one, and its tags.
+async fn ecs_service(
+    ecs: &aws_sdk_ecs::Client,
+    aas: &aws_sdk_applicationautoscaling::Client,
+    cluster: &str,
+    service: &str,
+) -> (i32, Option<(i32, i32)>, Vec<(String, String)>) {
+    let out = ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .include(aws_sdk_ecs::types::ServiceField::Tags)
+        .send()
+        .await
+        .expect("DescribeServices");
+    let found = &out.services()[0];
+    let tags = found.tags().iter().map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned())).collect();
+    let targets = aas
+        .describe_scalable_targets()
+        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+        .resource_ids(format!("service/{cluster}/{service}"))
+        .send()
+        .await
+        .expect("DescribeScalableTargets");
+    let target = targets.scalable_targets().first().map(|t| (t.min_capacity(), t.max_capacity()));
+    (found.desired_count(), target, tags)
+}
+
+#[tokio::test]
+async fn an_ecs_service_with_a_scalable_target_is_stopped_and_started_with_its_counts_saved_in_a_tag() {
+    use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+    let w = World::new(REGION).await;
+    let config = sdk_config_in(&moto_url(), REGION).await;
+    let (ecs, aas) = (aws_sdk_ecs::Client::new(&config), aws_sdk_applicationautoscaling::Client::new(&config));
+    let cluster = unique("cluster").replace('_', "-");
+    ecs.create_cluster().cluster_name(&cluster).send().await.expect("CreateCluster");
+    let family = unique("web").replace('_', "-");
+    let container = aws_sdk_ecs::types::ContainerDefinition::builder()
+        .name("web")
+        .image("public.ecr.aws/nginx/nginx:latest")
+        .memory(128)
+        .build();
+    ecs.register_task_definition()
+        .family(&family)
+        .container_definitions(container)
+        .send()
+        .await
+        .expect("RegisterTaskDefinition");
+    let tag = |k: &str, v: &str| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build();
+    for (name, desired) in [("web", 2), ("untagged", 1)] {
+        let mut create = ecs.create_service().cluster(&cluster).service_name(name).task_definition(&family);
+        if name == "web" {
+            create = create.tags(tag(&w.key, "office"));
+        }
+        create.desired_count(desired).send().await.expect("CreateService");
+    }
+    aas.register_scalable_target()
+        .service_namespace(ServiceNamespace::Ecs)
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .resource_id(format!("service/{cluster}/web"))
+        .min_capacity(1)
+        .max_capacity(4)
+        .send()
+        .await
+        .expect("RegisterScalableTarget");
+
+    let s = w.scheduler(&moto_url(), &[]).await;
+    let name = format!("ecs-service/{cluster}/web");
+    let stopped = s.run(json!({"action": "stop"})).await;
+    assert_eq!(names(&stopped, "stopped"), std::slice::from_ref(&name), "{stopped}");
+    assert_eq!(names(&stopped, "failed"), Vec::<String>::new(), "{stopped}");
+    let (desired, target, tags) = ecs_service(&ecs, &aas, &cluster, "web").await;
+    assert_eq!((desired, target), (0, Some((0, 0))));
+    assert!(tags.contains(&("stackhand:saved-capacity".into(), "min=1 max=4 desired=2".into())), "{tags:?}");
+    assert_eq!(ecs_service(&ecs, &aas, &cluster, "untagged").await.0, 1, "untagged services are never touched");
+
+    let again = s.run(json!({"action": "stop"})).await;
+    assert_eq!(names(&again, "stopped"), Vec::<String>::new(), "{again}");
+    assert!(again["unchanged"].as_u64().unwrap() >= 1, "{again}");
+
+    let started = s.run(json!({"action": "start"})).await;
+    assert_eq!(names(&started, "started"), [name], "{started}");
+    let (desired, target, tags) = ecs_service(&ecs, &aas, &cluster, "web").await;
+    assert_eq!((desired, target), (2, Some((1, 4))), "the saved counts restored");
+    assert!(!tags.iter().any(|(k, _)| k == "stackhand:saved-capacity"), "{tags:?}");
+    s.assert_no_secrets().await;
+}
+
+#[tokio::test]
+async fn instances_tagged_for_hibernation_are_hibernated_and_those_not_enabled_for_it_are_noted() {
+    let w = World::new(REGION).await;
+    let image = w.ec2.describe_images().owners("amazon").send().await.unwrap();
+    let image = image.images()[0].image_id().unwrap().to_owned();
+    let out = w
+        .ec2
+        .run_instances()
+        .image_id(&image)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&w.subnet)
+        .hibernation_options(aws_sdk_ec2::types::HibernationOptionsRequest::builder().configured(true).build())
+        .tag_specifications(local::tags(
+            aws_sdk_ec2::types::ResourceType::Instance,
+            &[(w.key.as_str(), "office"), ("ScheduleHibernate", "true")],
+        ))
+        .send()
+        .await
+        .expect("RunInstances");
+    let able = out.instances()[0].instance_id().unwrap().to_owned();
+    let unable = w.instance("office", &[("ScheduleHibernate", "true")]).await;
+    let plain = w.instance("office", &[]).await;
+    let proxy = ThrottlingProxy::counting(&moto_url()).await;
+    let s = w.scheduler(&proxy.url(), &[]).await;
+    let summary = s.run(json!({"action": "stop"})).await;
+    let mut all = vec![ec2(&able), ec2(&unable), ec2(&plain)];
+    all.sort();
+    assert_eq!(names(&summary, "stopped"), all, "{summary}");
+    let notes = summary["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{summary}");
+    assert_eq!(notes[0]["resource"], ec2(&unable).as_str());
+    assert!(notes[0]["note"].as_str().unwrap().contains("HibernationOptions.Configured"), "{summary}");
+    assert_eq!(w.states(&[able, unable, plain]).await, ["stopped", "stopped", "stopped"]);
+    assert_eq!(proxy.calls("StopInstances"), 2, "a hibernate batch and a normal one: {:?}", proxy.operations());
 }
