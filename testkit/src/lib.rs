@@ -18,7 +18,7 @@ pub use process::{FunctionProcess, OBSERVED_CALLS};
 pub use recorder::{RecordedPut, ResponseRecorder, SIGNATURE};
 pub use runtime_api::{Answer, Invocation, RuntimeApi};
 pub use samples::assert_sample_events_agree;
-pub use throttle::{Call, ThrottlingProxy};
+pub use throttle::{Call, Refusal, ThrottlingProxy};
 
 /// An EC2 client whose calls are answered by aws-smithy-mocks `rules`, in order: for error paths the
 /// emulator cannot produce (races, vanished resources, denied calls).

@@ -29,9 +29,21 @@ pub struct Call<'a> {
 
 type ThrottleRule = Box<dyn Fn(&Call<'_>) -> bool + Send + Sync>;
 
+/// An error answer in the service's own shape, for [`ThrottlingProxy::refusing`]: what moto never says
+/// (an `AccessDenied` for a role that does not exist in that account).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+type RefuseRule = Box<dyn Fn(&Call<'_>) -> Option<Refusal> + Send + Sync>;
+
 struct Inner {
     upstream: String,
     rule: ThrottleRule,
+    refuse: Option<RefuseRule>,
     seen: AtomicUsize,
     throttled: AtomicUsize,
     operations: std::sync::Mutex<BTreeMap<String, usize>>,
@@ -60,6 +72,13 @@ impl ThrottlingProxy {
         Self::serve(upstream, Box::new(rule), listener)
     }
 
+    /// Forwards to `upstream`, answering the requests `rule` picks with its [`Refusal`] instead (query
+    /// protocols' XML error shape; counted, not throttled).
+    pub async fn refusing(upstream: &str, rule: impl Fn(&Call<'_>) -> Option<Refusal> + Send + Sync + 'static) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        Self::serve_with(upstream, Box::new(|_| false), Some(Box::new(rule)), listener)
+    }
+
     /// [`ThrottlingProxy::counting`] from synchronous code running on a Tokio runtime.
     pub fn counting_now(upstream: &str) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
@@ -69,9 +88,19 @@ impl ThrottlingProxy {
     }
 
     fn serve(upstream: &str, rule: ThrottleRule, listener: tokio::net::TcpListener) -> Self {
+        Self::serve_with(upstream, rule, None, listener)
+    }
+
+    fn serve_with(
+        upstream: &str,
+        rule: ThrottleRule,
+        refuse: Option<RefuseRule>,
+        listener: tokio::net::TcpListener,
+    ) -> Self {
         let inner = Arc::new(Inner {
             upstream: upstream.trim_end_matches('/').to_owned(),
             rule,
+            refuse,
             seen: AtomicUsize::new(0),
             throttled: AtomicUsize::new(0),
             operations: Default::default(),
@@ -137,7 +166,17 @@ async fn forward(
     let text = String::from_utf8_lossy(&body);
     let action = format!("{}:{operation}", service(&headers, &text));
     *inner.actions.lock().unwrap().entry(action).or_default() += 1;
-    if (inner.rule)(&Call { operation: &operation, nth, body: &text }) {
+    let call = Call { operation: &operation, nth, body: &text };
+    if let Some(refusal) = inner.refuse.as_ref().and_then(|refuse| refuse(&call)) {
+        let body = format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{}</Code><Message>{}</Message></Error>\
+             <RequestId>refused</RequestId></ErrorResponse>",
+            refusal.code, refusal.message
+        );
+        let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+        return (status, [("content-type", "text/xml")], body).into_response();
+    }
+    if (inner.rule)(&call) {
         inner.throttled.fetch_add(1, Ordering::SeqCst);
         return if headers.contains_key("x-amz-target") {
             let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
@@ -196,6 +235,8 @@ fn service(headers: &HeaderMap, body: &str) -> &'static str {
             "secretsmanager" => "secretsmanager",
             "TrentService" => "kms",
             "AWSEvents" => "events",
+            "AmazonEC2ContainerServiceV20141113" => "ecs",
+            "AnyScaleFrontendService" => "application-autoscaling",
             _ => "unknown",
         };
     }

@@ -562,9 +562,15 @@ mod tests {
         });
         let clients = testing::clients(Rules { ec2: vec![&listing, &stop], ..Default::default() });
         let cutoff = later();
-        let summary = crate::scheduler::run(&clients, &testing::settings(), &testing::request(Action::Stop), cutoff)
-            .await
-            .expect("a summary");
+        let summary = crate::scheduler::run(
+            &clients,
+            &testing::no_definitions(),
+            &testing::settings(),
+            &testing::request(Action::Stop),
+            cutoff,
+        )
+        .await
+        .expect("a summary");
         assert_eq!(summary.stopped.len(), 5, "{summary:?}");
         assert_eq!(summary.notes.len(), 1, "{summary:?}");
         assert_eq!(summary.notes[0].resource, "ec2-instance/i-unable");

@@ -442,7 +442,7 @@ mod mocked {
         let mut request = testing::request(action);
         request.dry_run = dry_run;
         let cutoff = Instant::now() + Duration::from_secs(600);
-        run(&clients, &testing::settings(), &request, cutoff).await.expect("a summary")
+        run(&clients, &testing::no_definitions(), &testing::settings(), &request, cutoff).await.expect("a summary")
     }
 
     fn failed<'a>(summary: &'a Summary, resource: &str) -> &'a str {

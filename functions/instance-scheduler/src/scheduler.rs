@@ -15,10 +15,10 @@ use crate::actions::{self, Outcome};
 use crate::direction::Direction;
 use crate::ecs;
 use crate::inventory::{self, Hibernation, Kind, Resource, TagKeys};
+use crate::metrics;
 use crate::plan::{decide, needs_definitions, selected, Decision, Named};
 use crate::request::{self, Action, Request};
 use crate::schedule::{self, Definitions};
-use crate::metrics;
 use crate::summary::{Failed, Note, Skipped, Summary};
 use crate::targets::{is_account, Hub, Identity, Target};
 

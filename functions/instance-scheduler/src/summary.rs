@@ -98,7 +98,9 @@ impl Summary {
                     total.started.extend(run.started.into_iter().map(|r| name(&target, r)));
                     total.stopped.extend(run.stopped.into_iter().map(|r| name(&target, r)));
                     total.skipped.extend(
-                        run.skipped.into_iter().map(|s| Skipped { resource: name(&target, s.resource), reason: s.reason }),
+                        run.skipped
+                            .into_iter()
+                            .map(|s| Skipped { resource: name(&target, s.resource), reason: s.reason }),
                     );
                     total.failed.extend(
                         run.failed.into_iter().map(|f| Failed { resource: name(&target, f.resource), error: f.error }),
@@ -123,7 +125,8 @@ impl Summary {
     /// What failed, in one line: the count and the first few, for the invocation's error.
     pub fn failure_line(&self) -> String {
         const NAMED: usize = 3;
-        let first: Vec<String> = self.failed.iter().take(NAMED).map(|f| format!("{}: {}", f.resource, f.error)).collect();
+        let first: Vec<String> =
+            self.failed.iter().take(NAMED).map(|f| format!("{}: {}", f.resource, f.error)).collect();
         let more = self.failed.len().saturating_sub(NAMED);
         let more = if more > 0 { format!("; and {more} more in `failed`") } else { String::new() };
         format!("{} failed: {}{more}", self.failed.len(), first.join("; "))

@@ -82,9 +82,10 @@ impl Hub {
 
     /// A run's reader of the named schedules (the SSM client built only with `SCHEDULES_PARAMETER` set).
     pub fn definer(&self, settings: &Settings) -> Definer {
-        let ssm = settings.definitions_parameter.as_ref().map(|_| {
-            self.ssm.get_or_init(|| stackhand::client!(aws_sdk_ssm, &self.base)).clone()
-        });
+        let ssm = settings
+            .definitions_parameter
+            .as_ref()
+            .map(|_| self.ssm.get_or_init(|| stackhand::client!(aws_sdk_ssm, &self.base)).clone());
         Definer::with_client(ssm, settings)
     }
 
@@ -110,7 +111,9 @@ impl Hub {
         };
         let mut targets: Vec<Target> = accounts
             .iter()
-            .flat_map(|account| regions.iter().map(|region| Target { account: account.clone(), region: region.clone() }))
+            .flat_map(|account| {
+                regions.iter().map(|region| Target { account: account.clone(), region: region.clone() })
+            })
             .collect();
         targets.sort();
         targets.dedup();
@@ -140,7 +143,7 @@ impl Hub {
         Ok(clients)
     }
 
-/// Temporary credentials for the spoke role in `target`'s account.
+    /// Temporary credentials for the spoke role in `target`'s account.
     async fn assume(&self, settings: &Settings, own: &Identity, target: &Target) -> Result<Credentials, String> {
         let role = format!("arn:{}:iam::{}:role/{}", own.partition, target.account, settings.role_name);
         let out = self

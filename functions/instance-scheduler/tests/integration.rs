@@ -497,7 +497,12 @@ async fn bad_events_and_an_unreachable_aws_are_invocation_errors_that_say_why() 
     assert_eq!(answer.value()["errorType"], FAILED);
     let summary: Value = serde_json::from_str(answer.value()["errorMessage"].as_str().unwrap()).unwrap();
     let error = summary["error"].as_str().unwrap();
-    assert!(error.starts_with("1 failed: 123456789012/eu-west-1 (target): nothing could be evaluated: DescribeInstances failed"), "{error}");
+    assert!(
+        error.starts_with(
+            "1 failed: 123456789012/eu-west-1 (target): nothing could be evaluated: DescribeInstances failed"
+        ),
+        "{error}"
+    );
     assert_eq!(summary["targets"][0]["error"].as_str().unwrap(), reason(&summary, "123456789012/eu-west-1 (target)"));
     s.assert_no_secrets().await;
 }
@@ -625,4 +630,120 @@ async fn instances_tagged_for_hibernation_are_hibernated_and_those_not_enabled_f
     assert!(notes[0]["note"].as_str().unwrap().contains("HibernationOptions.Configured"), "{summary}");
     assert_eq!(w.states(&[able, unable, plain]).await, ["stopped", "stopped", "stopped"]);
     assert_eq!(proxy.calls("StopInstances"), 2, "a hibernate batch and a normal one: {:?}", proxy.operations());
+}
+
+/// SDK configuration acting as `account` in moto (which scopes resources by the account a role was
+/// assumed in), for seeding and checking a spoke account.
+async fn config_as(account: &str, region: &str) -> aws_config::SdkConfig {
+    let own = sdk_config_in(&moto_url(), region).await;
+    let sts = aws_sdk_sts::Client::new(&own);
+    let out = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/seeding"))
+        .role_session_name("test")
+        .send()
+        .await
+        .expect("AssumeRole");
+    let c = out.credentials().unwrap();
+    let credentials = aws_sdk_ec2::config::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_owned()),
+        None,
+        "test",
+    );
+    own.into_builder().credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(credentials)).build()
+}
+
+/// A running instance tagged `key` = `schedule` in `account`'s default subnet of `region`.
+async fn instance_in(account: &str, region: &str, key: &str, schedule: &str) -> (aws_sdk_ec2::Client, String) {
+    let ec2 = aws_sdk_ec2::Client::new(&config_as(account, region).await);
+    let subnets = ec2.describe_subnets().send().await.expect("DescribeSubnets");
+    let subnet = subnets.subnets().iter().find(|s| s.default_for_az() == Some(true)).expect("a default subnet");
+    let id = local::instance(&ec2, subnet.subnet_id().unwrap(), &[(key, schedule)]).await;
+    (ec2, id)
+}
+
+// Issue 13 item 1: 3 accounts × 2 Regions from the hub, one more account whose role is missing.
+#[tokio::test]
+async fn a_hub_schedules_every_account_and_region_and_reports_a_missing_role_without_stopping_the_rest() {
+    const OWN: &str = "123456789012";
+    const SPOKES: [&str; 2] = ["210987654321", "111122223333"];
+    const MISSING: &str = "444455556666";
+    const REGIONS: [&str; 2] = ["ap-southeast-1", "ca-central-1"];
+    let key = unique("Schedule");
+    let mut seeded = Vec::new();
+    for account in [OWN, SPOKES[0], SPOKES[1]] {
+        for region in REGIONS {
+            let (ec2, id) = instance_in(account, region, &key, "Mon-Fri 08:00-19:00 UTC").await;
+            seeded.push((account, region, ec2, id));
+        }
+    }
+    // moto lets any role be assumed: the proxy answers as IAM does for a role that isn't there.
+    let assumed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&assumed);
+    let proxy = ThrottlingProxy::refusing(&moto_url(), move |call| {
+        if call.operation != "AssumeRole" {
+            return None;
+        }
+        seen.lock().unwrap().push(call.body.to_owned());
+        call.body.contains(MISSING).then(|| testkit::Refusal {
+            status: 403,
+            code: "AccessDenied",
+            message: format!(
+                "User: arn:aws:sts::{OWN}:assumed-role/hub/fn is not authorized to perform: sts:AssumeRole on resource: \
+                 arn:aws:iam::{MISSING}:role/stackhand-instance-scheduler"
+            ),
+        })
+    })
+    .await;
+    let accounts = format!("{OWN},{},{},{MISSING}", SPOKES[0], SPOKES[1]);
+    let regions = REGIONS.join(",");
+    let mut vars = aws_env_in(&proxy.url(), REGIONS[0]);
+    for (k, v) in [
+        ("SCHEDULE_TAG_KEY", key.as_str()),
+        ("SCHEDULER_ACCOUNTS", &accounts),
+        ("SCHEDULER_REGIONS", &regions),
+        ("SCHEDULER_EXTERNAL_ID", "stackhand-test-external-id"),
+    ] {
+        vars.push((k.into(), v.into()));
+    }
+    let api = RuntimeApi::start().await;
+    let process = FunctionProcess::spawn(BIN, &api.address(), &vars);
+    let s = Scheduler { api, process };
+    let summary = s.run(json!({"action": "reconcile", "time": "2026-11-23T20:00:00Z"})).await;
+
+    // Every instance of the three reachable accounts stopped, each named with its account and Region.
+    let mut expected: Vec<String> =
+        seeded.iter().map(|(account, region, _, id)| format!("{account}/{region}/{}", ec2(id))).collect();
+    expected.sort();
+    assert_eq!(names(&summary, "stopped"), expected, "{summary}");
+    for (account, region, client, id) in &seeded {
+        let state = fleet::instance_states(client, std::slice::from_ref(id)).await;
+        assert!(matches!(state[0].as_str(), "stopping" | "stopped"), "{account}/{region}/{id}: {state:?}");
+    }
+    // The missing role: one failed target per Region, saying what to deploy; the others are whole.
+    let targets = summary["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 8, "{summary}");
+    for target in targets {
+        let (account, error) = (target["account"].as_str().unwrap(), target.get("error"));
+        if account == MISSING {
+            let error = error.and_then(Value::as_str).unwrap_or_else(|| panic!("{target}"));
+            assert!(error.contains("AccessDenied") && error.contains("scheduler-spoke.yaml"), "{error}");
+            assert!(error.contains(&format!("arn:aws:iam::{MISSING}:role/stackhand-instance-scheduler")), "{error}");
+        } else {
+            assert!(error.is_none(), "{target}");
+            assert_eq!((target["stopped"].as_u64(), target["failed"].as_u64()), (Some(1), Some(0)), "{target}");
+        }
+    }
+    let failed = names(&summary, "failed");
+    assert_eq!(failed, REGIONS.map(|r| format!("{MISSING}/{r} (target)")), "{summary}");
+    assert!(summary["error"].as_str().unwrap().starts_with("2 failed: "), "{summary}");
+    // The own account is reached with the function's own credentials, each spoke once per Region with
+    // the ExternalId.
+    let assumed = assumed.lock().unwrap();
+    assert_eq!(assumed.len(), 6, "{assumed:?}");
+    assert!(assumed.iter().all(|b| b.contains("ExternalId=stackhand-test-external-id")), "{assumed:?}");
+    assert!(!assumed.iter().any(|b| b.contains(OWN)), "{assumed:?}");
+    s.assert_no_secrets().await;
 }
