@@ -741,7 +741,7 @@ async fn a_hub_schedules_every_account_and_region_and_reports_a_missing_role_wit
     assert!(summary["error"].as_str().unwrap().starts_with("2 failed: "), "{summary}");
     // The own account is reached with the function's own credentials, each spoke once per Region with
     // the ExternalId.
-    let assumed = assumed.lock().unwrap();
+    let assumed = assumed.lock().unwrap().clone();
     assert_eq!(assumed.len(), 6, "{assumed:?}");
     assert!(assumed.iter().all(|b| b.contains("ExternalId=stackhand-test-external-id")), "{assumed:?}");
     assert!(!assumed.iter().any(|b| b.contains(OWN)), "{assumed:?}");
