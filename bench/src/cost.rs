@@ -7,7 +7,7 @@ use crate::report::{fill, Row};
 const PRICE_PER_GB_SECOND: f64 = 0.000_013_333_4;
 const RECONCILES_PER_MONTH: f64 = 30.0 * 24.0 * 12.0;
 /// The memory setting at which a Lambda function has the equivalent of one vCPU.
-const VCPU_MB: f64 = 1769.0;
+pub const VCPU_MB: f64 = 1769.0;
 
 const DURATION_NOTE: &str = "the steady reconcile's duration x {reconciles} reconciles x memory ({memory} MB for \
      stackhand, {memory_peer} MB for the peer: the smallest setting above its peak RSS + 16 MiB) x USD \

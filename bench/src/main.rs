@@ -23,25 +23,32 @@
 //!   (/proc/<pid>/stat) is measured beside the wall time, which is mostly moto's, and prices the
 //!   functions' own work. The 1,000 fleet's runs also give the process start to first poll. Median of
 //!   SCHEDULER_RUNS.
+//! - fleet-N: instance-scheduler (release) alone, for N = 5,000, 20,000 and 50,000 instances, against
+//!   a local server replaying EC2's XML shapes from pages built in advance (src/replay.rs), not moto
+//!   (whose listing time grows with the square of the fleet): one reconcile stopping the whole fleet,
+//!   its wall time, calls per action, CPU time and peak RSS, and whether the fleet fits the function's
+//!   128 MB and 300 s. Median of FLEET_RUNS.
 //! - <function>-init-vs-floor: each function's process start to first Runtime API poll against
 //!   stackhand-floor (src/bin/stackhand-floor.rs), a minimal Rust Lambda with the same release profile.
 //!
-//! STACKHAND_BENCH_ONLY=eip,schema runs only the groups named (floor, nlb, eip, schema, scheduler).
+//! STACKHAND_BENCH_ONLY=eip,schema runs only the groups named (floor, nlb, eip, schema, scheduler, fleet).
 //!
-//! Layout: src/scenarios/ (one module per function, and the floor), src/report.rs (rows, medians,
-//! the table and docs/benchmarks.md), src/cost.rs (the scheduler's Lambda cost model).
+//! Layout: src/scenarios/ (one module per function, the floor and the fleets), src/report.rs (rows,
+//! medians, the table and docs/benchmarks.md), src/cost.rs (the scheduler's Lambda cost model),
+//! src/replay.rs (the EC2 replay server of the fleet rows).
 
 mod cost;
+mod replay;
 mod report;
 mod scenarios;
 
-use scenarios::{eip, floor, nlb, scheduler, schema};
+use scenarios::{eip, fleet, floor, nlb, scheduler, schema};
 
 #[tokio::main]
 async fn main() {
     let bin_dir =
         std::env::var("STACKHAND_BENCH_BIN_DIR").expect("STACKHAND_BENCH_BIN_DIR: where the release binaries are");
-    // STACKHAND_BENCH_ONLY=eip,schema runs only the scenario groups named (floor, nlb, eip, schema, scheduler)
+    // STACKHAND_BENCH_ONLY=eip,schema runs only the scenario groups named (floor, nlb, eip, schema, scheduler, fleet)
     // and, unless STACKHAND_BENCH_OUT says where, prints the table without writing docs/benchmarks.md.
     let only = std::env::var("STACKHAND_BENCH_ONLY").ok();
     let wanted = |group: &str| only.as_deref().is_none_or(|o| o.split(',').any(|g| g.trim() == group));
@@ -69,9 +76,12 @@ async fn main() {
         rows.extend(scheduler::rows(&bin_dir, "eu-central-1", 1000).await);
         rows.extend(scheduler::rows(&bin_dir, "eu-north-1", 5000).await);
     }
+    if wanted("fleet") {
+        rows.extend(fleet::rows(&bin_dir).await);
+    }
     assert!(
         !rows.is_empty(),
-        "STACKHAND_BENCH_ONLY={only:?} names no scenario group (floor, nlb, eip, schema, scheduler)"
+        "STACKHAND_BENCH_ONLY={only:?} names no scenario group (floor, nlb, eip, schema, scheduler, fleet)"
     );
 
     let table = report::table(&rows);

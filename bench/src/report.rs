@@ -68,9 +68,11 @@ const DOCUMENT: &str = "# Benchmarks\n\n\
      are in bench/peers/, each in the shape it is commonly published in, and run under the AWS Lambda Runtime \
      Interface Client (awslambdaric) against the same Runtime API. Package sizes (arm64 zips) are in \
      [package-sizes.md](package-sizes.md), from `make package`.\n\n\
+     The fleet rows (fleet-N) have no peer: they measure the scheduler alone on fleets moto can't list in \
+     time, against a local server replaying EC2's XML shapes (bench/src/replay.rs).\n\n\
      Run it all: `make bench` (about 25 minutes on 2 cores, most of it the scheduler fleets). One group: \
-     `STACKHAND_BENCH_ONLY=eip make bench` (floor, nlb, eip, schema, scheduler; comma-separated) prints its rows \
-     without rewriting this file.\n\n\
+     `STACKHAND_BENCH_ONLY=eip make bench` (floor, nlb, eip, schema, scheduler, fleet; comma-separated) prints its \
+     rows without rewriting this file.\n\n\
      Machine: {machine}.\n\n";
 
 /// The markdown table of `rows`.
@@ -82,6 +84,10 @@ pub fn table(rows: &[Row]) -> String {
         let places = if ours.abs() < 10.0 && unit == "USD" { 3 } else { 1 };
         if ours.is_nan() {
             writeln!(table, "| {} | not measured | {} | not measured | |", r.scenario, r.peer_name).unwrap();
+            continue;
+        }
+        if peer.is_nan() {
+            writeln!(table, "| {} | {ours:.places$} {unit} | {} | — | |", r.scenario, r.peer_name).unwrap();
             continue;
         }
         writeln!(

@@ -2,6 +2,7 @@
 //! fresh process per run, a Python peer under awslambdaric, the three rows of a cold start.
 
 pub mod eip;
+pub mod fleet;
 pub mod floor;
 pub mod nlb;
 pub mod scheduler;
