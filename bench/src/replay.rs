@@ -17,6 +17,7 @@
 //! - RDS `DescribeDBInstances`, `DescribeDBClusters`, `DescribeGlobalClusters` and Auto Scaling
 //!   `DescribeAutoScalingGroups`: empty, in their services' `…Response/…Result` shapes.
 //!
+//! ECS ListClusters (JSON protocol) answers no clusters, CreateTags (the scheduler's transition marker) succeeds.
 //! Anything else is answered with EC2's `InvalidAction` error, and every call is counted by action.
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,9 +27,9 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Router};
+use axum::Router;
 
 use crate::report::fill;
 
@@ -283,10 +284,36 @@ fn empty_query_answer(operation: &str, namespace: &str, list: &str) -> Response 
 const RDS_NS: &str = "http://rds.amazonaws.com/doc/2014-10-31/";
 const AUTOSCALING_NS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
 
-async fn answer(State(inner): State<Arc<Inner>>, Form(params): Form<Vec<(String, String)>>) -> Response {
+async fn answer(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    // The JSON protocols (ECS): the scheduler lists clusters; an account without any answers empty.
+    if let Some(target) = headers.get("x-amz-target").and_then(|t| t.to_str().ok()) {
+        let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
+        inner.count(&operation);
+        return match operation.as_str() {
+            "ListClusters" => {
+                ([("content-type", "application/x-amz-json-1.1")], r#"{"clusterArns":[]}"#).into_response()
+            }
+            other => (
+                StatusCode::BAD_REQUEST,
+                [("content-type", "application/x-amz-json-1.1")],
+                format!(r#"{{"__type":"InvalidAction","message":"{other} is not answered by the replay server"}}"#),
+            )
+                .into_response(),
+        };
+    }
+    let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let action = param(&params, "Action").unwrap_or("(no Action)").to_owned();
     inner.count(&action);
     match action.as_str() {
+        // The scheduler's marker of the transition it applied (stackhand:schedule-applied).
+        "CreateTags" => xml_response(
+            StatusCode::OK,
+            Bytes::from(format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CreateTagsResponse xmlns=\"{EC2_NS}\">\n\
+                 <requestId>{}</requestId>\n<return>true</return>\n</CreateTagsResponse>\n",
+                request_id(0)
+            )),
+        ),
         "DescribeInstances" => inner.describe_instances(&params),
         "StopInstances" => inner.start_or_stop(&params, false),
         "StartInstances" => inner.start_or_stop(&params, true),
