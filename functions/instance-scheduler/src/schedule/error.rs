@@ -6,6 +6,11 @@ const DAY_HELP: &str =
 const PERIOD_HELP: &str = "write days then HH:MM-HH:MM, e.g. Mon-Fri 08:00-19:00";
 const ZONE_HELP: &str = "use an IANA name such as Europe/London or America/New_York";
 const DEFINITION_EXAMPLE: &str = r#"{"office-hours": "Mon-Fri 08:00-19:00 Europe/London"}"#;
+const MONTH_HELP: &str = "use Jan, Feb, … Dec, a range (Jan-Mar) or a list (Jan+Jul), in a token of their own \
+    before the days, e.g. Jan-Mar Mon-Fri 08:00-19:00";
+const HOLIDAY_DATE_HELP: &str =
+    "use YYYY-MM-DD or an inclusive range YYYY-MM-DD..YYYY-MM-DD, e.g. 2026-12-24..2026-12-31";
+const HOLIDAYS_EXAMPLE: &str = r#"{"holidays": {"uk-2026": ["2026-12-25", "2026-12-28..2026-12-31"]}}"#;
 
 /// Why a schedule, a schedule name, an override or the schedule definitions could not be used.
 ///
@@ -208,6 +213,154 @@ pub enum ScheduleError {
     DefinitionNotString {
         /// What was found instead, e.g. "a number".
         found: String,
+    },
+
+    /// An nth weekday whose occurrence is not 1 to 5 or L.
+    #[error(
+        "\"{item}\" is not an nth weekday: use {day}#1 to {day}#5 for the first to the fifth {day} of the month, \
+        or {day}L for the last"
+    )]
+    BadNthDay {
+        /// The item, e.g. `Mon#6`.
+        item: String,
+        /// The day as written, e.g. `Mon`.
+        day: String,
+    },
+
+    /// A day of the month that is not `Day1` … `Day31`, `DayL` or a range of them.
+    #[error(
+        "\"{item}\" is not a day of the month: use Day1 to Day31, DayL for the last day, or a range such as \
+        Day1-7 or Day25-L"
+    )]
+    BadMonthDay {
+        /// The item, e.g. `Day32`.
+        item: String,
+    },
+
+    /// A word in a months token that is not a month. `token` is the whole token.
+    #[error("unknown month \"{item}\"{}: {MONTH_HELP}", in_token(.item, .token))]
+    UnknownMonth {
+        /// The unrecognised word.
+        item: String,
+        /// The months token containing it.
+        token: String,
+    },
+
+    /// A `-` range of months that is not exactly two month names.
+    #[error("\"{item}\" is not a month range: join two months with -, e.g. Jan-Mar")]
+    BadMonthRange {
+        /// The malformed range.
+        item: String,
+    },
+
+    /// A `+` list of months with an empty item.
+    #[error("\"{token}\" has an empty item: join months with a single +, e.g. Jan+Jul")]
+    EmptyMonthListItem {
+        /// The months token.
+        token: String,
+    },
+
+    /// Two months tokens for one period.
+    #[error(
+        "\"{first}\" is followed by more months \"{second}\" with no time range between them: join months \
+        with +, e.g. {first}+{second}"
+    )]
+    MonthsWithoutTimeRange {
+        /// The first months token.
+        first: String,
+        /// The months token that followed it.
+        second: String,
+    },
+
+    /// The enforcement mark `!` somewhere other than at the very end.
+    #[error("\"{token}\" has a ! inside the schedule: put ! only at the very end, e.g. Mon-Fri 08:00-19:00 UTC !")]
+    MisplacedEnforcement {
+        /// The token containing the `!`.
+        token: String,
+    },
+
+    /// `except` with nothing after it.
+    #[error(
+        "\"except\" needs the name of a holiday list after it, e.g. Mon-Fri 08:00-19:00 Europe/London except \
+        uk-2026"
+    )]
+    ExceptWithoutList,
+
+    /// The token after `except` is not list names joined by `+`.
+    #[error(
+        "\"{token}\" is not a holiday list name: use names made of letters, digits, -, _ and ., joined with +, \
+        e.g. except uk-2026+office-closed"
+    )]
+    BadHolidayListName {
+        /// The token after `except`.
+        token: String,
+    },
+
+    /// Something other than the zone after the `except` clause.
+    #[error(
+        "\"except {lists}\" must come after all periods (only the time zone may follow it): e.g. Mon-Fri \
+        08:00-19:00 Europe/London except {lists}"
+    )]
+    ExceptNotLast {
+        /// The list names, as written.
+        lists: String,
+    },
+
+    /// A schedule names a holiday list that is not defined.
+    #[error(
+        "no holiday list named \"{list}\" is defined{}: add it under \"holidays\" in the schedule definitions, \
+        e.g. {HOLIDAYS_EXAMPLE}, or remove \"except {list}\"",
+        did_you_mean(.suggestion)
+    )]
+    UnknownHolidayList {
+        /// The list name.
+        list: String,
+        /// A defined list that differs only in letter case, if any.
+        suggestion: Option<String>,
+    },
+
+    /// A problem with one holiday list.
+    #[error("holiday list \"{list}\": {error}")]
+    HolidayList {
+        /// The list's name.
+        list: String,
+        /// What is wrong with it.
+        error: Box<ScheduleError>,
+    },
+
+    /// `holidays` is neither an object of lists nor (as before) a schedule string.
+    #[error("\"holidays\" must be an object of list name to dates such as {HOLIDAYS_EXAMPLE}, not {found}")]
+    HolidaysNotObject {
+        /// What was found instead, e.g. "an array".
+        found: String,
+    },
+
+    /// A holiday list that is not an array of strings.
+    #[error("the list must be an array of dates such as [\"2026-12-25\", \"2026-12-28..2026-12-31\"], not {found}")]
+    HolidayListNotArray {
+        /// What was found instead, e.g. "a string".
+        found: String,
+    },
+
+    /// A holiday list name that a schedule could not refer to.
+    #[error("\"{name}\" cannot be a holiday list name: use only letters, digits, -, _ and .")]
+    BadHolidayListKey {
+        /// The key.
+        name: String,
+    },
+
+    /// A holiday entry that is not a date or a range of dates.
+    #[error("\"{value}\" is not a date: {HOLIDAY_DATE_HELP}")]
+    BadHolidayDate {
+        /// The entry as written (JSON text when it is not a string).
+        value: String,
+    },
+
+    /// A holiday range whose end is before its start.
+    #[error("\"{range}\" ends before it starts: write the earlier date first, e.g. 2026-12-24..2026-12-31")]
+    HolidayRangeReversed {
+        /// The range as written.
+        range: String,
     },
 
     /// A problem with one named definition.

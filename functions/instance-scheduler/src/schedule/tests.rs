@@ -938,3 +938,523 @@ fn resolve_tag_values() {
          add it to the schedule definitions, or write the schedule itself, e.g. Mon-Fri 08:00-19:00 Europe/London"
     );
 }
+
+// ---- calendar: nth and last weekdays, days of the month, months ----
+
+fn date(s: &str) -> chrono::NaiveDate {
+    s.parse().unwrap_or_else(|e| panic!("bad test date {s}: {e}"))
+}
+
+/// The dates of `month` (YYYY-MM) on which `token` (a days token) matches, as days of the month.
+fn matching_days(token: &str, month: &str) -> Vec<u32> {
+    let set = days(token);
+    let first = date(&format!("{month}-01"));
+    first.iter_days().take_while(|d| d.month() == first.month()).filter(|d| set.matches(*d)).map(|d| d.day()).collect()
+}
+
+#[test]
+fn nth_weekdays_match_their_occurrence_in_the_month() {
+    // June 2026: Mondays 1, 8, 15, 22, 29; Fridays 5, 12, 19, 26.
+    assert_eq!(matching_days("Mon#1", "2026-06"), vec![1]);
+    assert_eq!(matching_days("Mon#2", "2026-06"), vec![8]);
+    assert_eq!(matching_days("Mon#3", "2026-06"), vec![15]);
+    assert_eq!(matching_days("Mon#4", "2026-06"), vec![22]);
+    assert_eq!(matching_days("Mon#5", "2026-06"), vec![29]);
+    assert_eq!(matching_days("Fri#5", "2026-06"), Vec::<u32>::new(), "no fifth Friday in June 2026");
+    assert_eq!(matching_days("FriL", "2026-06"), vec![26]);
+    assert_eq!(matching_days("MonL", "2026-06"), vec![29], "the fifth Monday is also the last");
+    assert_eq!(matching_days("SunL", "2026-03"), vec![29]);
+    assert_eq!(matching_days("Sun#1", "2026-03"), vec![1]);
+    // Spellings: case-insensitive, full names, Fri#L as a synonym of FriL.
+    for spelling in ["FriL", "fril", "FRIL", "Fri#L", "friday#l", "FridayL"] {
+        assert_eq!(days(spelling), days("FriL"), "{spelling}");
+    }
+    assert_eq!(days("monday#2"), days("Mon#2"));
+    // Mixed with other items in a + list: a union.
+    assert_eq!(matching_days("Sat-Sun+Mon#1+FriL", "2026-06"), vec![1, 6, 7, 13, 14, 20, 21, 26, 27, 28]);
+}
+
+#[test]
+fn days_of_the_month_and_the_last_day() {
+    assert_eq!(matching_days("Day1", "2026-06"), vec![1]);
+    assert_eq!(matching_days("Day15", "2026-06"), vec![15]);
+    assert_eq!(matching_days("Day1-7", "2026-06"), vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(matching_days("DayL", "2026-06"), vec![30]);
+    assert_eq!(matching_days("DayL", "2026-02"), vec![28]);
+    assert_eq!(matching_days("DayL", "2028-02"), vec![29], "leap year");
+    assert_eq!(matching_days("DayL", "2026-12"), vec![31]);
+    assert_eq!(matching_days("Day31", "2026-06"), Vec::<u32>::new(), "June has no 31st");
+    assert_eq!(matching_days("Day29-L", "2026-02"), Vec::<u32>::new());
+    assert_eq!(matching_days("Day25-L", "2026-06"), vec![25, 26, 27, 28, 29, 30]);
+    assert_eq!(days("Day25-L"), days("Day25-31"), "days past the end do not exist");
+    assert_eq!(days("day1-7"), days("DAY1-7"));
+    assert_eq!(matching_days("Day1+Day15+DayL", "2026-06"), vec![1, 15, 30]);
+    assert_eq!(matching_days("Mon+Day1", "2026-03"), vec![1, 2, 9, 16, 23, 30], "days and weekdays: a union");
+}
+
+#[test]
+fn months_restrict_the_days_that_follow() {
+    let s = spec("Jan-Mar Mon-Fri 08:00-19:00 Europe/London");
+    assert!(s.is_running_at(utc("2026-03-31T12:00:00Z")), "Tue 31 March");
+    assert!(!s.is_running_at(utc("2026-04-01T12:00:00Z")), "Wed 1 April");
+    assert!(s.is_running_at(utc("2026-01-05T12:00:00Z")));
+    assert!(!s.is_running_at(utc("2026-01-03T12:00:00Z")), "a Saturday in January");
+    // Months alone: every day of those months.
+    assert_eq!(spec("Dec 08:00-09:00"), spec("Dec Daily 08:00-09:00"));
+    assert!(running("Dec 08:00-09:00", "2026-12-26T08:30:00Z"));
+    assert!(!running("Dec 08:00-09:00", "2026-11-30T08:30:00Z"));
+    // Ranges wrap past December; lists; full names; either order with the days.
+    assert_eq!(spec("Nov-Feb Daily 08:00-09:00"), spec("Nov+Dec+Jan+Feb Daily 08:00-09:00"));
+    assert_eq!(spec("november-february daily 08:00-09:00"), spec("Nov-Feb Daily 08:00-09:00"));
+    assert_eq!(spec("Mon-Fri Jan 08:00-09:00"), spec("Jan Mon-Fri 08:00-09:00"));
+    assert!(running("Nov-Feb Daily 08:00-09:00", "2026-01-15T08:00:00Z"));
+    assert!(!running("Nov-Feb Daily 08:00-09:00", "2026-03-01T08:00:00Z"));
+    // Months belong to the next days token only; extra time ranges keep them.
+    let s = spec("Dec Mon-Fri 08:00-12:00 13:00-17:00 Sat 10:00-11:00");
+    assert!(running_s(&s, "2026-12-01T13:30:00Z"));
+    assert!(!running_s(&s, "2026-11-03T13:30:00Z"), "November: not in Dec");
+    assert!(running_s(&s, "2026-11-07T10:30:00Z"), "Saturdays all year");
+    // An overnight period belongs to its start day, so its start day's month decides.
+    let s = spec("Jan Daily 22:00-06:00");
+    assert!(running_s(&s, "2026-02-01T05:00:00Z"), "the tail of 31 January's period");
+    assert!(!running_s(&s, "2026-02-01T22:00:00Z"));
+}
+
+fn running_s(schedule: &Schedule, at: &str) -> bool {
+    schedule.is_running_at(utc(at))
+}
+
+#[test]
+fn nth_weekday_on_a_dst_day() {
+    // SunL in March 2026 is the 29th, when London springs forward at 01:00 GMT.
+    let s = spec("SunL 01:30-03:00 Europe/London");
+    assert!(!running_s(&s, "2026-03-29T00:59:00Z"));
+    assert!(running_s(&s, "2026-03-29T01:00:00Z"), "02:00 BST");
+    assert!(!running_s(&s, "2026-03-29T02:00:00Z"), "03:00 BST");
+    assert!(!running_s(&s, "2026-03-22T01:45:00Z"), "not the last Sunday");
+}
+
+#[test]
+fn calendar_tokens_display_and_round_trip() {
+    let cases = [
+        ("Mon#1 09:00-10:00", "Mon#1 09:00-10:00 UTC"),
+        ("fril 09:00-10:00", "FriL 09:00-10:00 UTC"),
+        ("Fri#L+Mon#1+Mon#3 09:00-10:00", "Mon#1+Mon#3+FriL 09:00-10:00 UTC"),
+        ("Mon-Fri+Sun#2 08:00-19:00 Europe/London", "Mon-Fri+Sun#2 08:00-19:00 Europe/London"),
+        ("DayL+Day1-7+Day15 08:00-09:00", "Day1-7+Day15+DayL 08:00-09:00 UTC"),
+        ("Day25-L 08:00-09:00", "Day25-31 08:00-09:00 UTC"),
+        ("Day1+Day2+Day3 08:00-09:00", "Day1-3 08:00-09:00 UTC"),
+        ("jan+feb+march Weekdays 08:00-09:00", "Jan-Mar Mon-Fri 08:00-09:00 UTC"),
+        ("Dec+Jan 08:00-09:00", "Dec-Jan Daily 08:00-09:00 UTC"),
+        ("Mon Jul+Jan 08:00-09:00", "Jan+Jul Mon 08:00-09:00 UTC"),
+        ("Jan Mon 08:00-09:00 Mon 10:00-11:00", "Jan Mon 08:00-09:00 Mon 10:00-11:00 UTC"),
+        ("Mon-Fri 08:00-19:00 Europe/London except uk-2026", "Mon-Fri 08:00-19:00 Europe/London except uk-2026"),
+        ("Mon 08:00-09:00 EXCEPT a+b+a Europe/Paris", "Mon 08:00-09:00 Europe/Paris except a+b"),
+        ("Mon-Fri 08:00-19:00 Europe/London !", "Mon-Fri 08:00-19:00 Europe/London !"),
+        ("Mon-Fri 08:00-19:00 Europe/London!", "Mon-Fri 08:00-19:00 Europe/London !"),
+        ("Mon 08:00-09:00!", "Mon 08:00-09:00 UTC !"),
+        ("Mon 08:00-09:00 except x!", "Mon 08:00-09:00 UTC except x !"),
+    ];
+    for (input, expected) in cases {
+        let schedule = spec(input);
+        let shown = schedule.to_string();
+        assert_eq!(shown, expected, "{input}");
+        assert_eq!(spec(&shown), schedule, "{shown} parses back to the same schedule");
+        assert_eq!(parse(&shown), Ok(TagValue::Spec(schedule)), "{shown} as a tag");
+    }
+}
+
+#[test]
+fn new_day_words_are_no_longer_names_but_others_still_are() {
+    for value in ["FriL", "Mon#1", "Day1", "DayL", "Day1-7", "Jan", "Jan-Mar", "Mon+DayL"] {
+        assert_eq!(parse(value), Err(ScheduleError::NoTimeRange { days: value.to_string() }), "{value}");
+    }
+    for name in ["Daylight", "Days", "Day", "Mondays", "January2026", "except", "Fril-team", "L"] {
+        assert_eq!(parse(name), Ok(TagValue::Named(name.to_string())), "{name}");
+    }
+}
+
+#[test]
+fn calendar_errors_name_the_token_and_the_fix() {
+    assert_eq!(
+        err("Mon#6 08:00-09:00"),
+        "\"Mon#6\" is not an nth weekday: use Mon#1 to Mon#5 for the first to the fifth Mon of the month, or MonL \
+         for the last"
+    );
+    assert_eq!(parse("Fri#0 08:00-09:00"), Err(ScheduleError::BadNthDay { item: "Fri#0".into(), day: "Fri".into() }));
+    assert_eq!(parse("Fri#01 08:00-09:00"), Err(ScheduleError::BadNthDay { item: "Fri#01".into(), day: "Fri".into() }));
+    assert_eq!(parse("Fri# 08:00-09:00"), Err(ScheduleError::BadNthDay { item: "Fri#".into(), day: "Fri".into() }));
+    assert_eq!(
+        parse("Mon+Fry#1 08:00-09:00"),
+        Err(ScheduleError::UnknownDay { item: "Fry".into(), token: "Mon+Fry#1".into() })
+    );
+    assert_eq!(parse("Mon#1-Fri 08:00-09:00"), Err(ScheduleError::BadDayRange { item: "Mon#1-Fri".into() }));
+    assert_eq!(parse("Mon-FriL 08:00-09:00"), Err(ScheduleError::BadDayRange { item: "Mon-FriL".into() }));
+    let month_day = |item: &str| {
+        format!(
+            "\"{item}\" is not a day of the month: use Day1 to Day31, DayL for the last day, or a range such as \
+             Day1-7 or Day25-L"
+        )
+    };
+    for item in ["Day0", "Day32", "Day7-1", "Day1-", "Day1-Day7", "Day001", "DayL-5", "Day1x"] {
+        assert_eq!(err(&format!("{item} 08:00-09:00")), month_day(item), "{item}");
+    }
+    assert_eq!(
+        err("Jan-Mrz Mon 08:00-09:00"),
+        "unknown month \"Mrz\" in \"Jan-Mrz\": use Jan, Feb, … Dec, a range (Jan-Mar) or a list (Jan+Jul), in a \
+         token of their own before the days, e.g. Jan-Mar Mon-Fri 08:00-19:00"
+    );
+    assert_eq!(
+        parse("Jan+Mon 08:00-09:00"),
+        Err(ScheduleError::UnknownMonth { item: "Mon".into(), token: "Jan+Mon".into() }),
+        "months and days are separate tokens"
+    );
+    assert_eq!(
+        err("Jan-Mar-May 08:00-09:00"),
+        "\"Jan-Mar-May\" is not a month range: join two months with -, e.g. Jan-Mar"
+    );
+    assert_eq!(
+        err("Jan++Mar 08:00-09:00"),
+        "\"Jan++Mar\" has an empty item: join months with a single +, e.g. Jan+Jul"
+    );
+    assert_eq!(
+        err("Jan Mar Mon 08:00-09:00"),
+        "\"Jan\" is followed by more months \"Mar\" with no time range between them: join months with +, e.g. \
+         Jan+Mar"
+    );
+    assert_eq!(parse("Mon 08:00-09:00 Jan"), Err(ScheduleError::NoTimeRange { days: "Jan".into() }));
+    assert_eq!(parse("Jan Mon Europe/London"), Err(ScheduleError::NoTimeRange { days: "Jan".into() }));
+    assert_eq!(parse("Jan+Foo"), Err(ScheduleError::UnknownMonth { item: "Foo".into(), token: "Jan+Foo".into() }));
+}
+
+#[test]
+fn enforcement_and_holiday_clause_errors() {
+    assert_eq!(
+        err("Mon! 08:00-09:00"),
+        "\"Mon!\" has a ! inside the schedule: put ! only at the very end, e.g. Mon-Fri 08:00-19:00 UTC !"
+    );
+    assert_eq!(parse("Mon 08:00-09:00 !!"), Err(ScheduleError::MisplacedEnforcement { token: "!".into() }));
+    assert_eq!(parse("office!!"), Err(ScheduleError::MisplacedEnforcement { token: "office!".into() }));
+    assert_eq!(
+        err("Mon 08:00-09:00 except"),
+        "\"except\" needs the name of a holiday list after it, e.g. Mon-Fri 08:00-19:00 Europe/London except uk-2026"
+    );
+    assert_eq!(
+        err("Mon 08:00-09:00 except uk+"),
+        "\"uk+\" is not a holiday list name: use names made of letters, digits, -, _ and ., joined with +, e.g. \
+         except uk-2026+office-closed"
+    );
+    assert_eq!(parse("Mon 08:00-09:00 except a@b"), Err(ScheduleError::BadHolidayListName { token: "a@b".into() }));
+    assert_eq!(
+        err("Mon 08:00-09:00 except uk Tue 08:00-09:00"),
+        "\"except uk\" must come after all periods (only the time zone may follow it): e.g. Mon-Fri 08:00-19:00 \
+         Europe/London except uk"
+    );
+    assert_eq!(
+        parse("Mon 08:00-09:00 except uk except us"),
+        Err(ScheduleError::ExceptNotLast { lists: "uk".into() }),
+        "one except, lists joined with +"
+    );
+    assert_eq!(parse("except uk"), Err(ScheduleError::Empty));
+    assert_eq!(parse("!"), Err(ScheduleError::Empty));
+}
+
+// ---- enforcement ----
+
+#[test]
+fn enforcement_mark_on_specs_and_names() {
+    assert!(!spec("Mon-Fri 08:00-19:00 Europe/London").enforced(), "not enforced by default");
+    for value in ["Mon-Fri 08:00-19:00 Europe/London !", "Mon-Fri 08:00-19:00 Europe/London!", "Mon 08:00-09:00!"] {
+        assert!(spec(value).enforced(), "{value}");
+    }
+    assert_eq!(parse("office-hours!"), Ok(TagValue::Named("office-hours!".into())));
+    assert_eq!(parse(" office-hours  ! "), Ok(TagValue::Named("office-hours!".into())));
+    assert_eq!(parse("office-hours!").unwrap().to_string(), "office-hours!");
+    let defs = parse_definitions(
+        r#"{"office-hours": "Mon-Fri 08:00-19:00 Europe/London", "strict": "Mon-Fri 08:00-19:00 Europe/London !"}"#,
+    )
+    .unwrap();
+    let resolve = |tag: &str| defs.resolve(&parse(tag).unwrap()).map(Schedule::enforced);
+    assert_eq!(resolve("office-hours"), Ok(false));
+    assert_eq!(resolve("office-hours!"), Ok(true), "! on the tag");
+    assert_eq!(resolve("strict"), Ok(true), "! in the definition");
+    assert_eq!(resolve("strict!"), Ok(true), "both");
+    let enforced = defs.resolve_value(&parse("office-hours!").unwrap()).unwrap();
+    assert_eq!(enforced.to_string(), "Mon-Fri 08:00-19:00 Europe/London !");
+    assert_eq!(
+        defs.resolve(&parse("nights!").unwrap()),
+        Err(ScheduleError::UnknownName { name: "nights".into(), suggestion: None }),
+        "the error names the schedule without the mark"
+    );
+    assert!(!defs.names().contains(&"office-hours!"));
+}
+
+// ---- holidays ----
+
+const HOLIDAY_DEFINITIONS: &str = r#"{
+    "holidays": {"uk-2026": ["2026-12-24", "2026-12-25..2026-12-28"], "mayday": ["2026-05-04"], "none": []},
+    "office": "Mon-Fri 08:00-19:00 Europe/London except uk-2026",
+    "nights": "Daily 22:00-06:00 UTC except mayday",
+    "both": "Mon-Fri 08:00-19:00 Europe/London except uk-2026+mayday !",
+    "empty": "Daily 08:00-09:00 except none"
+}"#;
+
+fn defined(name: &str) -> Schedule {
+    let defs = parse_definitions(HOLIDAY_DEFINITIONS).unwrap();
+    defs.resolve(&TagValue::Named(name.into())).unwrap_or_else(|e| panic!("{name}: {e}")).clone()
+}
+
+#[test]
+fn holidays_stop_the_resource_all_day_in_the_schedule_zone() {
+    let office = defined("office");
+    assert!(office.holidays_resolved());
+    assert_eq!(office.holiday_lists(), ["uk-2026".to_string()]);
+    assert!(running_s(&office, "2026-12-23T12:00:00Z"), "Wednesday before");
+    assert!(!running_s(&office, "2026-12-24T12:00:00Z"), "a single date");
+    assert!(!running_s(&office, "2026-12-25T12:00:00Z"), "first day of the range");
+    assert!(!running_s(&office, "2026-12-28T12:00:00Z"), "Monday, last day of the range (inclusive)");
+    assert!(running_s(&office, "2026-12-29T08:00:00Z"), "Tuesday after");
+    // The office list does not include May Day, "both" does.
+    assert!(running_s(&office, "2026-05-04T12:00:00Z"));
+    let both = defined("both");
+    assert!(!running_s(&both, "2026-05-04T12:00:00Z"));
+    assert!(!running_s(&both, "2026-12-24T12:00:00Z"));
+    assert!(both.enforced());
+    assert!(running_s(&defined("empty"), "2026-12-25T08:30:00Z"), "an empty list skips nothing");
+}
+
+#[test]
+fn holidays_use_the_local_date() {
+    let defs = parse_definitions(
+        r#"{"holidays": {"h": ["2026-07-04"]}, "ny": "Daily 00:00-24:00 America/New_York except h"}"#,
+    )
+    .unwrap();
+    let ny = defs.resolve_value(&TagValue::Named("ny".into())).unwrap();
+    assert!(ny.is_running_at(utc("2026-07-04T03:59:00Z")), "still 3 July 23:59 in New York");
+    assert!(!ny.is_running_at(utc("2026-07-04T04:00:00Z")), "4 July 00:00 EDT");
+    assert!(!ny.is_running_at(utc("2026-07-05T03:59:00Z")));
+    assert!(ny.is_running_at(utc("2026-07-05T04:00:00Z")));
+}
+
+#[test]
+fn holidays_and_overnight_periods() {
+    // 2026-05-04 is the holiday: the period from the 3rd runs until midnight, the one starting on the 4th
+    // does not happen at all (not even its morning of the 5th), the one starting on the 5th does.
+    let nights = defined("nights");
+    assert!(running_s(&nights, "2026-05-03T23:59:00Z"));
+    assert!(!running_s(&nights, "2026-05-04T00:00:00Z"));
+    assert!(!running_s(&nights, "2026-05-04T22:00:00Z"));
+    assert!(!running_s(&nights, "2026-05-05T03:00:00Z"));
+    assert!(running_s(&nights, "2026-05-05T22:00:00Z"));
+    assert!(running_s(&nights, "2026-05-06T05:59:00Z"));
+}
+
+#[test]
+fn holiday_lists_in_tags_resolve_through_the_definitions() {
+    let defs = parse_definitions(HOLIDAY_DEFINITIONS).unwrap();
+    let tag = parse("Mon-Fri 08:00-19:00 Europe/London except uk-2026").unwrap();
+    assert!(tag.needs_definitions());
+    assert!(!parse("Mon 08:00-09:00").unwrap().needs_definitions());
+    assert!(parse("office").unwrap().needs_definitions());
+    let TagValue::Spec(unresolved) = &tag else { panic!("a spec") };
+    assert!(!unresolved.holidays_resolved());
+    assert!(running_s(unresolved, "2026-12-24T12:00:00Z"), "unresolved lists skip nothing");
+    assert_eq!(defs.resolve(&tag), Ok(unresolved), "resolve leaves a tag's schedule as written");
+    let resolved = defs.resolve_value(&tag).unwrap();
+    assert!(resolved.holidays_resolved());
+    assert!(!running_s(&resolved, "2026-12-24T12:00:00Z"));
+    assert_eq!(resolved.to_string(), "Mon-Fri 08:00-19:00 Europe/London except uk-2026");
+    assert_eq!(defs.resolve_value(&parse("office").unwrap()), Ok(defined("office")));
+    assert_eq!(
+        defs.resolve_value(&parse("Mon 08:00-09:00 except uk-2062").unwrap()).unwrap_err().to_string(),
+        "no holiday list named \"uk-2062\" is defined: add it under \"holidays\" in the schedule definitions, e.g. \
+         {\"holidays\": {\"uk-2026\": [\"2026-12-25\", \"2026-12-28..2026-12-31\"]}}, or remove \"except uk-2062\""
+    );
+    assert_eq!(
+        defs.resolve_value(&parse("Mon 08:00-09:00 except UK-2026").unwrap()),
+        Err(ScheduleError::UnknownHolidayList { list: "UK-2026".into(), suggestion: Some("uk-2026".into()) })
+    );
+}
+
+#[test]
+fn holiday_definition_errors() {
+    let defs = parse_definitions(
+        r#"{
+        "holidays": {"bad-date": ["2026-13-01"], "reversed": ["2026-12-31..2026-12-24"], "not-array": "2026-12-25",
+                     "number": [20261225], "bad name": [], "short": ["2026-1-5"], "ok": ["2026-12-25"]},
+        "missing": "Mon 08:00-09:00 except nope",
+        "uses-bad": "Mon 08:00-09:00 except ok+bad-date",
+        "uses-reversed": "Mon 08:00-09:00 except reversed",
+        "uses-not-array": "Mon 08:00-09:00 except not-array",
+        "uses-number": "Mon 08:00-09:00 except number",
+        "uses-short": "Mon 08:00-09:00 except short",
+        "fine": "Mon 08:00-09:00 except ok"
+    }"#,
+    )
+    .unwrap();
+    let message = |name: &str| defs.resolve(&TagValue::Named(name.into())).unwrap_err().to_string();
+    assert_eq!(
+        message("missing"),
+        "schedule definition \"missing\": no holiday list named \"nope\" is defined: add it under \"holidays\" in \
+         the schedule definitions, e.g. {\"holidays\": {\"uk-2026\": [\"2026-12-25\", \"2026-12-28..2026-12-31\"]}}, \
+         or remove \"except nope\""
+    );
+    assert_eq!(
+        message("uses-bad"),
+        "schedule definition \"uses-bad\": holiday list \"bad-date\": \"2026-13-01\" is not a date: use YYYY-MM-DD \
+         or an inclusive range YYYY-MM-DD..YYYY-MM-DD, e.g. 2026-12-24..2026-12-31"
+    );
+    assert_eq!(
+        message("uses-reversed"),
+        "schedule definition \"uses-reversed\": holiday list \"reversed\": \"2026-12-31..2026-12-24\" ends before it \
+         starts: write the earlier date first, e.g. 2026-12-24..2026-12-31"
+    );
+    assert_eq!(
+        message("uses-not-array"),
+        "schedule definition \"uses-not-array\": holiday list \"not-array\": the list must be an array of dates \
+         such as [\"2026-12-25\", \"2026-12-28..2026-12-31\"], not a string"
+    );
+    assert!(
+        message("uses-number").ends_with(
+            "\"20261225\" is not a date: use YYYY-MM-DD or an inclusive range \
+         YYYY-MM-DD..YYYY-MM-DD, e.g. 2026-12-24..2026-12-31"
+        ),
+        "{}",
+        message("uses-number")
+    );
+    assert!(message("uses-short").contains("\"2026-1-5\" is not a date"));
+    assert!(defs.resolve(&TagValue::Named("fine".into())).is_ok(), "a bad list spoils only its users");
+    assert_eq!(
+        defs.names(),
+        vec!["fine", "missing", "uses-bad", "uses-not-array", "uses-number", "uses-reversed", "uses-short"]
+    );
+}
+
+#[test]
+fn holidays_key_keeps_its_old_meaning_when_it_is_a_string() {
+    let defs = parse_definitions(r#"{"holidays": "Sat-Sun 10:00-16:00"}"#).unwrap();
+    assert_eq!(defs.names(), vec!["holidays"]);
+    assert_eq!(defs.get("holidays"), Some(&Ok(spec("Sat-Sun 10:00-16:00"))));
+    let defs = parse_definitions(r#"{"holidays": ["2026-12-25"]}"#).unwrap();
+    assert_eq!(
+        defs.get("holidays").unwrap().as_ref().unwrap_err().to_string(),
+        "schedule definition \"holidays\": \"holidays\" must be an object of list name to dates such as \
+         {\"holidays\": {\"uk-2026\": [\"2026-12-25\", \"2026-12-28..2026-12-31\"]}}, not an array"
+    );
+    let defs = parse_definitions(r#"{"Jan": "Daily 08:00-09:00", "FriL": "Daily 08:00-09:00"}"#).unwrap();
+    assert_eq!(
+        defs.get("Jan"),
+        Some(&Err(ScheduleError::Definition {
+            name: "Jan".into(),
+            error: Box::new(ScheduleError::NameIsDays { name: "Jan".into() })
+        }))
+    );
+    assert!(defs.get("FriL").unwrap().is_err());
+}
+
+// ---- last_change ----
+
+/// The reference: every minute from `at` back, as `last_change` is specified.
+fn last_change_by_scan(schedule: &Schedule, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let newest = at - Duration::seconds(i64::from(at.second())) - Duration::nanoseconds(i64::from(at.nanosecond()));
+    let mut t = newest;
+    let state = schedule.is_running_at(t);
+    while t >= newest - LOOKBACK {
+        if schedule.is_running_at(t - Duration::minutes(1)) != state {
+            return Some(t);
+        }
+        t -= Duration::minutes(1);
+    }
+    None
+}
+
+#[test]
+fn last_change_across_spring_forward_with_an_overnight_period() {
+    // London springs forward on Sunday 2026-03-29 at 01:00 GMT: 01:00-01:59 local does not exist, so
+    // Saturday's 23:30-01:30 ends at the jump (01:00Z, 02:00 BST).
+    let s = spec("Daily 23:30-01:30 Europe/London");
+    assert_eq!(s.last_change(utc("2026-03-29T00:10:00Z")), Some(utc("2026-03-28T23:30:00Z")), "the start, GMT");
+    assert_eq!(s.last_change(utc("2026-03-29T05:00:00Z")), Some(utc("2026-03-29T01:00:00Z")), "the end, at the jump");
+    assert_eq!(s.last_change(utc("2026-03-29T01:00:00Z")), Some(utc("2026-03-29T01:00:00Z")), "at the change itself");
+    assert_eq!(s.last_change(utc("2026-03-29T23:00:00Z")), Some(utc("2026-03-29T22:30:00Z")), "Sunday's start, BST");
+    assert_eq!(s.last_change(utc("2026-03-29T00:59:59.9Z")), Some(utc("2026-03-28T23:30:00Z")), "seconds ignored");
+}
+
+#[test]
+fn last_change_across_fall_back_sees_the_repeated_hour() {
+    // London falls back on Sunday 2026-10-25 at 01:00 UTC: local 01:00-01:59 happens twice, so Saturday's
+    // 23:30-01:30 stops at 01:30 BST (00:30Z), starts again at 01:00 GMT (01:00Z), stops at 01:30 GMT.
+    let s = spec("Daily 23:30-01:30 Europe/London");
+    assert_eq!(s.last_change(utc("2026-10-25T00:10:00Z")), Some(utc("2026-10-24T22:30:00Z")));
+    assert_eq!(s.last_change(utc("2026-10-25T00:59:00Z")), Some(utc("2026-10-25T00:30:00Z")));
+    assert_eq!(s.last_change(utc("2026-10-25T01:29:00Z")), Some(utc("2026-10-25T01:00:00Z")));
+    assert_eq!(s.last_change(utc("2026-10-25T12:00:00Z")), Some(utc("2026-10-25T01:30:00Z")));
+}
+
+#[test]
+fn last_change_over_a_holiday_range() {
+    // uk-2026 covers 24-28 December; the office runs Mon-Fri, so Wednesday 23rd's 19:00 is the last
+    // change until Tuesday 29th 08:00 (GMT).
+    let office = defined("office");
+    assert_eq!(office.last_change(utc("2026-12-27T12:00:00Z")), Some(utc("2026-12-23T19:00:00Z")));
+    assert_eq!(office.last_change(utc("2026-12-28T12:00:00Z")), Some(utc("2026-12-23T19:00:00Z")));
+    assert_eq!(office.last_change(utc("2026-12-29T09:00:00Z")), Some(utc("2026-12-29T08:00:00Z")));
+    // Overnight into and out of a holiday: stopped at the holiday's midnight, no period from it.
+    let nights = defined("nights");
+    assert_eq!(nights.last_change(utc("2026-05-05T12:00:00Z")), Some(utc("2026-05-04T00:00:00Z")));
+    assert_eq!(nights.last_change(utc("2026-05-05T23:00:00Z")), Some(utc("2026-05-05T22:00:00Z")));
+}
+
+#[test]
+fn last_change_lookback_and_no_change() {
+    assert_eq!(LOOKBACK, Duration::days(35));
+    assert_eq!(spec("Daily 00:00-24:00 Europe/London").last_change(utc("2026-03-29T12:00:00Z")), None);
+    // January's last period ended on 31 January at 09:00: 33.6 days before 6 March, 37.6 before 10 March.
+    let s = spec("Jan Daily 08:00-09:00");
+    assert_eq!(s.last_change(utc("2026-03-06T00:00:00Z")), Some(utc("2026-01-31T09:00:00Z")));
+    assert_eq!(s.last_change(utc("2026-03-10T00:00:00Z")), None);
+    // Exactly LOOKBACK back is still found, a minute more is not.
+    let at = utc("2026-01-31T09:00:00Z") + LOOKBACK;
+    assert_eq!(s.last_change(at), Some(utc("2026-01-31T09:00:00Z")));
+    assert_eq!(s.last_change(at + Duration::minutes(1)), None);
+}
+
+#[test]
+fn last_change_agrees_with_a_minute_by_minute_scan() {
+    let schedules = [
+        "Mon-Fri 08:00-19:00 Europe/London",
+        "Daily 23:30-01:30 Europe/London",
+        "Sun 01:30-03:00 Europe/London",
+        "Sun 01:30-02:00 Europe/London",
+        "Sat 22:00-06:00 America/New_York",
+        "Sun 02:00-04:00 Australia/Sydney",
+        "Daily 02:15-02:45 Europe/Berlin",
+        "Mon#1+FriL 09:00-17:00 Europe/Berlin",
+        "Nov-Mar Day1+DayL 22:00-02:00 America/New_York",
+        "SunL 00:00-24:00 Europe/London",
+        "Weekdays 07:30-18:00 Sat 10:00-14:00 Weekends 20:00-21:00 Asia/Kolkata",
+        "Daily 00:00-24:00 UTC",
+    ];
+    let instants = [
+        "2026-03-08T12:00:00Z",
+        "2026-03-29T01:30:00Z",
+        "2026-03-30T06:59:00Z",
+        "2026-04-01T00:00:00Z",
+        "2026-04-05T16:30:00Z",
+        "2026-10-04T17:00:00Z",
+        "2026-10-25T01:45:30Z",
+        "2026-11-01T07:00:00Z",
+        "2026-12-01T03:00:00Z",
+    ];
+    for text in schedules {
+        let s = spec(text);
+        for at in instants {
+            let at = utc(at);
+            assert_eq!(s.last_change(at), last_change_by_scan(&s, at), "{text} at {at}");
+        }
+    }
+    let office = defined("office");
+    for at in ["2026-12-24T12:00:00Z", "2026-12-29T07:59:00Z", "2026-12-29T08:00:00Z", "2027-01-02T00:00:00Z"] {
+        assert_eq!(office.last_change(utc(at)), last_change_by_scan(&office, utc(at)), "office at {at}");
+    }
+}
