@@ -354,6 +354,109 @@ async fn set_capacity(
     bounded(cutoff, "UpdateAutoScalingGroup", call).await
 }
 
+/// Runs `call` on `items`; if AWS refuses it for the request's content, on each half, down to single
+/// items, whose error is then theirs alone: one resource gone since the listing doesn't hold back the
+/// rest. Each item with how it went.
+async fn by_halves<T, F, Fut>(items: Vec<T>, call: &F) -> Vec<(T, Result<(), String>)>
+where
+    T: Clone,
+    F: Fn(Vec<T>) -> Fut,
+    Fut: Future<Output = Result<(), CallError>>,
+{
+    if items.is_empty() {
+        return Vec::new();
+    }
+    match call(items.clone()).await {
+        Ok(()) => items.into_iter().map(|item| (item, Ok(()))).collect(),
+        Err(e) if e.splittable && items.len() > 1 => {
+            let mut left = items;
+            let right = left.split_off(left.len() / 2);
+            let mut results = Box::pin(by_halves(left, call)).await;
+            results.extend(Box::pin(by_halves(right, call)).await);
+            results
+        }
+        Err(e) => items.into_iter().map(|item| (item, Err(e.message.clone()))).collect(),
+    }
+}
+
+/// Writes the tag `key` = `value` on the instances `ids`: one CreateTags call (AWS takes up to 1,000
+/// ids; the caller sends as many as in a StartInstances), split by halves if refused.
+pub async fn tag_instances(
+    ec2: &aws_sdk_ec2::Client,
+    key: &str,
+    value: &str,
+    ids: Vec<String>,
+    cutoff: Instant,
+) -> Vec<(String, Result<(), String>)> {
+    let tag = aws_sdk_ec2::types::Tag::builder().key(key).value(value).build();
+    let call = |ids: Vec<String>| {
+        let request = ec2.create_tags().set_resources(Some(ids)).tags(tag.clone());
+        bounded(cutoff, "CreateTags", async {
+            request.send().await.map(drop).op("CreateTags").map_err(CallError::from)
+        })
+    };
+    by_halves(ids, &call).await
+}
+
+/// Writes the tag `key` on Auto Scaling groups, each `(group, value)` its own value, in one
+/// CreateOrUpdateTags call, split by halves if refused. Not propagated to the groups' instances.
+pub async fn tag_groups(
+    asg: &aws_sdk_autoscaling::Client,
+    key: &str,
+    groups: Vec<(String, String)>,
+    cutoff: Instant,
+) -> Vec<(String, Result<(), String>)> {
+    let call = |groups: Vec<(String, String)>| {
+        let tags = groups.iter().map(|(group, value)| {
+            AsgTag::builder()
+                .resource_id(group)
+                .resource_type("auto-scaling-group")
+                .key(key)
+                .value(value)
+                .propagate_at_launch(false)
+                .build()
+        });
+        let request = asg.create_or_update_tags().set_tags(Some(tags.collect()));
+        bounded(cutoff, "CreateOrUpdateTags", async {
+            request.send().await.map(drop).op("CreateOrUpdateTags").map_err(CallError::from)
+        })
+    };
+    let results = by_halves(groups, &call).await;
+    results.into_iter().map(|((group, _), result)| (group, result)).collect()
+}
+
+/// Writes the tag `key` = `value` on the database or cluster `arn` (AddTagsToResource takes one).
+pub async fn tag_database(
+    rds: &aws_sdk_rds::Client,
+    key: &str,
+    arn: &str,
+    value: &str,
+    cutoff: Instant,
+) -> Result<(), String> {
+    let tag = aws_sdk_rds::types::Tag::builder().key(key).value(value).build();
+    let call = async {
+        let out = rds.add_tags_to_resource().resource_name(arn).tags(tag).send().await;
+        out.map(drop).op("AddTagsToResource").map_err(CallError::from)
+    };
+    bounded(cutoff, "AddTagsToResource", call).await.map_err(|e| e.message)
+}
+
+/// One ECS service's marker (`ecs:TagResource` takes one ARN per call).
+pub async fn tag_service(
+    ecs: &aws_sdk_ecs::Client,
+    key: &str,
+    arn: &str,
+    value: &str,
+    cutoff: Instant,
+) -> Result<(), String> {
+    let tag = aws_sdk_ecs::types::Tag::builder().key(key).value(value).build();
+    let call = async {
+        let out = ecs.tag_resource().resource_arn(arn).tags(tag).send().await;
+        out.map(drop).op("TagResource").map_err(CallError::from)
+    };
+    bounded(cutoff, "TagResource", call).await.map_err(|e| e.message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,6 +148,7 @@ fn resource(service: &aws_sdk_ecs::types::Service, keys: &TagKeys) -> Option<Res
     let mut resource = Resource::new(Kind::EcsService, &format!("{cluster}/{name}"), State::Running, schedule);
     resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
     resource.saved = tag(tags(), &keys.saved_capacity).map(Into::into);
+    resource.applied = tag(tags(), &keys.applied).map(Into::into);
     if service.scheduling_strategy() == Some(&SchedulingStrategy::Daemon) {
         resource.unstoppable = Some(
             "uses the DAEMON scheduling strategy, which has no desired count: schedule its container instances \

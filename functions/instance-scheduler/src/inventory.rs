@@ -111,6 +111,10 @@ pub struct Resource {
     pub hibernate: Hibernation,
     /// An ECS service: what stopping and starting it needs.
     pub service: Option<crate::ecs::Service>,
+    /// The marker tag's value: the schedule transition a reconcile last applied to it (RFC 3339).
+    pub applied: Option<String>,
+    /// A database's or cluster's ARN, which RDS tagging calls take instead of the identifier.
+    pub arn: Option<String>,
 }
 
 /// Whether an EC2 instance is to be hibernated rather than stopped.
@@ -147,6 +151,8 @@ impl Resource {
             protects_new: false,
             hibernate: Hibernation::NotAsked,
             service: None,
+            applied: None,
+            arn: None,
         }
     }
 
@@ -179,6 +185,8 @@ pub struct TagKeys {
     pub saved_capacity: String,
     /// `SCHEDULE_HIBERNATE_TAG_KEY`: an EC2 instance with this tag = `true` is hibernated on a stop.
     pub hibernate: String,
+    /// The marker of the schedule transition last applied (`stackhand:schedule-applied`).
+    pub applied: String,
 }
 
 pub(crate) fn tag<'a>(
@@ -245,6 +253,7 @@ pub async fn ec2_instances(ec2: &aws_sdk_ec2::Client, keys: &TagKeys) -> Result<
                 let configured = instance.hibernation_options().and_then(|h| h.configured()) == Some(true);
                 resource.hibernate = if configured { Hibernation::Configured } else { Hibernation::NotConfigured };
             }
+            resource.applied = tag(tags(), &keys.applied).map(Into::into);
             if let Some(group) = tag(tags(), "aws:autoscaling:groupName") {
                 resource.hold = Some(format!(
                     "belongs to Auto Scaling group {group}, which would replace it: tag the group to schedule it"
@@ -332,7 +341,9 @@ pub async fn db_instances(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<V
             };
             let state = rds_state(db.db_instance_status().unwrap_or_default());
             let mut resource = Resource::new(Kind::DbInstance, id, state, schedule);
+            resource.arn = db.db_instance_arn().map(Into::into);
             resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
+            resource.applied = tag(tags(), &keys.applied).map(Into::into);
             if let Some(cluster) = db.db_cluster_identifier() {
                 resource.hold = Some(format!(
                     "is a member of DB cluster {cluster}; members start and stop with their cluster: tag the cluster instead"
@@ -366,7 +377,9 @@ pub async fn db_clusters(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<Ve
             };
             let state = rds_state(cluster.status().unwrap_or_default());
             let mut resource = Resource::new(Kind::DbCluster, id, state, schedule);
+            resource.arn = cluster.db_cluster_arn().map(Into::into);
             resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
+            resource.applied = tag(tags(), &keys.applied).map(Into::into);
             resource.unstoppable = match cluster.engine_mode() {
                 Some("serverless") => {
                     Some("is Aurora Serverless v1 (EngineMode serverless); AWS can't stop those".into())
@@ -452,6 +465,7 @@ pub async fn auto_scaling_groups(asg: &aws_sdk_autoscaling::Client, keys: &TagKe
             let state = if saved.is_some() && capacity == Capacity::ZERO { State::Stopped } else { State::Running };
             let mut resource = Resource::new(Kind::AutoScalingGroup, id, state, schedule);
             resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
+            resource.applied = tag(tags(), &keys.applied).map(Into::into);
             resource.saved = saved.map(Into::into);
             resource.capacity = Some(capacity);
             resource.protects_new = group.new_instances_protected_from_scale_in() == Some(true);

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::direction::Direction;
-use crate::inventory::{Resource, State, TagKeys};
+use crate::inventory::{Kind, Resource, State, TagKeys};
 use crate::request::{Action, Request};
 use crate::schedule::{self, Definitions, Schedule, TagValue};
 
@@ -28,27 +28,38 @@ pub struct Named {
 }
 
 impl Named {
-    fn resolve(&self, name: &str) -> Result<Schedule, String> {
+    /// A schedule name, or a schedule in the tag that names holiday lists (`except uk-2026`), through the
+    /// definitions parameter.
+    fn resolve(&self, value: &TagValue) -> Result<Schedule, String> {
+        let what = match value {
+            TagValue::Named(name) => format!("named schedule \"{name}\""),
+            TagValue::Spec(schedule) => format!("holiday list(s) {}", schedule.holiday_lists().join("+")),
+        };
         let Some(parameter) = &self.parameter else {
-            return Err(format!(
-                "\"{name}\" is a schedule name, but no SCHEDULES_PARAMETER is configured: point it at an SSM \
-                 parameter holding a JSON map such as {{\"{name}\": \"Mon-Fri 08:00-19:00 Europe/London\"}}"
-            ));
+            return Err(match value {
+                TagValue::Named(name) => format!(
+                    "\"{name}\" is a schedule name, but no SCHEDULES_PARAMETER is configured: point it at an SSM \
+                     parameter holding a JSON map such as {{\"{name}\": \"Mon-Fri 08:00-19:00 Europe/London\"}}"
+                ),
+                TagValue::Spec(_) => format!(
+                    "{what}: holiday lists live in the SCHEDULES_PARAMETER's \"holidays\" map, and none is \
+                     configured: point it at an SSM parameter such as {{\"holidays\": {{\"uk-2026\": [\"2026-12-25\"]}}}}"
+                ),
+            });
         };
         match &self.definitions {
-            None => Err(format!("named schedule \"{name}\": {parameter} was not read")),
-            Some(Err(e)) => Err(format!("named schedule \"{name}\": {e}")),
-            Some(Ok(definitions)) => definitions
-                .resolve(&TagValue::Named(name.to_owned()))
-                .cloned()
-                .map_err(|e| format!("{e} (SSM parameter {parameter})")),
+            None => Err(format!("{what}: {parameter} was not read")),
+            Some(Err(e)) => Err(format!("{what}: {e}")),
+            Some(Ok(definitions)) => {
+                definitions.resolve_value(value).map_err(|e| format!("{e} (SSM parameter {parameter})"))
+            }
         }
     }
 }
 
 /// Whether any of `resources` names a schedule (so the definitions parameter is worth reading).
 pub fn needs_definitions<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> bool {
-    resources.into_iter().any(|r| matches!(schedule::parse(&r.schedule), Ok(TagValue::Named(_))))
+    resources.into_iter().any(|r| schedule::parse(&r.schedule).is_ok_and(|v| v.needs_definitions()))
 }
 
 /// Whether `resource` is selected by the request's `schedule` filter.
@@ -76,17 +87,10 @@ pub fn decide(resource: &Resource, request: &Request, keys: &TagKeys, named: &Na
     let wanted = match request.action {
         Action::Start => Direction::Start,
         Action::Stop => Direction::Stop,
-        Action::Reconcile => {
-            let schedule = match schedule::parse(&resource.schedule) {
-                Ok(TagValue::Spec(schedule)) => Ok(schedule),
-                Ok(TagValue::Named(name)) => named.resolve(&name),
-                Err(e) => Err(e.to_string()),
-            };
-            match schedule {
-                Ok(schedule) => Direction::towards(schedule.is_running_at(request.at)),
-                Err(e) => return Decision::Skip(format!("{} tag \"{}\": {e}", keys.schedule, resource.schedule)),
-            }
-        }
+        Action::Reconcile => match schedule_of(resource, named) {
+            Ok(schedule) => Direction::towards(schedule.is_running_at(request.at)),
+            Err(e) => return Decision::Skip(format!("{} tag \"{}\": {e}", keys.schedule, resource.schedule)),
+        },
     };
     match (wanted, &resource.state) {
         (Direction::Start, State::Running | State::Starting | State::Busy(_)) => Decision::Unchanged,
@@ -112,6 +116,83 @@ pub fn decide(resource: &Resource, request: &Request, keys: &TagKeys, named: &Na
     }
 }
 
+/// AWS starts a database that has been stopped for 7 days by itself.
+const RDS_RESTART: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// A reconcile's decision, transitions by default: what to do, and the transition to record on the
+/// resource (the marker tag's new value) once that is done. A resource whose marker already holds the
+/// schedule's latest transition was put in its state by an earlier run; if it is no longer there, a
+/// person (or something other than the scheduler) changed it since, and it is left until the next
+/// transition. A missing, unreadable or older marker (the first run, missed runs, a new period) means
+/// converge, and record it. Schedules that end in `!` act at every run and record nothing; explicit
+/// start and stop actions ignore the marker.
+pub fn decide_transition(
+    resource: &Resource,
+    request: &Request,
+    keys: &TagKeys,
+    named: &Named,
+) -> (Decision, Option<DateTime<Utc>>) {
+    let decision = decide(resource, request, keys, named);
+    if request.action != Action::Reconcile || matches!(decision, Decision::Skip(_)) {
+        return (decision, None);
+    }
+    let Ok(schedule) = schedule_of(resource, named) else { return (decision, None) };
+    // A schedule that has not changed in the 35 days looked at has been in one period all along.
+    let since = schedule.last_change(request.at).unwrap_or(DateTime::UNIX_EPOCH);
+    transition(resource, decision, schedule.enforced(), since, request.at, &keys.applied)
+}
+
+/// The marker rule for a decision taken from a schedule whose latest transition is `since`.
+fn transition(
+    resource: &Resource,
+    decision: Decision,
+    enforced: bool,
+    since: DateTime<Utc>,
+    at: DateTime<Utc>,
+    marker_key: &str,
+) -> (Decision, Option<DateTime<Utc>>) {
+    if enforced {
+        return (decision, None);
+    }
+    let applied = resource.applied.as_deref().and_then(|v| DateTime::parse_from_rfc3339(v.trim()).ok());
+    if applied.is_none_or(|applied| applied < since) {
+        return (decision, Some(since));
+    }
+    let database = matches!(resource.kind, Kind::DbInstance | Kind::DbCluster);
+    match decision {
+        // A start that fell back to stopped is no person's stop: try again.
+        Decision::Start if resource.start_failure.is_some() => (decision, None),
+        // A database stopped for 7 days is started by AWS, not by a person: stop it again.
+        Decision::Stop if database && at - since >= RDS_RESTART => (decision, None),
+        Decision::Start | Decision::Stop => (Decision::Skip(changed_by_hand(&decision, since, marker_key)), None),
+        Decision::Unchanged | Decision::Skip(_) => (decision, None),
+    }
+}
+
+/// Why a resource the scheduler already put in this period's state is left out of it.
+fn changed_by_hand(decision: &Decision, since: DateTime<Utc>, marker_key: &str) -> String {
+    let (changed, transition, left) =
+        if *decision == Decision::Stop { ("started", "stop", "running") } else { ("stopped", "start", "stopped") };
+    let after = if since == DateTime::UNIX_EPOCH {
+        "after the scheduler applied its schedule (which has not changed state in the last 35 days)".to_owned()
+    } else {
+        format!("after the scheduled {transition} at {}", rfc3339(since))
+    };
+    format!(
+        "{changed} by hand {after}; left {left} until the next transition (remove the {marker_key} tag to apply \
+         the schedule at the next run, or end the schedule with ! to enforce it at every run)"
+    )
+}
+
+/// The schedule a resource's tag gives, named ones resolved.
+fn schedule_of(resource: &Resource, named: &Named) -> Result<Schedule, String> {
+    match schedule::parse(&resource.schedule) {
+        Ok(TagValue::Spec(schedule)) if schedule.holidays_resolved() => Ok(schedule),
+        Ok(value) => named.resolve(&value),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -119,7 +200,6 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::Kind;
 
     fn keys() -> TagKeys {
         TagKeys {
@@ -127,6 +207,7 @@ mod tests {
             override_until: "ScheduleOverride".into(),
             saved_capacity: "stackhand:saved-capacity".into(),
             hibernate: "ScheduleHibernate".into(),
+            applied: "stackhand:schedule-applied".into(),
         }
     }
 
@@ -146,6 +227,8 @@ mod tests {
             protects_new: false,
             hibernate: Default::default(),
             service: None,
+            applied: None,
+            arn: None,
         }
     }
 
@@ -283,6 +366,26 @@ mod tests {
         assert!(!needs_definitions([&resource(State::Stopped, OFFICE)]));
     }
 
+    // Issue 13 item 3: a tag's own `except <list>` takes its dates from the definitions' "holidays".
+    #[test]
+    fn holiday_lists_named_in_a_tag_resolve_through_the_definitions() {
+        let r = resource(State::Running, "Mon-Fri 08:00-19:00 UTC except xmas");
+        assert!(needs_definitions([&r]), "the parameter must be read for a tag's holiday list");
+        // Friday 25 December 2026, noon: a working hour, but a holiday.
+        let christmas = request(Action::Reconcile, "2026-12-25T12:00:00Z");
+        match decide(&r, &christmas, &keys(), &Named::default()) {
+            Decision::Skip(reason) => {
+                assert!(reason.contains("xmas") && reason.contains("SCHEDULES_PARAMETER"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let definitions = schedule::parse_definitions(r#"{"holidays": {"xmas": ["2026-12-24..2026-12-26"]}}"#).unwrap();
+        let named = Named { parameter: Some("/stackhand/schedules".into()), definitions: Some(Ok(definitions)) };
+        assert_eq!(decide(&r, &christmas, &keys(), &named), Decision::Stop);
+        let monday = request(Action::Reconcile, "2026-12-28T12:00:00Z");
+        assert_eq!(decide(&r, &monday, &keys(), &named), Decision::Unchanged);
+    }
+
     #[test]
     fn the_schedule_filter_matches_the_tag_value_exactly() {
         let r = resource(State::Running, " office-hours ");
@@ -292,5 +395,153 @@ mod tests {
         assert!(selected(&r, &req));
         req.schedule = Some("office".into());
         assert!(!selected(&r, &req));
+    }
+
+    fn marked(state: State, schedule: &str, applied: Option<&str>) -> Resource {
+        let mut r = resource(state, schedule);
+        r.applied = applied.map(Into::into);
+        r
+    }
+
+    fn transition_at(r: &Resource, action: Action, at: &str) -> (Decision, Option<DateTime<Utc>>) {
+        decide_transition(r, &request(action, at), &keys(), &Named::default())
+    }
+
+    fn instant(at: &str) -> DateTime<Utc> {
+        at.parse().unwrap()
+    }
+
+    // Monday 2026-11-23, GMT: the office schedule stopped at 19:00 UTC.
+    const STOPPED_AT: &str = "2026-11-23T19:00:00Z";
+    const EVENING: &str = "2026-11-23T21:00:00Z";
+
+    #[test]
+    fn a_resource_started_by_hand_after_the_applied_stop_is_left_with_the_reason() {
+        let r = marked(State::Running, OFFICE, Some(STOPPED_AT));
+        let (decision, mark) = transition_at(&r, Action::Reconcile, EVENING);
+        assert_eq!(
+            decision,
+            Decision::Skip(
+                "started by hand after the scheduled stop at 2026-11-23T19:00:00Z; left running until the next \
+                 transition (remove the stackhand:schedule-applied tag to apply the schedule at the next run, or \
+                 end the schedule with ! to enforce it at every run)"
+                    .into()
+            )
+        );
+        assert_eq!(mark, None, "nothing to record: this period was applied");
+        // A marker written later than the transition (any instant since it) counts as applied too.
+        let later = marked(State::Running, OFFICE, Some("2026-11-23T19:05:00+00:00"));
+        assert!(matches!(transition_at(&later, Action::Reconcile, EVENING).0, Decision::Skip(_)));
+        // Still in the state the run put it in: unchanged, nothing written.
+        let stopped = marked(State::Stopped, OFFICE, Some(STOPPED_AT));
+        assert_eq!(transition_at(&stopped, Action::Reconcile, EVENING), (Decision::Unchanged, None));
+        // Stopped by hand in office hours, after the 08:00 start was applied.
+        let r = marked(State::Stopped, OFFICE, Some("2026-11-24T08:00:00Z"));
+        match transition_at(&r, Action::Reconcile, "2026-11-24T12:00:00Z").0 {
+            Decision::Skip(why) => assert!(
+                why.starts_with("stopped by hand after the scheduled start at 2026-11-24T08:00:00Z; left stopped"),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_older_marker_means_a_new_period_stop_and_mark() {
+        let r = marked(State::Running, OFFICE, Some("2026-11-23T08:00:00Z"));
+        assert_eq!(transition_at(&r, Action::Reconcile, EVENING), (Decision::Stop, Some(instant(STOPPED_AT))));
+        // The next transition: started and marked with the 08:00 start.
+        let r = marked(State::Stopped, OFFICE, Some(STOPPED_AT));
+        let morning = "2026-11-24T08:00:00Z";
+        assert_eq!(transition_at(&r, Action::Reconcile, morning), (Decision::Start, Some(instant(morning))));
+    }
+
+    #[test]
+    fn a_missing_or_unreadable_marker_converges_and_marks_even_what_is_already_in_state() {
+        for applied in [None, Some("yesterday"), Some("")] {
+            let running = marked(State::Running, OFFICE, applied);
+            let expected = (Decision::Stop, Some(instant(STOPPED_AT)));
+            assert_eq!(transition_at(&running, Action::Reconcile, EVENING), expected, "{applied:?}");
+            let stopped = marked(State::Stopped, OFFICE, applied);
+            let expected = (Decision::Unchanged, Some(instant(STOPPED_AT)));
+            assert_eq!(transition_at(&stopped, Action::Reconcile, EVENING), expected, "{applied:?}");
+        }
+        // Missed runs: days later, the latest transition is what counts.
+        let r = marked(State::Running, OFFICE, Some("2026-11-20T08:00:00Z"));
+        let saturday = "2026-11-28T12:00:00Z";
+        assert_eq!(
+            transition_at(&r, Action::Reconcile, saturday),
+            (Decision::Stop, Some(instant("2026-11-27T19:00:00Z")))
+        );
+    }
+
+    #[test]
+    fn a_schedule_that_never_changes_is_one_period_from_the_epoch() {
+        let always = "Daily 00:00-24:00 UTC";
+        let r = marked(State::Stopped, always, None);
+        assert_eq!(transition_at(&r, Action::Reconcile, EVENING), (Decision::Start, Some(DateTime::UNIX_EPOCH)));
+        let r = marked(State::Stopped, always, Some("1970-01-01T00:00:00Z"));
+        match transition_at(&r, Action::Reconcile, EVENING).0 {
+            Decision::Skip(why) => assert!(why.contains("has not changed state in the last 35 days"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_enforced_schedule_acts_at_every_run_and_marks_nothing() {
+        let r = marked(State::Running, OFFICE, Some(STOPPED_AT));
+        let since = instant(STOPPED_AT);
+        let key = "stackhand:schedule-applied";
+        assert_eq!(transition(&r, Decision::Stop, true, since, instant(EVENING), key), (Decision::Stop, None));
+        assert_eq!(
+            transition(&r, Decision::Unchanged, true, since, instant(EVENING), key),
+            (Decision::Unchanged, None)
+        );
+        assert!(matches!(transition(&r, Decision::Stop, false, since, instant(EVENING), key).0, Decision::Skip(_)));
+    }
+
+    #[test]
+    fn explicit_actions_ignore_the_marker_and_write_none() {
+        let r = marked(State::Running, OFFICE, Some(STOPPED_AT));
+        assert_eq!(transition_at(&r, Action::Stop, EVENING), (Decision::Stop, None));
+        let r = marked(State::Stopped, OFFICE, Some(STOPPED_AT));
+        assert_eq!(transition_at(&r, Action::Start, EVENING), (Decision::Start, None));
+        let r = marked(State::Running, OFFICE, None);
+        assert_eq!(transition_at(&r, Action::Start, EVENING), (Decision::Unchanged, None));
+    }
+
+    #[test]
+    fn skips_stay_skips_and_record_nothing() {
+        let mut r = marked(State::Running, OFFICE, None);
+        r.override_until = Some("2026-11-24T02:00:00Z".into());
+        assert!(matches!(transition_at(&r, Action::Reconcile, EVENING), (Decision::Skip(_), None)));
+        let bad = marked(State::Running, "Mon-Fr 08:00-19:00", None);
+        assert!(matches!(transition_at(&bad, Action::Reconcile, EVENING), (Decision::Skip(_), None)));
+    }
+
+    #[test]
+    fn failed_starts_and_databases_aws_restarted_are_not_changes_by_hand() {
+        let mut r = marked(State::Stopped, OFFICE, Some("2026-11-24T08:00:00Z"));
+        r.start_failure = Some("its last start fell back to stopped (Client.InternalError: …)".into());
+        assert_eq!(transition_at(&r, Action::Reconcile, "2026-11-24T12:00:00Z"), (Decision::Start, None));
+        // A database whose stop was applied 7 days ago or more: AWS started it; stopped again.
+        let key = "stackhand:schedule-applied";
+        let mut db = marked(State::Running, OFFICE, Some("2026-11-16T19:00:00Z"));
+        db.kind = Kind::DbCluster;
+        let since = instant("2026-11-16T19:00:00Z");
+        let at = |t: &str| instant(t);
+        assert_eq!(
+            transition(&db, Decision::Stop, false, since, at("2026-11-23T19:00:00Z"), key),
+            (Decision::Stop, None)
+        );
+        assert!(matches!(
+            transition(&db, Decision::Stop, false, since, at("2026-11-23T18:59:00Z"), key).0,
+            Decision::Skip(_)
+        ));
+        db.kind = Kind::Ec2Instance;
+        assert!(matches!(
+            transition(&db, Decision::Stop, false, since, at("2026-11-30T19:00:00Z"), key).0,
+            Decision::Skip(_)
+        ));
     }
 }

@@ -2,9 +2,9 @@
 //! and sum it up. Per-resource trouble is reported and never stops the run; the invocation fails only
 //! when the event can't be read or nothing at all could be listed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
@@ -16,7 +16,7 @@ use crate::direction::Direction;
 use crate::ecs;
 use crate::inventory::{self, Hibernation, Kind, Resource, TagKeys};
 use crate::metrics;
-use crate::plan::{decide, needs_definitions, selected, Decision, Named};
+use crate::plan::{decide_transition, needs_definitions, selected, Decision, Named};
 use crate::request::{self, Action, Request};
 use crate::schedule::{self, Definitions};
 use crate::summary::{Failed, Note, Skipped, Summary};
@@ -87,6 +87,8 @@ pub const DEFAULT_SCHEDULE_TAG: &str = "Schedule";
 pub const DEFAULT_OVERRIDE_TAG: &str = "ScheduleOverride";
 pub const DEFAULT_HIBERNATE_TAG: &str = "ScheduleHibernate";
 pub const SAVED_CAPACITY_TAG: &str = "stackhand:saved-capacity";
+/// On each resource, the schedule transition a reconcile last applied to it (RFC 3339, UTC).
+pub const SCHEDULE_APPLIED_TAG: &str = "stackhand:schedule-applied";
 const BATCH_SIZE: usize = 100;
 const CONCURRENCY: usize = 8;
 const TARGET_CONCURRENCY: usize = 8;
@@ -158,6 +160,7 @@ impl Settings {
                 override_until: get("SCHEDULE_OVERRIDE_TAG_KEY").unwrap_or_else(|| DEFAULT_OVERRIDE_TAG.into()),
                 saved_capacity: SAVED_CAPACITY_TAG.into(),
                 hibernate: get("SCHEDULE_HIBERNATE_TAG_KEY").unwrap_or_else(|| DEFAULT_HIBERNATE_TAG.into()),
+                applied: SCHEDULE_APPLIED_TAG.into(),
             },
             definitions_parameter: get("SCHEDULES_PARAMETER"),
             batch_size: BATCH_SIZE,
@@ -296,6 +299,8 @@ struct Listed {
 struct Plan<'a> {
     jobs: Vec<Job<'a>>,
     decided: Decided,
+    /// The transitions to record on resources once their job, if any, is done.
+    marks: Vec<(&'a Resource, DateTime<Utc>)>,
 }
 
 #[derive(Default)]
@@ -315,9 +320,13 @@ pub async fn run(
     cutoff: Instant,
 ) -> Result<Summary, SchedulerError> {
     let listed = list(clients, definer, request, settings, cutoff).await?;
-    let Plan { jobs, decided } = plan(&listed.resources, request, settings, &listed.named);
+    let Plan { jobs, decided, marks } = plan(&listed.resources, request, settings, &listed.named);
     let done = execute(clients, settings, jobs, cutoff).await;
-    Ok(summarize(request, listed, decided, done))
+    let unmarked = mark(clients, settings, marks, &done, cutoff).await;
+    let mut summary = summarize(request, listed, decided, done);
+    summary.failed.extend(unmarked);
+    summary.sort();
+    Ok(summary)
 }
 
 /// The tagged resources the request selects, and the named schedules if any of them names one. Fails
@@ -382,8 +391,13 @@ fn plan<'a>(resources: &'a [Resource], request: &Request, settings: &Settings, n
     let mut decided = Decided::default();
     let mut jobs = Vec::new();
     let (mut ec2_start, mut ec2_stop, mut ec2_hibernate) = (Vec::new(), Vec::new(), Vec::new());
+    let mut marks = Vec::new();
     for resource in resources {
-        let direction = match decide(resource, request, &settings.keys, named) {
+        let (decision, applies) = decide_transition(resource, request, &settings.keys, named);
+        if let (Some(since), false) = (applies, request.dry_run) {
+            marks.push((resource, since));
+        }
+        let direction = match decision {
             Decision::Unchanged => {
                 decided.unchanged += 1;
                 continue;
@@ -417,7 +431,7 @@ fn plan<'a>(resources: &'a [Resource], request: &Request, settings: &Settings, n
             jobs.push(Job::Instances { direction, ids: batch.to_vec(), hibernate });
         }
     }
-    Plan { jobs, decided }
+    Plan { jobs, decided, marks }
 }
 
 /// Runs the jobs, `settings.concurrency` at a time.
@@ -533,6 +547,90 @@ async fn execute_job(clients: &Clients, keys: &TagKeys, job: Job<'_>, cutoff: In
             vec![(resource.name(), direction, outcome)]
         }
     }
+}
+
+/// A write of the marker tag: EC2 instances given the same value share a CreateTags call, groups share
+/// a CreateOrUpdateTags call (each tag names its group), a database or cluster has an AddTagsToResource
+/// of its own (RDS tags one ARN per call).
+enum MarkJob {
+    Instances { value: String, ids: Vec<String> },
+    Groups(Vec<(String, String)>),
+    Database { name: String, arn: Option<String>, value: String },
+    Service { name: String, arn: Option<String>, value: String },
+}
+
+/// Records on each resource of `marks` the transition this run applied to it, unless its start or stop
+/// did not get done (then the next run tries again). A marker that could not be written is reported
+/// with its resource; the start or stop stands, and the next run applies the schedule again.
+async fn mark(
+    clients: &Clients,
+    settings: &Settings,
+    marks: Vec<(&Resource, DateTime<Utc>)>,
+    done: &Done,
+    cutoff: Instant,
+) -> Vec<Failed> {
+    let undone: HashSet<&str> =
+        done.iter().filter(|(_, _, outcome)| *outcome != Outcome::Done).map(|(name, _, _)| name.as_str()).collect();
+    let batch = settings.batch_size.max(1);
+    let (mut instances, mut groups, mut jobs) = (BTreeMap::<String, Vec<String>>::new(), Vec::new(), Vec::new());
+    for (resource, since) in marks {
+        let name = resource.name();
+        if undone.contains(name.as_str()) {
+            continue;
+        }
+        let value = since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        match resource.kind {
+            Kind::Ec2Instance => instances.entry(value).or_default().push(resource.id.clone()),
+            Kind::AutoScalingGroup => groups.push((resource.id.clone(), value)),
+            Kind::DbInstance | Kind::DbCluster => {
+                jobs.push(MarkJob::Database { name, arn: resource.arn.clone(), value });
+            }
+            Kind::EcsService => {
+                let arn = resource.service.as_ref().map(|s| s.arn.clone());
+                jobs.push(MarkJob::Service { name, arn, value });
+            }
+        }
+    }
+    for (value, ids) in instances {
+        jobs.extend(ids.chunks(batch).map(|ids| MarkJob::Instances { value: value.clone(), ids: ids.to_vec() }));
+    }
+    jobs.extend(groups.chunks(batch).map(|tags| MarkJob::Groups(tags.to_vec())));
+    let failed: Vec<Vec<Failed>> = stream::iter(jobs)
+        .map(|job| mark_job(clients, &settings.keys.applied, job, cutoff))
+        .buffer_unordered(settings.concurrency.max(1))
+        .collect()
+        .await;
+    failed.into_iter().flatten().collect()
+}
+
+async fn mark_job(clients: &Clients, key: &str, job: MarkJob, cutoff: Instant) -> Vec<Failed> {
+    let named = |kind: Kind, written: Vec<(String, Result<(), String>)>| {
+        written.into_iter().map(move |(id, result)| (format!("{}/{id}", kind.label()), result)).collect::<Vec<_>>()
+    };
+    let written = match job {
+        MarkJob::Instances { value, ids } => {
+            named(Kind::Ec2Instance, actions::tag_instances(&clients.ec2, key, &value, ids, cutoff).await)
+        }
+        MarkJob::Groups(tags) => {
+            named(Kind::AutoScalingGroup, actions::tag_groups(&clients.autoscaling, key, tags, cutoff).await)
+        }
+        MarkJob::Database { name, arn: Some(arn), value } => {
+            vec![(name, actions::tag_database(&clients.rds, key, &arn, &value, cutoff).await)]
+        }
+        MarkJob::Service { name, arn: Some(arn), value } => {
+            vec![(name, actions::tag_service(&clients.ecs, key, &arn, &value, cutoff).await)]
+        }
+        MarkJob::Database { name, arn: None, .. } | MarkJob::Service { name, arn: None, .. } => {
+            vec![(name, Err("its listing gave no ARN to tag".into()))]
+        }
+    };
+    let failed = written.into_iter().filter_map(|(resource, result)| result.err().map(|e| (resource, e)));
+    failed
+        .map(|(resource, e)| Failed {
+            resource,
+            error: format!("{e}; its {key} tag was not written, so the next run applies the schedule to it again"),
+        })
+        .collect()
 }
 
 async fn definitions(ssm: &aws_sdk_ssm::Client, parameter: &str) -> Result<Definitions, String> {

@@ -37,6 +37,7 @@ pub fn keys() -> TagKeys {
         override_until: "ScheduleOverride".into(),
         saved_capacity: SAVED.into(),
         hibernate: HIBERNATE.into(),
+        applied: crate::scheduler::SCHEDULE_APPLIED_TAG.into(),
     }
 }
 
