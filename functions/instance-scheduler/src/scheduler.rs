@@ -693,6 +693,7 @@ mod mocked {
         UpdateAutoScalingGroupError, UpdateAutoScalingGroupOutput,
     };
     use aws_sdk_autoscaling::types::{AutoScalingGroup, Instance as GroupInstance, LifecycleState, TagDescription};
+    use aws_sdk_ec2::operation::create_tags::{CreateTagsError, CreateTagsOutput};
     use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
     use aws_sdk_ec2::operation::describe_spot_instance_requests::DescribeSpotInstanceRequestsOutput;
     use aws_sdk_ec2::operation::start_instances::StartInstancesOutput;
@@ -1050,5 +1051,104 @@ mod mocked {
             crate::actions::ec2_batch(&clients.ec2, Direction::Stop, vec!["i-late".into()], Instant::now()).await;
         assert!(matches!(&outcomes[0].1, crate::actions::Outcome::Failed(m) if m.contains("not attempted")));
         assert_eq!(stop.num_calls(), 0);
+    }
+
+    /// An instance on `Mon-Fri 08:00-19:00 UTC`, with the marker `applied` if given.
+    fn scheduled(id: &str, state: InstanceStateName, applied: Option<&str>) -> Instance {
+        let mut instance = Instance::builder()
+            .instance_id(id)
+            .state(InstanceState::builder().name(state).build())
+            .root_device_type(DeviceType::Ebs)
+            .tags(Tag::builder().key(KEY).value("Mon-Fri 08:00-19:00 UTC").build());
+        if let Some(applied) = applied {
+            instance = instance.tags(Tag::builder().key(SCHEDULE_APPLIED_TAG).value(applied).build());
+        }
+        instance.build()
+    }
+
+    /// A reconcile at Monday 2026-11-23 21:00 UTC, two hours after the 19:00 stop.
+    async fn reconcile_evening(clients: &Clients, dry_run: bool) -> Summary {
+        let mut request = testing::request(Action::Reconcile);
+        request.at = "2026-11-23T21:00:00Z".parse().unwrap();
+        request.dry_run = dry_run;
+        run(clients, &testing::settings(), &request, later()).await.expect("a summary")
+    }
+
+    /// CreateTags, refused with `code` for any batch holding `bad`; every request's ids and value kept.
+    fn tagging_instances(
+        bad: &'static str,
+        code: &'static str,
+    ) -> (Rule, Rule, std::sync::Arc<std::sync::Mutex<Vec<(Vec<String>, String)>>>) {
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&sent);
+        let refuse = mock!(aws_sdk_ec2::Client::create_tags)
+            .match_requests(move |r| {
+                let value = r.tags().iter().map(|t| format!("{}={}", t.key().unwrap(), t.value().unwrap())).collect();
+                seen.lock().unwrap().push((r.resources().to_vec(), value));
+                r.resources().iter().any(|id| id == bad)
+            })
+            .then_error(move || CreateTagsError::generic(error_meta(code, "not on this one")));
+        let accept = mock!(aws_sdk_ec2::Client::create_tags).then_output(|| CreateTagsOutput::builder().build());
+        (refuse, accept, sent)
+    }
+
+    #[tokio::test]
+    async fn a_marker_that_cannot_be_written_is_reported_with_its_resource_and_the_stop_stands() {
+        let listing = ec2_listing(vec![
+            scheduled("i-ok", InstanceStateName::Running, None),
+            scheduled("i-locked", InstanceStateName::Running, Some("2026-11-23T08:00:00Z")),
+            scheduled("i-asleep", InstanceStateName::Stopped, None),
+            scheduled("i-refused", InstanceStateName::Running, None),
+        ]);
+        let refuse_stop = mock!(aws_sdk_ec2::Client::stop_instances)
+            .match_requests(|r| r.instance_ids().iter().any(|id| id == "i-refused"))
+            .then_error(|| StopInstancesError::generic(error_meta("UnsupportedOperation", "no")));
+        let stop = mock!(aws_sdk_ec2::Client::stop_instances).then_output(|| StopInstancesOutput::builder().build());
+        let (refuse_tags, tags, sent) = tagging_instances("i-locked", "UnauthorizedOperation");
+        let clients = testing::clients(Rules {
+            ec2: vec![&listing, &refuse_stop, &stop, &refuse_tags, &tags],
+            ..Default::default()
+        });
+        let summary = reconcile_evening(&clients, false).await;
+        assert_eq!(summary.stopped, ["ec2-instance/i-locked", "ec2-instance/i-ok"], "{summary:?}");
+        assert_eq!(summary.unchanged, 1, "{summary:?}");
+        let why = reason(&summary, "ec2-instance/i-locked");
+        assert!(why.starts_with("CreateTags failed: UnauthorizedOperation"), "{why}");
+        assert!(
+            why.ends_with(
+                "its stackhand:schedule-applied tag was not written, so the next run applies the schedule to it again"
+            ),
+            "{why}"
+        );
+        assert!(reason(&summary, "ec2-instance/i-refused").contains("UnsupportedOperation"), "{summary:?}");
+        assert_eq!(summary.failed.len(), 2, "{summary:?}");
+        let sent = sent.lock().unwrap();
+        // One call for the three done (the stopped two and the one already stopped), then by halves.
+        assert_eq!(sent[0].0.len(), 3, "{sent:?}");
+        assert!(sent.iter().all(|(_, tag)| tag == "stackhand:schedule-applied=2026-11-23T19:00:00Z"), "{sent:?}");
+        let tagged: std::collections::BTreeSet<&str> = sent
+            .iter()
+            .filter(|(ids, _)| !ids.contains(&"i-locked".to_owned()))
+            .flat_map(|(ids, _)| ids.iter().map(String::as_str))
+            .collect();
+        assert_eq!(tagged, ["i-asleep", "i-ok"].into(), "a failed stop is not marked: {sent:?}");
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_writes_no_marker() {
+        let listing = ec2_listing(vec![
+            scheduled("i-up", InstanceStateName::Running, None),
+            scheduled("i-down", InstanceStateName::Stopped, None),
+        ]);
+        let (refuse_tags, tags, _) = tagging_instances("i-none", "UnauthorizedOperation");
+        let stop = mock!(aws_sdk_ec2::Client::stop_instances).then_output(|| StopInstancesOutput::builder().build());
+        let clients = testing::clients(Rules { ec2: vec![&listing, &stop, &refuse_tags, &tags], ..Default::default() });
+        let summary = reconcile_evening(&clients, true).await;
+        assert_eq!(summary.stopped, ["ec2-instance/i-up"], "{summary:?}");
+        assert_eq!((stop.num_calls(), refuse_tags.num_calls(), tags.num_calls()), (0, 0, 0));
+        // The same run for real writes it on both.
+        let summary = reconcile_evening(&clients, false).await;
+        assert_eq!(summary.stopped, ["ec2-instance/i-up"], "{summary:?}");
+        assert_eq!(tags.num_calls(), 1);
     }
 }
