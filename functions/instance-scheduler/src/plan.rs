@@ -544,4 +544,12 @@ mod tests {
             Decision::Skip(_)
         ));
     }
+
+    #[test]
+    fn a_schedule_ending_in_bang_is_enforced_through_decide_transition() {
+        let r = marked(State::Running, "Mon-Fri 08:00-19:00 Europe/London !", Some(STOPPED_AT));
+        assert_eq!(transition_at(&r, Action::Reconcile, EVENING), (Decision::Stop, None));
+        let r = marked(State::Stopped, "Mon-Fri 08:00-19:00 Europe/London !", None);
+        assert_eq!(transition_at(&r, Action::Reconcile, EVENING), (Decision::Unchanged, None));
+    }
 }

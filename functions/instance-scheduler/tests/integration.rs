@@ -747,3 +747,152 @@ async fn a_hub_schedules_every_account_and_region_and_reports_a_missing_role_wit
     assert!(!assumed.iter().any(|b| b.contains(OWN)), "{assumed:?}");
     s.assert_no_secrets().await;
 }
+
+// Issue 13 item 2: transitions by default. The marker tag holds the schedule transition a reconcile
+// last applied to a resource; a resource changed by hand since is left until the next transition.
+
+const MARKER: &str = "stackhand:schedule-applied";
+const OFFICE_UTC: &str = "Mon-Fri 08:00-19:00 UTC";
+
+/// An instance's marker tag, if it has one.
+async fn instance_marker(w: &World, id: &str) -> Option<String> {
+    let out = w.ec2.describe_instances().instance_ids(id).send().await.expect("DescribeInstances");
+    let instance = &out.reservations()[0].instances()[0];
+    instance.tags().iter().find(|t| t.key() == Some(MARKER)).and_then(|t| t.value()).map(str::to_owned)
+}
+
+async fn db_marker(w: &World, id: &str) -> Option<String> {
+    let out = w.rds.describe_db_instances().db_instance_identifier(id).send().await.expect("DescribeDBInstances");
+    let tags = out.db_instances()[0].tag_list();
+    tags.iter().find(|t| t.key() == Some(MARKER)).and_then(|t| t.value()).map(str::to_owned)
+}
+
+async fn group_marker(w: &World, name: &str) -> Option<String> {
+    fleet::group(&w.autoscaling, name).await.1.into_iter().find(|(k, _)| k == MARKER).map(|(_, v)| v)
+}
+
+fn count(summary: &Value, list: &str) -> usize {
+    summary[list].as_array().unwrap_or_else(|| panic!("{list} in {summary}")).len()
+}
+
+#[tokio::test]
+async fn the_first_reconcile_converges_every_kind_and_marks_the_transition_it_applied() {
+    let w = World::new(REGION).await;
+    let tag = [(w.key.as_str(), OFFICE_UTC)];
+    let up = w.instance(OFFICE_UTC, &[]).await;
+    let down = w.instance(OFFICE_UTC, &[]).await;
+    w.ec2.stop_instances().instance_ids(&down).send().await.unwrap();
+    let db = unique("db").replace('_', "-");
+    fleet::db_instance(&w.rds, &db, None, &tag).await;
+    let group = unique("asg");
+    fleet::auto_scaling_group(&w.autoscaling, &w.ec2, &group, &w.subnet, (1, 2, 1), &tag).await;
+    let member = group_instances(&w, &group).await;
+    let proxy = ThrottlingProxy::counting(&moto_url()).await;
+    let s = w.scheduler(&proxy.url(), &[]).await;
+
+    // Monday 2026-11-23 21:00 UTC: the office day ended at 19:00.
+    let first = s.reconcile_at("2026-11-23T21:00:00Z").await;
+    let mut expected = vec![ec2(&up), format!("rds-instance/{db}"), format!("autoscaling-group/{group}")];
+    expected.sort();
+    assert_eq!(names(&first, "stopped"), expected, "{first}");
+    assert_eq!(names(&first, "failed"), Vec::<String>::new(), "{first}");
+    assert_eq!(first["unchanged"], 1, "the instance already stopped: {first}");
+    assert_eq!(w.states(&[up.clone(), down.clone()]).await, ["stopped", "stopped"]);
+    let applied = Some("2026-11-23T19:00:00Z".to_owned());
+    assert_eq!(instance_marker(&w, &up).await, applied);
+    assert_eq!(instance_marker(&w, &down).await, applied, "marked though nothing needed doing");
+    assert_eq!(db_marker(&w, &db).await, applied);
+    assert_eq!(group_marker(&w, &group).await, applied);
+    // The group's instance carries the propagated schedule tag: left to its group, never marked.
+    assert_eq!(instance_marker(&w, &member[0]).await, None);
+    // Both instances in one CreateTags, the database by its ARN.
+    assert_eq!(proxy.calls("CreateTags"), 1, "{:?}", proxy.operations());
+    assert_eq!(proxy.calls("AddTagsToResource"), 1, "{:?}", proxy.operations());
+
+    // The next run, same period: nothing to do and nothing written.
+    let before = proxy.operations();
+    let quiet = s.reconcile_at("2026-11-23T21:05:00Z").await;
+    assert_eq!((count(&quiet, "stopped"), count(&quiet, "started"), count(&quiet, "failed")), (0, 0, 0), "{quiet}");
+    assert_eq!(quiet["unchanged"], 4, "{quiet}");
+    let after = proxy.operations();
+    for operation in ["CreateTags", "AddTagsToResource", "CreateOrUpdateTags"] {
+        assert_eq!(after.get(operation), before.get(operation), "{operation} again: {after:?}");
+    }
+    s.assert_no_secrets().await;
+}
+
+#[tokio::test]
+async fn a_change_by_hand_is_left_until_the_next_transition_which_acts_again() {
+    let w = World::new(REGION).await;
+    let id = w.instance(OFFICE_UTC, &[]).await;
+    let one = std::slice::from_ref(&id);
+    let s = w.scheduler(&moto_url(), &[]).await;
+
+    // Monday 2026-11-23 19:00: stopped at the transition; then someone starts it to work late.
+    let stop = s.reconcile_at("2026-11-23T19:00:00Z").await;
+    assert_eq!(names(&stop, "stopped"), [ec2(&id)], "{stop}");
+    w.ec2.start_instances().instance_ids(&id).send().await.unwrap();
+    for at in ["2026-11-23T19:05:00Z", "2026-11-23T23:00:00Z"] {
+        let later = s.reconcile_at(at).await;
+        let why = reason(&later, &ec2(&id));
+        assert!(
+            why.starts_with("started by hand after the scheduled stop at 2026-11-23T19:00:00Z; left running"),
+            "{why}"
+        );
+        assert!(why.contains(MARKER) && why.contains("end the schedule with !"), "{why}");
+        assert_eq!(w.states(one).await, ["running"], "{at}: a manual start survives until the next transition");
+    }
+
+    // Tuesday 08:00, the start transition: already running, so nothing to do, but it is applied.
+    let morning = s.reconcile_at("2026-11-24T08:00:00Z").await;
+    assert_eq!(morning["unchanged"], 1, "{morning}");
+    assert_eq!(instance_marker(&w, &id).await.as_deref(), Some("2026-11-24T08:00:00Z"));
+    // Someone stops it at noon: left stopped until the evening's transition.
+    w.ec2.stop_instances().instance_ids(&id).send().await.unwrap();
+    let noon = s.reconcile_at("2026-11-24T12:00:00Z").await;
+    assert!(reason(&noon, &ec2(&id)).starts_with("stopped by hand after the scheduled start at 2026-11-24T08:00:00Z"));
+    assert_eq!(w.states(one).await, ["stopped"]);
+    let evening = s.reconcile_at("2026-11-24T19:00:00Z").await;
+    assert_eq!(evening["unchanged"], 1, "{evening}");
+    // Wednesday 08:00: started again by the schedule.
+    let next = s.reconcile_at("2026-11-25T08:00:00Z").await;
+    assert_eq!(names(&next, "started"), [ec2(&id)], "{next}");
+    assert_eq!(w.states(one).await, ["running"]);
+    assert_eq!(instance_marker(&w, &id).await.as_deref(), Some("2026-11-25T08:00:00Z"));
+}
+
+#[tokio::test]
+async fn missed_runs_still_converge_at_the_latest_transition() {
+    let w = World::new(REGION).await;
+    let id = w.instance(OFFICE_UTC, &[]).await;
+    let one = std::slice::from_ref(&id);
+    let s = w.scheduler(&moto_url(), &[]).await;
+    s.reconcile_at("2026-11-23T21:00:00Z").await;
+    assert_eq!(w.states(one).await, ["stopped"]);
+    // Started by hand at night; then the runs at Tuesday's 08:00 start and 19:00 stop never came.
+    w.ec2.start_instances().instance_ids(&id).send().await.unwrap();
+    let late = s.reconcile_at("2026-11-24T21:00:00Z").await;
+    assert_eq!(names(&late, "stopped"), [ec2(&id)], "{late}");
+    assert_eq!(w.states(one).await, ["stopped"]);
+    assert_eq!(instance_marker(&w, &id).await.as_deref(), Some("2026-11-24T19:00:00Z"));
+    // A marker from long ago (a resource out of the scheduler's hands for weeks) converges too.
+    let old = w.instance(OFFICE_UTC, &[(MARKER, "2026-10-01T19:00:00Z")]).await;
+    let saturday = s.reconcile_at("2026-11-28T12:00:00Z").await;
+    assert_eq!(names(&saturday, "stopped"), [ec2(&old)], "{saturday}");
+    assert_eq!(instance_marker(&w, &old).await.as_deref(), Some("2026-11-27T19:00:00Z"));
+}
+
+#[tokio::test]
+async fn an_enforced_schedule_stops_a_hand_started_instance_at_every_run() {
+    let w = World::new(REGION).await;
+    let id = w.instance("Mon-Fri 08:00-19:00 UTC !", &[]).await;
+    let one = std::slice::from_ref(&id);
+    let s = w.scheduler(&moto_url(), &[]).await;
+    let stop = s.reconcile_at("2026-11-23T19:00:00Z").await;
+    assert_eq!(names(&stop, "stopped"), [ec2(&id)], "{stop}");
+    assert_eq!(instance_marker(&w, &id).await, None, "an enforced schedule needs no marker");
+    w.ec2.start_instances().instance_ids(&id).send().await.unwrap();
+    let again = s.reconcile_at("2026-11-23T19:05:00Z").await;
+    assert_eq!(names(&again, "stopped"), [ec2(&id)], "{again}");
+    assert_eq!(w.states(one).await, ["stopped"]);
+}
