@@ -1074,11 +1074,11 @@ mod mocked {
         run(clients, &testing::settings(), &request, later()).await.expect("a summary")
     }
 
+    /// Each CreateTags request's instance ids and `key=value`.
+    type Sent = std::sync::Arc<std::sync::Mutex<Vec<(Vec<String>, String)>>>;
+
     /// CreateTags, refused with `code` for any batch holding `bad`; every request's ids and value kept.
-    fn tagging_instances(
-        bad: &'static str,
-        code: &'static str,
-    ) -> (Rule, Rule, std::sync::Arc<std::sync::Mutex<Vec<(Vec<String>, String)>>>) {
+    fn tagging_instances(bad: &'static str, code: &'static str) -> (Rule, Rule, Sent) {
         let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = std::sync::Arc::clone(&sent);
         let refuse = mock!(aws_sdk_ec2::Client::create_tags)
