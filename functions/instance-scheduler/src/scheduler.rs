@@ -1071,7 +1071,7 @@ mod mocked {
         let mut request = testing::request(Action::Reconcile);
         request.at = "2026-11-23T21:00:00Z".parse().unwrap();
         request.dry_run = dry_run;
-        run(clients, &testing::settings(), &request, later()).await.expect("a summary")
+        run(clients, &testing::no_definitions(), &testing::settings(), &request, later()).await.expect("a summary")
     }
 
     /// Each CreateTags request's instance ids and `key=value`.
