@@ -28,10 +28,13 @@
 //!   (whose listing time grows with the square of the fleet): one reconcile stopping the whole fleet,
 //!   its wall time, calls per action, CPU time and peak RSS, and whether the fleet fits the function's
 //!   128 MB and 300 s. Median of FLEET_RUNS.
+//! - scheduler-10-targets-x-100: instance-scheduler stopping 10 targets (5 accounts × 2 Regions in
+//!   moto, 100 instances each) with its targets run concurrently (8 at a time) against one at a time,
+//!   a fresh release process per run. Median of 3 each, interleaved.
 //! - <function>-init-vs-floor: each function's process start to first Runtime API poll against
 //!   stackhand-floor (src/bin/stackhand-floor.rs), a minimal Rust Lambda with the same release profile.
 //!
-//! STACKHAND_BENCH_ONLY=eip,schema runs only the groups named (floor, nlb, eip, schema, scheduler, fleet).
+//! STACKHAND_BENCH_ONLY=eip,schema runs only the groups named (floor, nlb, eip, schema, scheduler, fleet, targets).
 //!
 //! Layout: src/scenarios/ (one module per function, the floor and the fleets), src/report.rs (rows,
 //! medians, the table and docs/benchmarks.md), src/cost.rs (the scheduler's Lambda cost model),
@@ -42,13 +45,13 @@ mod replay;
 mod report;
 mod scenarios;
 
-use scenarios::{eip, fleet, floor, nlb, scheduler, schema};
+use scenarios::{eip, fleet, floor, nlb, scheduler, schema, targets};
 
 #[tokio::main]
 async fn main() {
     let bin_dir =
         std::env::var("STACKHAND_BENCH_BIN_DIR").expect("STACKHAND_BENCH_BIN_DIR: where the release binaries are");
-    // STACKHAND_BENCH_ONLY=eip,schema runs only the scenario groups named (floor, nlb, eip, schema, scheduler, fleet)
+    // STACKHAND_BENCH_ONLY=eip,schema runs only the scenario groups named (floor, nlb, eip, schema, scheduler, fleet, targets)
     // and, unless STACKHAND_BENCH_OUT says where, prints the table without writing docs/benchmarks.md.
     let only = std::env::var("STACKHAND_BENCH_ONLY").ok();
     let wanted = |group: &str| only.as_deref().is_none_or(|o| o.split(',').any(|g| g.trim() == group));
@@ -79,9 +82,12 @@ async fn main() {
     if wanted("fleet") {
         rows.extend(fleet::rows(&bin_dir).await);
     }
+    if wanted("targets") {
+        rows.extend(targets::rows(&bin_dir).await);
+    }
     assert!(
         !rows.is_empty(),
-        "STACKHAND_BENCH_ONLY={only:?} names no scenario group (floor, nlb, eip, schema, scheduler, fleet)"
+        "STACKHAND_BENCH_ONLY={only:?} names no scenario group (floor, nlb, eip, schema, scheduler, fleet, targets)"
     );
 
     let table = report::table(&rows);

@@ -54,6 +54,23 @@ pub async fn sdk_config_in(endpoint: &str, region: &str) -> SdkConfig {
         .await
 }
 
+/// [`sdk_config_in`] acting as `account`: moto scopes resources by the account a role was assumed in,
+/// so a test (or the bench) can seed and check the spoke accounts of a multi-account run.
+pub async fn sdk_config_as(endpoint: &str, account: &str, region: &str) -> SdkConfig {
+    let own = sdk_config_in(endpoint, region).await;
+    let out = aws_sdk_sts::Client::new(&own)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/seeding"))
+        .role_session_name("testkit")
+        .send()
+        .await
+        .expect("AssumeRole");
+    let c = out.credentials().expect("credentials");
+    let session = Some(c.session_token().to_owned());
+    let credentials = Credentials::new(c.access_key_id(), c.secret_access_key(), session, None, "testkit");
+    own.into_builder().credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(credentials)).build()
+}
+
 pub async fn ec2() -> aws_sdk_ec2::Client {
     aws_sdk_ec2::Client::new(&sdk_config(&moto_url()).await)
 }

@@ -44,6 +44,8 @@ struct Inner {
     upstream: String,
     rule: ThrottleRule,
     refuse: Option<RefuseRule>,
+    /// Added before each request is forwarded: the network time of a real endpoint.
+    delay: std::time::Duration,
     seen: AtomicUsize,
     throttled: AtomicUsize,
     operations: std::sync::Mutex<BTreeMap<String, usize>>,
@@ -76,7 +78,14 @@ impl ThrottlingProxy {
     /// protocols' XML error shape; counted, not throttled).
     pub async fn refusing(upstream: &str, rule: impl Fn(&Call<'_>) -> Option<Refusal> + Send + Sync + 'static) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
-        Self::serve_with(upstream, Box::new(|_| false), Some(Box::new(rule)), listener)
+        Self::serve_with(upstream, Box::new(|_| false), Some(Box::new(rule)), std::time::Duration::ZERO, listener)
+    }
+
+    /// Forwards to `upstream` after `delay` per request (answered concurrently): an endpoint as far away
+    /// as a real one, for measuring what concurrency buys when calls wait on the network.
+    pub async fn delaying(upstream: &str, delay: std::time::Duration) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        Self::serve_with(upstream, Box::new(|_| false), None, delay, listener)
     }
 
     /// [`ThrottlingProxy::counting`] from synchronous code running on a Tokio runtime.
@@ -88,19 +97,21 @@ impl ThrottlingProxy {
     }
 
     fn serve(upstream: &str, rule: ThrottleRule, listener: tokio::net::TcpListener) -> Self {
-        Self::serve_with(upstream, rule, None, listener)
+        Self::serve_with(upstream, rule, None, std::time::Duration::ZERO, listener)
     }
 
     fn serve_with(
         upstream: &str,
         rule: ThrottleRule,
         refuse: Option<RefuseRule>,
+        delay: std::time::Duration,
         listener: tokio::net::TcpListener,
     ) -> Self {
         let inner = Arc::new(Inner {
             upstream: upstream.trim_end_matches('/').to_owned(),
             rule,
             refuse,
+            delay,
             seen: AtomicUsize::new(0),
             throttled: AtomicUsize::new(0),
             operations: Default::default(),
@@ -166,6 +177,9 @@ async fn forward(
     let text = String::from_utf8_lossy(&body);
     let action = format!("{}:{operation}", service(&headers, &text));
     *inner.actions.lock().unwrap().entry(action).or_default() += 1;
+    if !inner.delay.is_zero() {
+        tokio::time::sleep(inner.delay).await;
+    }
     let call = Call { operation: &operation, nth, body: &text };
     if let Some(refusal) = inner.refuse.as_ref().and_then(|refuse| refuse(&call)) {
         let body = format!(

@@ -7,6 +7,7 @@ pub mod floor;
 pub mod nlb;
 pub mod scheduler;
 pub mod schema;
+pub mod targets;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -632,32 +632,9 @@ async fn instances_tagged_for_hibernation_are_hibernated_and_those_not_enabled_f
     assert_eq!(proxy.calls("StopInstances"), 2, "a hibernate batch and a normal one: {:?}", proxy.operations());
 }
 
-/// SDK configuration acting as `account` in moto (which scopes resources by the account a role was
-/// assumed in), for seeding and checking a spoke account.
-async fn config_as(account: &str, region: &str) -> aws_config::SdkConfig {
-    let own = sdk_config_in(&moto_url(), region).await;
-    let sts = aws_sdk_sts::Client::new(&own);
-    let out = sts
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{account}:role/seeding"))
-        .role_session_name("test")
-        .send()
-        .await
-        .expect("AssumeRole");
-    let c = out.credentials().unwrap();
-    let credentials = aws_sdk_ec2::config::Credentials::new(
-        c.access_key_id(),
-        c.secret_access_key(),
-        Some(c.session_token().to_owned()),
-        None,
-        "test",
-    );
-    own.into_builder().credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(credentials)).build()
-}
-
 /// A running instance tagged `key` = `schedule` in `account`'s default subnet of `region`.
 async fn instance_in(account: &str, region: &str, key: &str, schedule: &str) -> (aws_sdk_ec2::Client, String) {
-    let ec2 = aws_sdk_ec2::Client::new(&config_as(account, region).await);
+    let ec2 = aws_sdk_ec2::Client::new(&local::sdk_config_as(&moto_url(), account, region).await);
     let subnets = ec2.describe_subnets().send().await.expect("DescribeSubnets");
     let subnet = subnets.subnets().iter().find(|s| s.default_for_az() == Some(true)).expect("a default subnet");
     let id = local::instance(&ec2, subnet.subnet_id().unwrap(), &[(key, schedule)]).await;
