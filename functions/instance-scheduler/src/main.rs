@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use instance_scheduler::scheduler;
-use instance_scheduler::targets::{Hub, Identity};
+use instance_scheduler::targets::Hub;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -30,10 +30,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         async move {
             let deadline = stackhand::lambda::deadline(event.context.deadline);
             // The function's own account and partition, from the ARN it was invoked by.
-            let Some(own) = Identity::from_function_arn(&event.context.invoked_function_arn) else {
-                let arn = event.context.invoked_function_arn;
-                let e = format!("the invoked function ARN \"{arn}\" names no account");
-                return Err(stackhand::lambda::diagnostic("Stackhand.InstanceScheduler", &e));
+            let own = match hub.identity(&event.context.invoked_function_arn).await {
+                Ok(own) => own,
+                Err(e) => return Err(stackhand::lambda::diagnostic("Stackhand.InstanceScheduler", &e)),
             };
             scheduler::handle(&hub, &settings, event.payload, &own, deadline).await
         }

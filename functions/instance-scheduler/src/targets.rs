@@ -69,6 +69,8 @@ struct Cached {
 pub struct Hub {
     base: SdkConfig,
     sts: tokio::sync::OnceCell<aws_sdk_sts::Client>,
+    /// The function's identity when its invoked ARN names none (a local emulator's), read once.
+    caller: tokio::sync::OnceCell<Identity>,
     /// For the named schedules' parameter, in the function's own account and Region.
     ssm: OnceLock<aws_sdk_ssm::Client>,
     cache: Mutex<HashMap<Target, Cached>>,
@@ -77,7 +79,13 @@ pub struct Hub {
 impl Hub {
     /// Builds no client yet: which ones a run needs depends on its targets.
     pub fn new(base: SdkConfig) -> Self {
-        Self { base, sts: tokio::sync::OnceCell::new(), ssm: OnceLock::new(), cache: Mutex::new(HashMap::new()) }
+        Self {
+            base,
+            sts: tokio::sync::OnceCell::new(),
+            caller: tokio::sync::OnceCell::new(),
+            ssm: OnceLock::new(),
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// A run's reader of the named schedules (the SSM client built only with `SCHEDULES_PARAMETER` set).
@@ -96,6 +104,24 @@ impl Hub {
 
     async fn sts(&self) -> &aws_sdk_sts::Client {
         self.sts.get_or_init(|| async { stackhand::client!(aws_sdk_sts, &self.base) }).await
+    }
+
+    /// The function's own account and partition: from the ARN it was invoked by (no call), or — when that
+    /// names no account, as a local emulator's may not — from `sts:GetCallerIdentity` (which needs no
+    /// permission), once per process.
+    pub async fn identity(&self, invoked_arn: &str) -> Result<Identity, String> {
+        if let Some(identity) = Identity::from_function_arn(invoked_arn) {
+            return Ok(identity);
+        }
+        let caller = self.caller.get_or_try_init(|| async {
+            let me = self.sts().await.get_caller_identity().send().await.op("GetCallerIdentity");
+            let me = me.map_err(|e| format!("the function's own account could not be read: {e}"))?;
+            let account = me.account().unwrap_or_default().to_owned();
+            // arn:<partition>:sts::<account>:assumed-role/…
+            let partition = me.arn().and_then(|arn| arn.split(':').nth(1)).unwrap_or("aws").to_owned();
+            Ok::<_, String>(Identity { account, partition })
+        });
+        caller.await.cloned()
     }
 
     /// The run's targets, sorted: every configured account × Region; the function's own account and
@@ -175,5 +201,54 @@ impl Hub {
             expiry,
             "stackhand-spoke-role",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(accounts: &str, regions: &str) -> Settings {
+        let env = [("SCHEDULER_ACCOUNTS", accounts), ("SCHEDULER_REGIONS", regions)];
+        Settings::from_lookup(|k| env.iter().find(|(n, v)| *n == k && !v.is_empty()).map(|(_, v)| v.to_string()))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_own_account_and_partition_come_from_the_invoked_arn() {
+        let own = Identity::from_function_arn("arn:aws-cn:lambda:cn-north-1:123456789012:function:sched:live");
+        assert_eq!(own, Some(Identity { account: "123456789012".into(), partition: "aws-cn".into() }));
+        for odd in ["", "arn:aws:lambda:us-east-1:xxxxxxxx:function:f", "arn:aws:s3:::bucket"] {
+            assert_eq!(Identity::from_function_arn(odd), None, "{odd}");
+        }
+    }
+
+    #[tokio::test]
+    async fn targets_are_every_account_times_every_region_or_the_functions_own() {
+        let config = testkit::mock_sdk_config().into_builder().region(Region::new("eu-west-1")).build();
+        let hub = Hub::new(config);
+        let own = Identity { account: "123456789012".into(), partition: "aws".into() };
+        let names = |targets: Vec<Target>| targets.iter().map(Target::to_string).collect::<Vec<_>>();
+        assert_eq!(names(hub.targets(&settings("", ""), &own)), ["123456789012/eu-west-1"]);
+        assert_eq!(
+            names(hub.targets(&settings("210987654321, 123456789012", "us-east-1,eu-west-1"), &own)),
+            ["123456789012/eu-west-1", "123456789012/us-east-1", "210987654321/eu-west-1", "210987654321/us-east-1"]
+        );
+        assert_eq!(names(hub.targets(&settings("", "ap-south-2"), &own)), ["123456789012/ap-south-2"]);
+    }
+
+    #[test]
+    fn bad_accounts_regions_and_role_names_name_the_setting_and_the_fix() {
+        let with = |name: &'static str, value: &'static str| {
+            Settings::from_lookup(move |k| (k == name).then(|| value.to_owned())).unwrap_err().to_string()
+        };
+        let e = with("SCHEDULER_ACCOUNTS", "123456789012,12345");
+        assert!(e.starts_with("SCHEDULER_ACCOUNTS has \"12345\": give 12-digit account ids"), "{e}");
+        let e = with("SCHEDULER_REGIONS", "eu-west-1,Europe");
+        assert!(e.starts_with("SCHEDULER_REGIONS has \"Europe\": give Region codes"), "{e}");
+        let e = with("SCHEDULER_ROLE_NAME", "arn:aws:iam::123456789012:role/x");
+        assert!(e.contains("not its ARN"), "{e}");
+        let e = with("SCHEDULER_CONCURRENT_TARGETS", "0");
+        assert!(e.contains("from 1 to 64"), "{e}");
     }
 }
