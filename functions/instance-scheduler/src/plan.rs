@@ -1,6 +1,9 @@
 //! Deciding, per resource, what to do. Pure: the resource as discovered, the request, the schedule
 //! definitions — no AWS calls, so every rule is unit-tested here.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use chrono::{DateTime, Utc};
 
 use crate::direction::Direction;
@@ -18,16 +21,57 @@ pub enum Decision {
     Skip(String),
 }
 
-/// Named schedules: the SSM parameter that defines them and what loading it gave.
-#[derive(Debug, Clone, Default)]
+/// Named schedules: the SSM parameter that defines them and what loading it gave; and, for one run,
+/// what each tag value evaluated to (a fleet has thousands of resources and a handful of schedules).
+#[derive(Debug, Default)]
 pub struct Named {
     /// The parameter's name, when one is configured.
     pub parameter: Option<String>,
     /// Its parsed contents, or why they couldn't be read.
     pub definitions: Option<Result<Definitions, String>>,
+    /// Tag value and instant → its evaluation.
+    evaluated: Mutex<HashMap<(String, DateTime<Utc>), Result<Evaluated, String>>>,
+}
+
+/// A schedule at one instant: what the run needs of it.
+#[derive(Debug, Clone, Copy)]
+struct Evaluated {
+    running: bool,
+    enforced: bool,
+    /// Its latest transition, the Unix epoch when it has not changed in the 35 days looked at (it has
+    /// been in one period all along).
+    since: DateTime<Utc>,
 }
 
 impl Named {
+    pub fn new(parameter: Option<String>, definitions: Option<Result<Definitions, String>>) -> Self {
+        Self { parameter, definitions, ..Default::default() }
+    }
+
+    /// The schedule of tag value `tag` at `at`, parsed, resolved and evaluated once per run.
+    fn evaluate(&self, tag: &str, at: DateTime<Utc>) -> Result<Evaluated, String> {
+        let key = (tag.to_owned(), at);
+        if let Some(hit) = self.evaluated.lock().unwrap().get(&key) {
+            return hit.clone();
+        }
+        let evaluated = self.schedule_of(tag).map(|schedule| Evaluated {
+            running: schedule.is_running_at(at),
+            enforced: schedule.enforced(),
+            since: schedule.last_change(at).unwrap_or(DateTime::UNIX_EPOCH),
+        });
+        self.evaluated.lock().unwrap().insert(key, evaluated.clone());
+        evaluated
+    }
+
+    /// The schedule a tag value gives, named ones and holiday lists resolved.
+    fn schedule_of(&self, tag: &str) -> Result<Schedule, String> {
+        match schedule::parse(tag) {
+            Ok(TagValue::Spec(schedule)) if schedule.holidays_resolved() => Ok(schedule),
+            Ok(value) => self.resolve(&value),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// A schedule name, or a schedule in the tag that names holiday lists (`except uk-2026`), through the
     /// definitions parameter.
     fn resolve(&self, value: &TagValue) -> Result<Schedule, String> {
@@ -87,8 +131,8 @@ pub fn decide(resource: &Resource, request: &Request, keys: &TagKeys, named: &Na
     let wanted = match request.action {
         Action::Start => Direction::Start,
         Action::Stop => Direction::Stop,
-        Action::Reconcile => match schedule_of(resource, named) {
-            Ok(schedule) => Direction::towards(schedule.is_running_at(request.at)),
+        Action::Reconcile => match named.evaluate(&resource.schedule, request.at) {
+            Ok(evaluated) => Direction::towards(evaluated.running),
             Err(e) => return Decision::Skip(format!("{} tag \"{}\": {e}", keys.schedule, resource.schedule)),
         },
     };
@@ -136,10 +180,8 @@ pub fn decide_transition(
     if request.action != Action::Reconcile || matches!(decision, Decision::Skip(_)) {
         return (decision, None);
     }
-    let Ok(schedule) = schedule_of(resource, named) else { return (decision, None) };
-    // A schedule that has not changed in the 35 days looked at has been in one period all along.
-    let since = schedule.last_change(request.at).unwrap_or(DateTime::UNIX_EPOCH);
-    transition(resource, decision, schedule.enforced(), since, request.at, &keys.applied)
+    let Ok(evaluated) = named.evaluate(&resource.schedule, request.at) else { return (decision, None) };
+    transition(resource, decision, evaluated.enforced, evaluated.since, request.at, &keys.applied)
 }
 
 /// The marker rule for a decision taken from a schedule whose latest transition is `since`.
@@ -182,15 +224,6 @@ fn changed_by_hand(decision: &Decision, since: DateTime<Utc>, marker_key: &str) 
         "{changed} by hand {after}; left {left} until the next transition (remove the {marker_key} tag to apply \
          the schedule at the next run, or end the schedule with ! to enforce it at every run)"
     )
-}
-
-/// The schedule a resource's tag gives, named ones resolved.
-fn schedule_of(resource: &Resource, named: &Named) -> Result<Schedule, String> {
-    match schedule::parse(&resource.schedule) {
-        Ok(TagValue::Spec(schedule)) if schedule.holidays_resolved() => Ok(schedule),
-        Ok(value) => named.resolve(&value),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -334,7 +367,7 @@ mod tests {
             r#"{"office-hours": "Mon-Fri 08:00-19:00 Europe/London", "broken": "Mon 25:00-26:00"}"#,
         )
         .unwrap();
-        let named = Named { parameter: Some("/stackhand/schedules".into()), definitions: Some(Ok(definitions)) };
+        let named = Named::new(Some("/stackhand/schedules".into()), Some(Ok(definitions)));
         assert_eq!(decide_with(&named), Decision::Start);
         let mut unknown = r.clone();
         unknown.schedule = "night-shift".into();
@@ -354,10 +387,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let unreadable = Named {
-            parameter: Some("/stackhand/schedules".into()),
-            definitions: Some(Err("GetParameter failed: ParameterNotFound".into())),
-        };
+        let unreadable =
+            Named::new(Some("/stackhand/schedules".into()), Some(Err("GetParameter failed: ParameterNotFound".into())));
         match decide_with(&unreadable) {
             Decision::Skip(reason) => assert!(reason.ends_with("GetParameter failed: ParameterNotFound"), "{reason}"),
             other => panic!("{other:?}"),
@@ -380,7 +411,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let definitions = schedule::parse_definitions(r#"{"holidays": {"xmas": ["2026-12-24..2026-12-26"]}}"#).unwrap();
-        let named = Named { parameter: Some("/stackhand/schedules".into()), definitions: Some(Ok(definitions)) };
+        let named = Named::new(Some("/stackhand/schedules".into()), Some(Ok(definitions)));
         assert_eq!(decide(&r, &christmas, &keys(), &named), Decision::Stop);
         let monday = request(Action::Reconcile, "2026-12-28T12:00:00Z");
         assert_eq!(decide(&r, &monday, &keys(), &named), Decision::Unchanged);

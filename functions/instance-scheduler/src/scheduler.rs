@@ -375,7 +375,7 @@ async fn list(
 /// The named schedules: their parameter read (once per run, whichever target asks first) only for a
 /// reconcile over resources that name one.
 async fn named(definer: &Definer, request: &Request, resources: &[Resource], cutoff: Instant) -> Named {
-    let mut named = Named { parameter: definer.parameter.clone(), definitions: None };
+    let mut named = Named::new(definer.parameter.clone(), None);
     if let (Some(parameter), Some(ssm)) = (&definer.parameter, &definer.ssm) {
         if request.action == Action::Reconcile && needs_definitions(resources) {
             let read = definer.read.get_or_init(|| by_cutoff(cutoff, "GetParameter", definitions(ssm, parameter)));
