@@ -21,6 +21,8 @@ const SCHEDULE: &str = "Mon-Fri 08:00-19:00 Europe/London";
 /// Monday 20:00 in London: every resource of the fleet should be stopped.
 const NIGHT: &str = "2026-11-23T20:00:00Z";
 const DATABASES: usize = 200;
+/// The scheduler's transition marker (instance-scheduler's SCHEDULE_APPLIED_TAG).
+const MARKER: &str = "stackhand:schedule-applied";
 
 /// Where moto's first DescribeInstances page takes longer than this, the scheduler scenario is not run:
 /// both sides give up on an attempt after 60 s.
@@ -32,7 +34,10 @@ const NOT_MEASURED_NOTE: &str = "not measured in this run: moto took {seconds} s
      time grows with the square of the Region's instances and with the machine";
 
 const STOP_NOTE: &str = "medians of {runs} runs, each a fresh process against a fleet that should all be stopped; \
-     stackhand stops instances 100 per call and databases 8 at a time, the peer one call per resource";
+     stackhand stops instances 100 per call and databases 8 at a time, the peer one call per resource. Each run \
+     is a first run after deployment (the fleet's transition markers removed between runs), so stackhand also \
+     records the transition it applied on every resource: CreateTags per 100 instances, AddTagsToResource per \
+     database (RDS tags one resource per call); a later run in the same period writes nothing";
 
 const CPU_NOTE: &str = "the function process's own work, from /proc/<pid>/stat in 10 ms ticks; the wall time above \
      is mostly moto answering";
@@ -77,15 +82,23 @@ impl Fleet {
         Self { region, ec2, rds, instances: ids, databases }
     }
 
-    /// Everything running again, for the next measured run.
+    /// Everything running again and never scheduled (no transition marker, which the scheduler writes
+    /// on the first run in a period and which would otherwise leave the restarted fleet alone as
+    /// "started by hand"): each measured run is a first run after deployment, converging the fleet.
     async fn wake(&self) {
+        let marker = aws_sdk_ec2::types::Tag::builder().key(MARKER).build();
         for chunk in self.instances.chunks(1000) {
             self.ec2.start_instances().set_instance_ids(Some(chunk.to_vec())).send().await.expect("StartInstances");
+            let untag = self.ec2.delete_tags().set_resources(Some(chunk.to_vec())).tags(marker.clone());
+            untag.send().await.expect("DeleteTags");
         }
         for db in &self.databases {
             if testkit::fleet::db_instance_status(&self.rds, db).await == "stopped" {
                 self.rds.start_db_instance().db_instance_identifier(db).send().await.expect("StartDBInstance");
             }
+            let arn = format!("arn:aws:rds:{}:123456789012:db:{db}", self.region);
+            let untag = self.rds.remove_tags_from_resource().resource_name(arn).tag_keys(MARKER);
+            untag.send().await.expect("RemoveTagsFromResource");
         }
     }
 
