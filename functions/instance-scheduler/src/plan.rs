@@ -30,8 +30,11 @@ pub struct Named {
     /// Its parsed contents, or why they couldn't be read.
     pub definitions: Option<Result<Definitions, String>>,
     /// Tag value and instant → its evaluation.
-    evaluated: Mutex<HashMap<(String, DateTime<Utc>), Result<Evaluated, String>>>,
+    evaluated: Mutex<HashMap<(String, DateTime<Utc>), Evaluation>>,
 }
+
+/// A tag value's schedule at an instant, or why it has none.
+type Evaluation = Result<Evaluated, String>;
 
 /// A schedule at one instant: what the run needs of it.
 #[derive(Debug, Clone, Copy)]
