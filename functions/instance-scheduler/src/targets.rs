@@ -193,6 +193,9 @@ impl Hub {
         let Some(c) = out.credentials() else {
             return Err(format!("AssumeRole on {role} answered without credentials"));
         };
+        // Masked in every log line and error from now on, as the function's own secret key is.
+        stackhand::redact::register(c.secret_access_key());
+        stackhand::redact::register(c.session_token());
         let expiry = SystemTime::try_from(*c.expiration()).ok();
         Ok(Credentials::new(
             c.access_key_id(),
