@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use aws_sdk_autoscaling::types::Tag as AsgTag;
-use stackhand::aws::{AwsError, AwsResultExt as _};
+use stackhand::aws::{AwsError, AwsResultExt};
 use tokio::time::Instant;
 
 use crate::direction::Direction;
@@ -67,6 +67,19 @@ pub(crate) async fn bounded<T>(
         return Err(CallError::late(operation, false));
     }
     tokio::time::timeout_at(cutoff, call).await.unwrap_or_else(|_| Err(CallError::late(operation, true)))
+}
+
+/// One AWS call named `operation`: sent unless the cutoff has passed, its error named after the
+/// operation, its output dropped, bounded by the cutoff as [`bounded`] says.
+pub(crate) async fn aws_call<T, E>(
+    cutoff: Instant,
+    operation: &'static str,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<(), CallError>
+where
+    Result<T, E>: AwsResultExt<T>,
+{
+    bounded(cutoff, operation, async { call.await.op(operation).map(drop).map_err(CallError::from) }).await
 }
 
 /// The instance a StopInstances refused for its stop protection names: `The instance 'i-…' may not be
@@ -205,19 +218,12 @@ async fn send(
 ) -> Result<(), CallError> {
     match direction {
         Direction::Start => {
-            let call = async {
-                let out = ec2.start_instances().set_instance_ids(Some(ids.to_vec())).send().await;
-                out.map(drop).op("StartInstances").map_err(CallError::from)
-            };
-            bounded(cutoff, "StartInstances", call).await
+            aws_call(cutoff, "StartInstances", ec2.start_instances().set_instance_ids(Some(ids.to_vec())).send()).await
         }
         Direction::Stop => {
-            let call = async {
-                let request = ec2.stop_instances().set_instance_ids(Some(ids.to_vec()));
-                let request = if hibernate { request.hibernate(true) } else { request };
-                request.send().await.map(drop).op("StopInstances").map_err(CallError::from)
-            };
-            bounded(cutoff, "StopInstances", call).await
+            let request = ec2.stop_instances().set_instance_ids(Some(ids.to_vec()));
+            let request = if hibernate { request.hibernate(true) } else { request };
+            aws_call(cutoff, "StopInstances", request.send()).await
         }
     }
 }
@@ -225,18 +231,10 @@ async fn send(
 pub async fn db_instance(rds: &aws_sdk_rds::Client, direction: Direction, id: &str, cutoff: Instant) -> Outcome {
     let result = match direction {
         Direction::Start => {
-            let call = async {
-                let out = rds.start_db_instance().db_instance_identifier(id).send().await;
-                out.map(drop).op("StartDBInstance").map_err(CallError::from)
-            };
-            bounded(cutoff, "StartDBInstance", call).await
+            aws_call(cutoff, "StartDBInstance", rds.start_db_instance().db_instance_identifier(id).send()).await
         }
         Direction::Stop => {
-            let call = async {
-                let out = rds.stop_db_instance().db_instance_identifier(id).send().await;
-                out.map(drop).op("StopDBInstance").map_err(CallError::from)
-            };
-            bounded(cutoff, "StopDBInstance", call).await
+            aws_call(cutoff, "StopDBInstance", rds.stop_db_instance().db_instance_identifier(id).send()).await
         }
     };
     result.map_or_else(outcome, |()| Outcome::Done)
@@ -245,18 +243,10 @@ pub async fn db_instance(rds: &aws_sdk_rds::Client, direction: Direction, id: &s
 pub async fn db_cluster(rds: &aws_sdk_rds::Client, direction: Direction, id: &str, cutoff: Instant) -> Outcome {
     let result = match direction {
         Direction::Start => {
-            let call = async {
-                let out = rds.start_db_cluster().db_cluster_identifier(id).send().await;
-                out.map(drop).op("StartDBCluster").map_err(CallError::from)
-            };
-            bounded(cutoff, "StartDBCluster", call).await
+            aws_call(cutoff, "StartDBCluster", rds.start_db_cluster().db_cluster_identifier(id).send()).await
         }
         Direction::Stop => {
-            let call = async {
-                let out = rds.stop_db_cluster().db_cluster_identifier(id).send().await;
-                out.map(drop).op("StopDBCluster").map_err(CallError::from)
-            };
-            bounded(cutoff, "StopDBCluster", call).await
+            aws_call(cutoff, "StopDBCluster", rds.stop_db_cluster().db_cluster_identifier(id).send()).await
         }
     };
     result.map_or_else(outcome, |()| Outcome::Done)
@@ -283,11 +273,7 @@ pub async fn stop_group(
             .value(capacity.to_string())
             .propagate_at_launch(false)
             .build();
-        let call = async {
-            let out = asg.create_or_update_tags().tags(tag).send().await;
-            out.map(drop).op("CreateOrUpdateTags").map_err(CallError::from)
-        };
-        if let Err(e) = bounded(cutoff, "CreateOrUpdateTags", call).await {
+        if let Err(e) = aws_call(cutoff, "CreateOrUpdateTags", asg.create_or_update_tags().tags(tag).send()).await {
             return outcome(e);
         }
     }
@@ -320,11 +306,7 @@ pub async fn start_group(
         return outcome(e);
     }
     let tag = AsgTag::builder().resource_id(&group.id).resource_type("auto-scaling-group").key(saved_key).build();
-    let call = async {
-        let out = asg.delete_tags().tags(tag).send().await;
-        out.map(drop).op("DeleteTags").map_err(CallError::from)
-    };
-    match bounded(cutoff, "DeleteTags", call).await {
+    match aws_call(cutoff, "DeleteTags", asg.delete_tags().tags(tag).send()).await {
         Ok(()) => Outcome::Done,
         Err(e) => Outcome::Failed(format!(
             "capacity restored to {capacity}, but {}; the tag stays (the next stop keeps the capacity it holds)",
@@ -339,19 +321,13 @@ async fn set_capacity(
     c: Capacity,
     cutoff: Instant,
 ) -> Result<(), CallError> {
-    let call = async {
-        asg.update_auto_scaling_group()
-            .auto_scaling_group_name(group)
-            .min_size(c.min)
-            .max_size(c.max)
-            .desired_capacity(c.desired)
-            .send()
-            .await
-            .map(drop)
-            .op("UpdateAutoScalingGroup")
-            .map_err(CallError::from)
-    };
-    bounded(cutoff, "UpdateAutoScalingGroup", call).await
+    let request = asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(group)
+        .min_size(c.min)
+        .max_size(c.max)
+        .desired_capacity(c.desired);
+    aws_call(cutoff, "UpdateAutoScalingGroup", request.send()).await
 }
 
 /// Runs `call` on `items`; if AWS refuses it for the request's content, on each half, down to single
@@ -391,9 +367,7 @@ pub async fn tag_instances(
     let tag = aws_sdk_ec2::types::Tag::builder().key(key).value(value).build();
     let call = |ids: Vec<String>| {
         let request = ec2.create_tags().set_resources(Some(ids)).tags(tag.clone());
-        bounded(cutoff, "CreateTags", async {
-            request.send().await.map(drop).op("CreateTags").map_err(CallError::from)
-        })
+        aws_call(cutoff, "CreateTags", request.send())
     };
     by_halves(ids, &call).await
 }
@@ -417,9 +391,7 @@ pub async fn tag_groups(
                 .build()
         });
         let request = asg.create_or_update_tags().set_tags(Some(tags.collect()));
-        bounded(cutoff, "CreateOrUpdateTags", async {
-            request.send().await.map(drop).op("CreateOrUpdateTags").map_err(CallError::from)
-        })
+        aws_call(cutoff, "CreateOrUpdateTags", request.send())
     };
     let results = by_halves(groups, &call).await;
     results.into_iter().map(|((group, _), result)| (group, result)).collect()
@@ -434,11 +406,8 @@ pub async fn tag_database(
     cutoff: Instant,
 ) -> Result<(), String> {
     let tag = aws_sdk_rds::types::Tag::builder().key(key).value(value).build();
-    let call = async {
-        let out = rds.add_tags_to_resource().resource_name(arn).tags(tag).send().await;
-        out.map(drop).op("AddTagsToResource").map_err(CallError::from)
-    };
-    bounded(cutoff, "AddTagsToResource", call).await.map_err(|e| e.message)
+    let request = rds.add_tags_to_resource().resource_name(arn).tags(tag);
+    aws_call(cutoff, "AddTagsToResource", request.send()).await.map_err(|e| e.message)
 }
 
 /// One ECS service's marker (`ecs:TagResource` takes one ARN per call).
@@ -450,11 +419,7 @@ pub async fn tag_service(
     cutoff: Instant,
 ) -> Result<(), String> {
     let tag = aws_sdk_ecs::types::Tag::builder().key(key).value(value).build();
-    let call = async {
-        let out = ecs.tag_resource().resource_arn(arn).tags(tag).send().await;
-        out.map(drop).op("TagResource").map_err(CallError::from)
-    };
-    bounded(cutoff, "TagResource", call).await.map_err(|e| e.message)
+    aws_call(cutoff, "TagResource", ecs.tag_resource().resource_arn(arn).tags(tag).send()).await.map_err(|e| e.message)
 }
 
 #[cfg(test)]

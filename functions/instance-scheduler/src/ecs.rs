@@ -14,8 +14,8 @@ use aws_sdk_ecs::types::{SchedulingStrategy, ServiceField, Tag};
 use stackhand::aws::{AwsError, AwsResultExt as _};
 use tokio::time::Instant;
 
-use crate::actions::{bounded, outcome, CallError, Outcome};
-use crate::inventory::{tag, Kind, Resource, State, TagKeys};
+use crate::actions::{aws_call, outcome, CallError, Outcome};
+use crate::inventory::{tag, Kind, Resource, SavedFields, State, TagKeys};
 
 /// Services per DescribeServices call (the API's limit).
 const DESCRIBE_BATCH: usize = 10;
@@ -49,27 +49,13 @@ pub struct TaskCount {
 impl TaskCount {
     /// Reads the saved-capacity tag value written by `Display`.
     pub fn parse(value: &str) -> Result<Self, String> {
-        let (mut min, mut max, mut desired) = (None, None, None);
-        let mut known = true;
-        for part in value.split_whitespace() {
-            let (key, number) = part.split_once('=').unwrap_or((part, ""));
-            let slot = match key {
-                "min" => &mut min,
-                "max" => &mut max,
-                "desired" => &mut desired,
-                _ => {
-                    known = false;
-                    continue;
-                }
-            };
-            *slot = Some(number.parse::<i32>().ok().filter(|n| *n >= 0));
-        }
+        let SavedFields { min, max, desired, unknown } = SavedFields::read(value);
         let form = || {
             format!(
                 "\"{value}\" is not a saved task count: expected \"desired=<n>\" or \"min=<n> max=<n> desired=<n>\""
             )
         };
-        match (known, min, max, desired) {
+        match (!unknown, min, max, desired) {
             (true, None, None, Some(Some(desired))) => Ok(TaskCount { desired, target: None }),
             (true, Some(Some(min)), Some(Some(max)), Some(Some(desired))) => {
                 Ok(TaskCount { desired, target: Some((min, max)) })
@@ -198,12 +184,10 @@ pub async fn stop(
     let Some(service) = &resource.service else { return Outcome::Failed("not an ECS service".into()) };
     let keeps_saved = resource.saved.as_deref().is_some_and(|saved| TaskCount::parse(saved).is_ok());
     if !keeps_saved {
-        let call = async {
-            let tag = Tag::builder().key(saved_key).value(service.count.to_string()).build();
-            let out = ecs.tag_resource().resource_arn(&service.arn).tags(tag).send().await;
-            out.map(drop).op("TagResource").map_err(CallError::from)
-        };
-        if let Err(e) = bounded(cutoff, "TagResource", call).await {
+        let tag = Tag::builder().key(saved_key).value(service.count.to_string()).build();
+        if let Err(e) =
+            aws_call(cutoff, "TagResource", ecs.tag_resource().resource_arn(&service.arn).tags(tag).send()).await
+        {
             return outcome(e);
         }
     }
@@ -245,11 +229,8 @@ pub async fn start(
     if let Err(e) = set_desired(ecs, service, count.desired, cutoff).await {
         return outcome(e);
     }
-    let call = async {
-        let out = ecs.untag_resource().resource_arn(&service.arn).tag_keys(saved_key).send().await;
-        out.map(drop).op("UntagResource").map_err(CallError::from)
-    };
-    match bounded(cutoff, "UntagResource", call).await {
+    let untag = ecs.untag_resource().resource_arn(&service.arn).tag_keys(saved_key);
+    match aws_call(cutoff, "UntagResource", untag.send()).await {
         Ok(()) => Outcome::Done,
         Err(e) => Outcome::Failed(format!(
             "task count restored to {count}, but {}; the tag stays (the next stop keeps the count it holds)",
@@ -264,20 +245,14 @@ async fn set_target(
     (min, max): (i32, i32),
     cutoff: Instant,
 ) -> Result<(), CallError> {
-    let call = async {
-        aas.register_scalable_target()
-            .service_namespace(ServiceNamespace::Ecs)
-            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-            .resource_id(service.target_id())
-            .min_capacity(min)
-            .max_capacity(max)
-            .send()
-            .await
-            .map(drop)
-            .op("RegisterScalableTarget")
-            .map_err(CallError::from)
-    };
-    bounded(cutoff, "RegisterScalableTarget", call).await
+    let request = aas
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Ecs)
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .resource_id(service.target_id())
+        .min_capacity(min)
+        .max_capacity(max);
+    aws_call(cutoff, "RegisterScalableTarget", request.send()).await
 }
 
 async fn set_desired(
@@ -286,18 +261,8 @@ async fn set_desired(
     desired: i32,
     cutoff: Instant,
 ) -> Result<(), CallError> {
-    let call = async {
-        ecs.update_service()
-            .cluster(&service.cluster)
-            .service(&service.name)
-            .desired_count(desired)
-            .send()
-            .await
-            .map(drop)
-            .op("UpdateService")
-            .map_err(CallError::from)
-    };
-    bounded(cutoff, "UpdateService", call).await
+    let request = ecs.update_service().cluster(&service.cluster).service(&service.name).desired_count(desired);
+    aws_call(cutoff, "UpdateService", request.send()).await
 }
 
 #[cfg(test)]

@@ -52,25 +52,44 @@ pub struct Capacity {
     pub desired: i32,
 }
 
+/// The `min=<n> max=<n> desired=<n>` fields of a saved-capacity tag (an Auto Scaling group's, an ECS
+/// service's): each one present with its number (`None` when not a whole number of 0 or more; the last
+/// one written counts), and whether any other key was there.
+#[derive(Debug, Default)]
+pub(crate) struct SavedFields {
+    pub min: Option<Option<i32>>,
+    pub max: Option<Option<i32>>,
+    pub desired: Option<Option<i32>>,
+    pub unknown: bool,
+}
+
+impl SavedFields {
+    pub fn read(value: &str) -> Self {
+        let mut fields = SavedFields::default();
+        for part in value.split_whitespace() {
+            let (key, number) = part.split_once('=').unwrap_or((part, ""));
+            let slot = match key {
+                "min" => &mut fields.min,
+                "max" => &mut fields.max,
+                "desired" => &mut fields.desired,
+                _ => {
+                    fields.unknown = true;
+                    continue;
+                }
+            };
+            *slot = Some(number.parse::<i32>().ok().filter(|n| *n >= 0));
+        }
+        fields
+    }
+}
+
 impl Capacity {
     pub const ZERO: Capacity = Capacity { min: 0, max: 0, desired: 0 };
 
     /// Reads the saved-capacity tag value written by [`Capacity`]'s `Display`.
     pub fn parse(value: &str) -> Result<Self, String> {
-        let mut min = None;
-        let mut max = None;
-        let mut desired = None;
-        for part in value.split_whitespace() {
-            let (key, number) = part.split_once('=').unwrap_or((part, ""));
-            let slot = match key {
-                "min" => &mut min,
-                "max" => &mut max,
-                "desired" => &mut desired,
-                _ => &mut None,
-            };
-            *slot = number.parse::<i32>().ok().filter(|n| *n >= 0);
-        }
-        match (min, max, desired) {
+        let fields = SavedFields::read(value);
+        match (fields.min.flatten(), fields.max.flatten(), fields.desired.flatten()) {
             (Some(min), Some(max), Some(desired)) => Ok(Capacity { min, max, desired }),
             _ => Err(format!("\"{value}\" is not a saved capacity: expected \"min=<n> max=<n> desired=<n>\"")),
         }
