@@ -1,12 +1,16 @@
 //! Logging as Lambda expects it: `tracing` to stdout, JSON when the function's log format is JSON
-//! (`AWS_LAMBDA_LOG_FORMAT=JSON`), the level from `AWS_LAMBDA_LOG_LEVEL` (else `RUST_LOG`, else INFO),
+//! (`AWS_LAMBDA_LOG_FORMAT=JSON`), the level from `AWS_LAMBDA_LOG_LEVEL` (else `RUST_LOG` as
+//! `level` or `target=level,…` directives, else INFO),
 //! and every line passed through [`crate::redact`] before it is written. Panics are logged through the
 //! same path instead of the default hook's raw stderr print.
 
 use std::io::{self, Write};
 
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::redact;
 
@@ -15,28 +19,39 @@ pub fn init() {
     redact::register_environment();
     let filter = level_filter();
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").map(|f| f.eq_ignore_ascii_case("json")).unwrap_or(false);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(RedactingStdout).with_target(false);
+    let layer = tracing_subscriber::fmt::layer().with_writer(RedactingStdout).with_target(false);
+    let registry = tracing_subscriber::registry().with(filter);
     // A second init (tests) is not an error worth failing over.
     let _ = if json {
-        builder.json().flatten_event(true).with_current_span(false).try_init()
+        registry.with(layer.json().flatten_event(true).with_current_span(false)).try_init()
     } else {
-        builder.without_time().with_ansi(false).try_init()
+        registry.with(layer.without_time().with_ansi(false)).try_init()
     };
     install_panic_hook();
 }
 
-fn level_filter() -> EnvFilter {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().map(|l| match l.to_ascii_uppercase().as_str() {
-        "TRACE" => "trace",
-        "DEBUG" => "debug",
-        "WARN" => "warn",
-        "ERROR" | "FATAL" => "error",
-        _ => "info",
-    });
-    match level {
-        Some(level) => EnvFilter::new(level),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+/// `tracing_subscriber`'s `Targets` rather than `EnvFilter`: the same `target=level` directives
+/// without a regex engine in every zip. A `RUST_LOG` that does not parse falls back to INFO.
+fn level_filter() -> Targets {
+    let lambda = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
+    let rust_log = std::env::var("RUST_LOG").ok();
+    filter_from(lambda.as_deref(), rust_log.as_deref())
+}
+
+fn filter_from(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
+    if let Some(level) = lambda_level {
+        let level = match level.to_ascii_uppercase().as_str() {
+            "TRACE" => LevelFilter::TRACE,
+            "DEBUG" => LevelFilter::DEBUG,
+            "WARN" => LevelFilter::WARN,
+            "ERROR" | "FATAL" => LevelFilter::ERROR,
+            _ => LevelFilter::INFO,
+        };
+        return Targets::new().with_default(level);
     }
+    rust_log
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
 }
 
 /// Logs panics as one redacted error line. The custom-resource runtime separately answers the
@@ -129,5 +144,24 @@ mod tests {
         assert_eq!(panic_message(s.as_ref()), "owned");
         let s: Box<dyn std::any::Any + Send> = Box::new(5u8);
         assert_eq!(panic_message(s.as_ref()), "(a panic without a message)");
+    }
+
+    #[test]
+    fn the_level_comes_from_lambda_then_rust_log_then_info() {
+        use tracing::Level;
+        let lambda = filter_from(Some("debug"), Some("error"));
+        assert!(lambda.would_enable("anything", &Level::DEBUG));
+        assert!(!lambda.would_enable("anything", &Level::TRACE));
+        assert!(!filter_from(Some("FATAL"), None).would_enable("x", &Level::WARN));
+
+        let directives = filter_from(None, Some("warn,nlb_ip_allowlist=trace"));
+        assert!(directives.would_enable("nlb_ip_allowlist::handler", &Level::TRACE));
+        assert!(!directives.would_enable("aws_smithy_runtime", &Level::INFO));
+        assert!(directives.would_enable("aws_smithy_runtime", &Level::WARN));
+
+        let fallback = filter_from(None, Some("nlb_ip_allowlist=loud"));
+        assert!(fallback.would_enable("x", &Level::INFO));
+        assert!(!fallback.would_enable("x", &Level::DEBUG));
+        assert!(!filter_from(None, None).would_enable("x", &Level::DEBUG));
     }
 }
