@@ -6,7 +6,8 @@ use testkit::{FunctionProcess, RuntimeApi};
 use super::{until_first_poll, ColdRun, RUNS};
 use crate::report::{millis, paired, Row};
 
-const FLOOR: &str = "minimal Rust Lambda: lambda_runtime + aws-config + one SDK client (same release profile)";
+const FLOOR: &str =
+    "minimal Rust Lambda: lambda_runtime + aws-config + one SDK client (same release profile and crate features)";
 
 /// Process start to first Runtime API poll of `binary`, without invoking it.
 async fn init_only(binary: &str) -> ColdRun {
