@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 
 import boto3
@@ -345,7 +346,15 @@ def instance_scheduler(demo: Demo, session) -> bool:
     started = states()
     demo.invoke("instance-scheduler", "reconcile", lambda e: None)  # Monday 19:00 UTC
     evening_state = states()
-    demo.invoke("instance-scheduler", "scheduled-event", lambda e: None)  # Monday 08:00 UTC
+    # A Scheduled Event as EventBridge sends it: its time is now. The function evaluates a late event at
+    # now, not at its time, so this step cannot name a fixed Monday morning: web is moved to a schedule
+    # that runs during this hour and batch to one that does not, and each should follow it.
+    at = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    hour, later = at.hour, (at.hour + 2) % 24
+    ec2.create_tags(Resources=web, Tags=tagged(f"Daily {hour:02}:00-{hour + 1:02}:00 UTC"))
+    ec2.create_tags(Resources=[batch], Tags=tagged(f"Daily {later:02}:00-{later + 1:02}:00 UTC"))
+    demo.invoke("instance-scheduler", "scheduled-event",
+                lambda e: e.update(time=at.strftime("%Y-%m-%dT%H:%M:%SZ")))
     morning = states()
     return (dry["web"] == "running/running" and stopped == {"web": "stopped/stopped", "batch": "stopped",
             "demo-db": "stopped", "demo-aurora": "stopped", "demo-app": "0/0/0"}
