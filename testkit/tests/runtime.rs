@@ -123,6 +123,45 @@ async fn secrets_never_reach_a_log_line_or_a_reason() {
     assert!(!out.contains(SIGNATURE), "the ResponseURL signature reached the log:\n{out}");
 }
 
+/// Redaction happens field by field before the JSON line is formatted: JSON's escaping of `"` and `\\`
+/// cannot carry a secret past it.
+#[tokio::test]
+async fn a_secret_with_quotes_or_backslashes_is_masked_in_a_log_field() {
+    let (api, rec, process) = start().await;
+    let secret = r#"pa"ss\word-with\"quotes"#;
+    let body = one_response(
+        &api,
+        &rec,
+        "q1",
+        event(&rec, "q1", "Create", json!({"Mode": "leak", "Secret": secret})),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(body["Reason"], "login failed with password *** (nothing of it was left in place)");
+    let lines = process.wait_for_log("about to fail with a secret", 1).await;
+    assert_eq!(lines.len(), 1, "the line was logged:\n{}", process.output());
+    assert_eq!(lines[0]["secret"], "***", "{}", lines[0]);
+    let out = process.settled_output().await;
+    let escaped = serde_json::to_string(secret).unwrap();
+    for form in [secret, escaped.trim_matches('"'), "ss\\\\word"] {
+        assert!(!out.contains(form), "{form} reached the log:\n{out}");
+    }
+}
+
+/// A secret too short to mask safely is refused, not logged bare.
+#[tokio::test]
+async fn a_secret_too_short_to_mask_is_refused_with_a_named_failure() {
+    let (api, rec, process) = start().await;
+    let ev = event(&rec, "t1", "Create", json!({"Mode": "leak", "Secret": "pw1"}));
+    let body = one_response(&api, &rec, "t1", ev, Duration::from_secs(10)).await;
+    assert_eq!(body["Status"], "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.starts_with("the Secret property: it is 3 characters long"), "{reason}");
+    assert!(!reason.contains("pw1"), "{reason}");
+    let out = process.settled_output().await;
+    assert!(!out.contains("about to fail with a secret"), "nothing was logged with it:\n{out}");
+}
+
 #[tokio::test]
 async fn an_unreachable_response_endpoint_ends_in_an_invocation_error_before_the_deadline() {
     let (api, rec, process) = start().await;

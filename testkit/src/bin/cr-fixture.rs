@@ -30,7 +30,9 @@ impl Fixture {
             "noecho" => Ok(Outcome { no_echo: true, ..Outcome::default().with("Password", "generated-but-hidden") }),
             // A handler that carelessly puts a registered secret into its error and its log.
             "leak" => {
-                stackhand::redact::register(&props.secret);
+                if let Err(e) = stackhand::redact::register_secret(&props.secret) {
+                    return Err(FixtureError(format!("the Secret property: {e}")));
+                }
                 tracing::info!(secret = %props.secret, "about to fail with a secret");
                 Err(FixtureError(format!("login failed with password {}", props.secret)))
             }
