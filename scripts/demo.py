@@ -414,7 +414,11 @@ def main() -> int:
                    # cargo-lambda's emulator serves each function's Runtime API under /.rt/<function name>.
                    "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{demo.port}/.rt/{function}",
                    "AWS_LAMBDA_FUNCTION_NAME": function, "AWS_LAMBDA_FUNCTION_VERSION": "1",
-                   "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_LOG_FORMAT": "JSON"}
+                   "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_LOG_FORMAT": "JSON",
+                   # What a user's machine sets for a local stack (the README's Security model): answer
+                   # the recorder on 127.0.0.1, and let aurora-schema-init reach MariaDB there without TLS.
+                   "STACKHAND_RESPONSE_URL_HOSTS": "127.0.0.1", "SCHEMA_ALLOWED_ENDPOINTS": "127.0.0.1",
+                   "SCHEMA_ALLOW_PLAINTEXT": "true"}
             processes.append(subprocess.Popen([str(TARGET / "debug" / function)], cwd=ROOT, env=env,
                                               stdout=open(STATE / f"{function}.log", "w"), stderr=subprocess.STDOUT))
         demo.say(f"Lambda emulator: cargo lambda watch on 127.0.0.1:{demo.port}; {', '.join(FUNCTIONS)} polling it")

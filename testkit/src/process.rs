@@ -38,6 +38,9 @@ impl FunctionProcess {
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/22/[$LATEST]0123456789abcdef")
             .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
             .env("AWS_LAMBDA_LOG_LEVEL", "DEBUG")
+            // The responses go to a recorder (or moto's presigned URL) on 127.0.0.1, which a function
+            // answers only when its owner lists it, as a user's local setup does; `env` may override it.
+            .env(stackhand::cfn::ResponseUrlPolicy::ENV, "127.0.0.1")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -48,9 +48,15 @@ pub struct ResponseRecorder {
 
 impl ResponseRecorder {
     pub async fn start() -> Self {
+        Self::start_on("127.0.0.1").await
+    }
+
+    /// A recorder on another loopback address (`127.0.0.2`, say): a host the function under test was not
+    /// told it may answer, to show that it sends nothing there.
+    pub async fn start_on(ip: &str) -> Self {
         let inner = Arc::new(Inner::default());
         let app = Router::new().fallback(any(record)).with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the recorder");
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind the recorder");
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.ok() });
         Self { addr, inner }

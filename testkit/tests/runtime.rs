@@ -162,6 +162,37 @@ async fn a_secret_too_short_to_mask_is_refused_with_a_named_failure() {
     assert!(!out.contains("about to fail with a secret"), "nothing was logged with it:\n{out}");
 }
 
+/// A direct invoker cannot make the function send requests where it likes: a ResponseURL that is not
+/// CloudFormation's (nor listed in STACKHAND_RESPONSE_URL_HOSTS) gets no request at all, and the log
+/// names its host only.
+#[tokio::test]
+async fn a_response_url_on_a_host_not_allowed_gets_no_request() {
+    let api = RuntimeApi::start().await;
+    let elsewhere = ResponseRecorder::start_on("127.0.0.2").await;
+    let process = FunctionProcess::spawn(BIN, &api.address(), &[]);
+    let ev = event(&elsewhere, "r1", "Create", json!({"Mode": "ok"}));
+    let inv = api.invoke_json(&ev, Duration::from_secs(5)).await;
+    assert!(inv.answer.is_error(), "{:?}", inv.answer);
+    let message = inv.answer.value()["errorMessage"].as_str().unwrap().to_owned();
+    assert!(message.contains("ResponseURL http://127.0.0.2 is not CloudFormation's"), "{message}");
+    assert!(message.contains("STACKHAND_RESPONSE_URL_HOSTS"), "{message}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(elsewhere.all().is_empty(), "a request reached the host: {:?}", elsewhere.all());
+    let out = process.settled_output().await;
+    assert!(out.contains("not CloudFormation's"), "the refusal is logged:\n{out}");
+    assert!(!out.contains("X-Amz-Signature") && !out.contains(SIGNATURE), "host only:\n{out}");
+
+    drop(process);
+
+    // The owner lists the host: the same request is answered there.
+    let api = RuntimeApi::start().await;
+    let hosts = [("STACKHAND_RESPONSE_URL_HOSTS".to_owned(), "127.0.0.1, 127.0.0.2".to_owned())];
+    let _process = FunctionProcess::spawn(BIN, &api.address(), &hosts);
+    let ev = event(&elsewhere, "r2", "Create", json!({"Mode": "ok"}));
+    let body = one_response(&api, &elsewhere, "r2", ev, Duration::from_secs(10)).await;
+    assert_eq!(body["Status"], "SUCCESS");
+}
+
 #[tokio::test]
 async fn an_unreachable_response_endpoint_ends_in_an_invocation_error_before_the_deadline() {
     let (api, rec, process) = start().await;

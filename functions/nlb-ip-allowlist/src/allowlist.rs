@@ -667,6 +667,7 @@ mod tests {
             request_id: "r".into(),
             logical_resource_id: "l".into(),
             resource_type: "Custom::NlbIpAllowlist".into(),
+            function_arn: "arn:aws:lambda:us-east-1:123456789012:function:nlb-ip-allowlist".into(),
             deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(30),
         }
     }

@@ -22,11 +22,11 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 
 pub use deliver::{deliver, http_client, Delivered, NotDelivered, MAX_ATTEMPTS};
-pub use event::{Envelope, RequestType, ResponseUrl, Unanswerable};
+pub use event::{is_cloudformation_response_host, Envelope, RequestType, ResponseUrl, ResponseUrlPolicy, Unanswerable};
 pub use response::{clean_reason, Response, Status, MAX_BODY_BYTES, MAX_PHYSICAL_ID_BYTES};
 pub use runtime::{
-    cleanup_budget, handler_budget, is_custom_resource_request, is_failed_create_marker, run, serve, InvocationError,
-    Runtime, FAILED_CREATE_PREFIX,
+    cleanup_budget, handler_budget, is_custom_resource_request, is_failed_create_marker, run, serve, Invocation,
+    InvocationError, Runtime, FAILED_CREATE_PREFIX,
 };
 
 /// A short, stable hexadecimal digest of `parts`, for deterministic physical ids: the same parts always
@@ -48,21 +48,38 @@ pub struct RequestInfo {
     pub request_id: String,
     pub logical_resource_id: String,
     pub resource_type: String,
+    /// The ARN Lambda says this invocation was made on (the function's own, perhaps with a qualifier;
+    /// empty outside Lambda): the account and Region the function acts in, which no property can claim.
+    pub function_arn: String,
     /// When the runtime stops the handler and answers FAILED "timed out". A handler that waits for
     /// something (a database coming up) gives up a little before this, to say what it waited for.
     pub deadline: tokio::time::Instant,
 }
 
 impl RequestInfo {
-    /// The request's identity from its envelope, with the handler's deadline.
-    pub fn new(envelope: &Envelope, deadline: tokio::time::Instant) -> Self {
+    /// The request's identity from its envelope, the invoked function's ARN, and the handler's deadline.
+    pub fn new(envelope: &Envelope, function_arn: &str, deadline: tokio::time::Instant) -> Self {
         Self {
             stack_id: envelope.stack_id.clone(),
             request_id: envelope.request_id.clone(),
             logical_resource_id: envelope.logical_resource_id.clone(),
             resource_type: envelope.resource_type.clone(),
+            function_arn: function_arn.to_owned(),
             deadline,
         }
+    }
+
+    /// The account and Region of [`RequestInfo::function_arn`] (`arn:<partition>:lambda:<region>:<account>:…`),
+    /// if it is a Lambda ARN.
+    pub fn function_account_and_region(&self) -> Option<(&str, &str)> {
+        let mut parts = self.function_arn.splitn(6, ':');
+        let (Some("arn"), Some(_), Some("lambda"), Some(region), Some(account)) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        (!region.is_empty() && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
+            .then_some((account, region))
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::deliver::{deliver, http_client, NotDelivered};
-use super::event::{Envelope, RequestType, Unanswerable};
+use super::event::{Envelope, RequestType, ResponseUrlPolicy, Unanswerable};
 use super::response::{Response, Status};
 use super::{CustomResource, Outcome, RequestInfo};
 use crate::logging::panic_message;
@@ -90,10 +90,11 @@ where
         async move {
             let deadline = crate::lambda::deadline(event.context.deadline);
             if is_custom_resource_request(&event.payload) {
-                runtime
-                    .handle(event.payload, deadline, &event.context.env_config.log_stream)
-                    .await
-                    .map_err(Diagnostic::from)
+                let invocation = Invocation {
+                    log_stream: &event.context.env_config.log_stream,
+                    function_arn: &event.context.invoked_function_arn,
+                };
+                runtime.handle(event.payload, deadline, &invocation).await.map_err(Diagnostic::from)
             } else {
                 // Other events' AWS calls retry within the invocation, keeping a second to return.
                 let cutoff = deadline.checked_sub(Duration::from_secs(1)).unwrap_or(deadline);
@@ -104,10 +105,20 @@ where
     .await
 }
 
-/// A handler with the HTTP client its responses go out on.
+/// A handler with the HTTP client its responses go out on and the hosts they may go to.
 pub struct Runtime<H> {
     handler: Arc<H>,
     http: aws_smithy_runtime_api::client::http::SharedHttpConnector,
+    response_urls: ResponseUrlPolicy,
+}
+
+/// What Lambda says about the invocation besides its deadline.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Invocation<'a> {
+    /// The log stream, quoted in a success's Reason (empty: "OK").
+    pub log_stream: &'a str,
+    /// The ARN the function was invoked by ([`RequestInfo::function_arn`]).
+    pub function_arn: &'a str,
 }
 
 enum Call<P> {
@@ -184,13 +195,23 @@ pub fn cleanup_budget(budget: Duration) -> Duration {
 
 impl<H: CustomResource> Runtime<H> {
     pub fn new(handler: H) -> Self {
-        Self { handler: Arc::new(handler), http: http_client() }
+        Self::with_response_urls(handler, ResponseUrlPolicy::from_env())
+    }
+
+    /// A runtime that answers only ResponseURLs `policy` allows.
+    pub fn with_response_urls(handler: H, policy: ResponseUrlPolicy) -> Self {
+        Self { handler: Arc::new(handler), http: http_client(), response_urls: policy }
     }
 
     /// Answers one event and returns a summary for the invocation result (never the URL, never
     /// NoEcho data). Errs only when nobody can be answered or the answer could not be delivered.
-    pub async fn handle(&self, event: Value, deadline: Instant, log_stream: &str) -> Result<Value, InvocationError> {
-        let env = match Envelope::from_value(&event) {
+    pub async fn handle(
+        &self,
+        event: Value,
+        deadline: Instant,
+        invocation: &Invocation<'_>,
+    ) -> Result<Value, InvocationError> {
+        let env = match Envelope::from_value_with(&event, &self.response_urls) {
             Ok(env) => env,
             Err(e) => {
                 tracing::error!(error = %e, "unanswerable event");
@@ -202,7 +223,7 @@ impl<H: CustomResource> Runtime<H> {
             request_type = %env.request_type,
             logical_resource_id = %env.logical_resource_id,
         );
-        let response = self.decide(&env, deadline, log_stream).instrument(span.clone()).await;
+        let response = self.decide(&env, deadline, invocation).instrument(span.clone()).await;
         let (body, sent) = response.into_body();
         let delivery = deliver(&self.http, &env.response_url, body, deadline).instrument(span).await;
         let attempts = match &delivery {
@@ -251,8 +272,8 @@ impl<H: CustomResource> Runtime<H> {
 
     /// The response for this request, whatever happens on the way to it: the request is validated,
     /// then the handler's call runs guarded by its deadline.
-    async fn decide(&self, env: &Envelope, deadline: Instant, log_stream: &str) -> Response {
-        let answers = Answers { env, log_stream };
+    async fn decide(&self, env: &Envelope, deadline: Instant, invocation: &Invocation<'_>) -> Response {
+        let answers = Answers { env, log_stream: invocation.log_stream, function_arn: invocation.function_arn };
         match self.validate(&answers, deadline) {
             Validated::Call(planned) => self.run(&answers, planned).await,
             Validated::Answered(response) => response,
@@ -300,11 +321,11 @@ impl<H: CustomResource> Runtime<H> {
             },
             (_, Err(e)) => return Validated::Answered(answers.fail(e.to_string())),
             (RequestType::Create, Ok(props)) => {
-                let info = RequestInfo::new(env, started + budget);
+                let info = RequestInfo::new(env, answers.function_arn, started + budget);
                 Call::Create { id: self.handler.physical_id(&info, &props), props, replacing: false }
             }
             (RequestType::Update, Ok(props)) => {
-                let info = RequestInfo::new(env, started + budget);
+                let info = RequestInfo::new(env, answers.function_arn, started + budget);
                 let new_id = self.handler.physical_id(&info, &props);
                 if Some(&new_id) != current_id.as_ref() {
                     tracing::info!(new_physical_id = %new_id, "update replaces the resource");
@@ -335,7 +356,7 @@ impl<H: CustomResource> Runtime<H> {
         match call {
             Call::Create { id, props, replacing } => self.create(answers, id, props, replacing, started, budget).await,
             Call::Update { id, props, old } => {
-                let info = RequestInfo::new(env, started + budget);
+                let info = RequestInfo::new(env, answers.function_arn, started + budget);
                 let work = {
                     let id = id.clone();
                     async move { handler.update(&info, &id, &props, old.as_ref()).await }
@@ -343,7 +364,7 @@ impl<H: CustomResource> Runtime<H> {
                 answers.ended(guarded(started + budget, work).await, id, budget, None)
             }
             Call::Delete { id, props } => {
-                let info = RequestInfo::new(env, started + budget);
+                let info = RequestInfo::new(env, answers.function_arn, started + budget);
                 let work = {
                     let id = id.clone();
                     async move { handler.delete(&info, &id, &props).await.map(|()| Outcome::default()) }
@@ -352,7 +373,7 @@ impl<H: CustomResource> Runtime<H> {
             }
             Call::DeleteUnparsed { id, properties, why } => {
                 tracing::warn!(error = %why, "Delete with properties that no longer parse; cleaning up by the physical id");
-                let info = RequestInfo::new(env, started + budget);
+                let info = RequestInfo::new(env, answers.function_arn, started + budget);
                 let work = {
                     let id = id.clone();
                     async move { handler.delete_unparsed(&info, &id, &properties).await.map(|()| Outcome::default()) }
@@ -378,7 +399,7 @@ impl<H: CustomResource> Runtime<H> {
         let (env, handler) = (answers.env, &self.handler);
         let cleanup = cleanup_budget(budget);
         let create_deadline = started + budget - cleanup;
-        let info = RequestInfo::new(env, create_deadline);
+        let info = RequestInfo::new(env, answers.function_arn, create_deadline);
         let props = Arc::new(props);
         let work = {
             let (handler, id, props) = (Arc::clone(handler), id.clone(), Arc::clone(&props));
@@ -399,7 +420,7 @@ impl<H: CustomResource> Runtime<H> {
         // only what carries this physical id). A first Create is also answered with its deterministic
         // id, so that CloudFormation's Delete finishes the job if this cannot; a replacement keeps the
         // current id, which CloudFormation rolls back to.
-        let info = RequestInfo::new(env, started + budget);
+        let info = RequestInfo::new(env, answers.function_arn, started + budget);
         let undo = {
             let (handler, id, props) = (Arc::clone(handler), id.clone(), Arc::clone(&props));
             async move { handler.delete(&info, &id, &props).await }
@@ -432,6 +453,7 @@ struct Planned<P> {
 struct Answers<'a> {
     env: &'a Envelope,
     log_stream: &'a str,
+    function_arn: &'a str,
 }
 
 impl Answers<'_> {
@@ -565,6 +587,11 @@ mod tests {
         }
     }
 
+    /// The tests' ResponseURL host, as a local setup lists it.
+    fn local() -> ResponseUrlPolicy {
+        ResponseUrlPolicy::with_hosts(["127.0.0.1"])
+    }
+
     fn event(request_type: &str, props: Value) -> Value {
         json!({
             "RequestType": request_type,
@@ -575,12 +602,14 @@ mod tests {
         })
     }
 
+    const STREAM: Invocation<'static> = Invocation { log_stream: "stream-1", function_arn: "" };
+
     async fn decide(fake: &Arc<Fake>, event: Value, budget: Duration) -> Response {
         let runtime = Runtime::new(Arc::clone(fake));
-        let env = Envelope::from_value(&event).unwrap();
+        let env = Envelope::from_value_with(&event, &local()).unwrap();
         // handler_budget keeps a reserve; give enough that the handler gets `budget`.
         let remaining = budget + (budget / 3).max(Duration::from_millis(750));
-        runtime.decide(&env, Instant::now() + remaining, "stream-1").await
+        runtime.decide(&env, Instant::now() + remaining, &STREAM).await
     }
 
     fn calls(fake: &Arc<Fake>) -> Vec<String> {
@@ -623,8 +652,8 @@ mod tests {
         let fake = Arc::new(Fake::default());
         let runtime = Runtime::new(Keeps(Arc::clone(&fake)));
         let event = event("Create", json!({"Key": "a", "Mode": "fail-create"}));
-        let env = Envelope::from_value(&event).unwrap();
-        let r = runtime.decide(&env, Instant::now() + 2 * SECOND, "stream-1").await;
+        let env = Envelope::from_value_with(&event, &local()).unwrap();
+        let r = runtime.decide(&env, Instant::now() + 2 * SECOND, &STREAM).await;
         assert_eq!(r.status, Status::Failed);
         assert_eq!(r.reason, "the fake was told to fail");
         assert_eq!(r.physical_resource_id, "fake-a");
