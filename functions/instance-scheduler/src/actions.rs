@@ -286,15 +286,18 @@ pub async fn stop_group(
     }
 }
 
-/// Starting a group: the saved capacity is restored, then the tag removed.
+/// Starting a group: the saved capacity is restored, then the tag removed. A saved capacity that does
+/// not parse, is inconsistent, or is larger than `bound` (the owner's SCHEDULER_MAX_RESTORED_CAPACITY)
+/// starts nothing: whoever can write the tag must not choose the size.
 pub async fn start_group(
     asg: &aws_sdk_autoscaling::Client,
     group: &Resource,
     saved_key: &str,
+    bound: i32,
     cutoff: Instant,
 ) -> Outcome {
     let saved = group.saved.as_deref().unwrap_or_default();
-    let capacity = match Capacity::parse(saved) {
+    let capacity = match Capacity::parse(saved).and_then(|c| c.restorable(bound)) {
         Ok(capacity) => capacity,
         Err(e) => {
             return Outcome::Failed(format!(

@@ -15,7 +15,7 @@ use stackhand::aws::{AwsError, AwsResultExt as _};
 use tokio::time::Instant;
 
 use crate::actions::{aws_call, outcome, CallError, Outcome};
-use crate::inventory::{tag, Kind, Resource, SavedFields, State, TagKeys};
+use crate::inventory::{tag, within_bound, Kind, Resource, SavedFields, State, TagKeys};
 
 /// Services per DescribeServices call (the API's limit).
 const DESCRIBE_BATCH: usize = 10;
@@ -62,6 +62,20 @@ impl TaskCount {
             }
             _ => Err(form()),
         }
+    }
+}
+
+impl TaskCount {
+    /// This count, if a start may restore it: a target's min ≤ max, and everything within `bound`.
+    pub fn restorable(self, bound: i32) -> Result<Self, String> {
+        let max = match self.target {
+            Some((min, max)) if min > max => {
+                return Err(format!("\"{self}\" is not a scalable target's range (min <= max)"));
+            }
+            Some((_, max)) => max,
+            None => 0,
+        };
+        within_bound(&self, max, self.desired, bound).map(|()| self)
     }
 }
 
@@ -209,11 +223,12 @@ pub async fn start(
     aas: &aws_sdk_applicationautoscaling::Client,
     resource: &Resource,
     saved_key: &str,
+    bound: i32,
     cutoff: Instant,
 ) -> Outcome {
     let Some(service) = &resource.service else { return Outcome::Failed("not an ECS service".into()) };
     let saved = resource.saved.as_deref().unwrap_or_default();
-    let count = match TaskCount::parse(saved) {
+    let count = match TaskCount::parse(saved).and_then(|c| c.restorable(bound)) {
         Ok(count) => count,
         Err(e) => {
             return Outcome::Failed(format!(
@@ -282,6 +297,18 @@ mod tests {
             let e = TaskCount::parse(bad).unwrap_err();
             assert!(e.contains("expected \"desired=<n>\" or \"min=<n> max=<n> desired=<n>\""), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_saved_task_count_is_restored_only_within_the_owners_bound() {
+        let count = TaskCount { desired: 2, target: Some((1, 4)) };
+        assert_eq!(count.restorable(4), Ok(count));
+        assert!(TaskCount { desired: 2, target: Some((1, 400)) }
+            .restorable(100)
+            .unwrap_err()
+            .contains("larger than the 100"));
+        assert!(TaskCount { desired: 300, target: None }.restorable(100).unwrap_err().contains("nothing was started"));
+        assert!(TaskCount { desired: 2, target: Some((5, 4)) }.restorable(100).unwrap_err().contains("min <= max"));
     }
 
     #[test]

@@ -96,6 +96,30 @@ impl Capacity {
     }
 }
 
+/// Whether a saved capacity may be restored: a maximum or desired count above `bound` (the owner's
+/// SCHEDULER_MAX_RESTORED_CAPACITY) is refused, since whoever can write the tag would otherwise choose
+/// what a start launches.
+pub(crate) fn within_bound(saved: &dyn fmt::Display, max: i32, desired: i32, bound: i32) -> Result<(), String> {
+    if max.max(desired) > bound {
+        return Err(format!(
+            "\"{saved}\" is larger than the {bound} that SCHEDULER_MAX_RESTORED_CAPACITY allows (the template's \
+             SchedulerMaxRestoredCapacity), so nothing was started: a saved capacity is only a tag, and a tag must \
+             not choose what a start launches. Raise the setting if the group really is that large"
+        ));
+    }
+    Ok(())
+}
+
+impl Capacity {
+    /// This capacity, if a start may restore it: consistent (min ≤ desired ≤ max) and within `bound`.
+    pub fn restorable(self, bound: i32) -> Result<Self, String> {
+        if self.min > self.max || !(self.min..=self.max).contains(&self.desired) {
+            return Err(format!("\"{self}\" is not a capacity a group can have (min <= desired <= max)"));
+        }
+        within_bound(&self, self.max, self.desired, bound).map(|()| self)
+    }
+}
+
 impl fmt::Display for Capacity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "min={} max={} desired={}", self.min, self.max, self.desired)
@@ -521,6 +545,23 @@ mod tests {
             let e = Capacity::parse(bad).unwrap_err();
             assert!(e.contains("expected \"min=<n> max=<n> desired=<n>\""), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_saved_capacity_is_restored_only_if_consistent_and_within_the_owners_bound() {
+        let c = Capacity { min: 1, max: 4, desired: 2 };
+        assert_eq!(c.restorable(4), Ok(c));
+        let e = Capacity { min: 0, max: 500, desired: 500 }.restorable(100).unwrap_err();
+        assert!(
+            e.starts_with(
+                "\"min=0 max=500 desired=500\" is larger than the 100 that SCHEDULER_MAX_RESTORED_CAPACITY allows"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("nothing was started"), "{e}");
+        let e = Capacity { min: 3, max: 2, desired: 2 }.restorable(100).unwrap_err();
+        assert!(e.contains("min <= desired <= max"), "{e}");
+        assert!(Capacity { min: 1, max: 4, desired: 5 }.restorable(100).is_err());
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub struct Settings {
     pub external_id: Option<String>,
     /// `SCHEDULER_CONCURRENT_TARGETS`: targets run at once.
     pub target_concurrency: usize,
+    /// `SCHEDULER_MAX_RESTORED_CAPACITY`: the largest maximum or desired count a start restores from a
+    /// saved-capacity tag. Whoever can write that tag could otherwise have the scheduler start any size.
+    pub max_restored_capacity: i32,
 }
 
 pub const DEFAULT_SCHEDULE_TAG: &str = "Schedule";
@@ -92,6 +95,8 @@ pub const SCHEDULE_APPLIED_TAG: &str = "stackhand:schedule-applied";
 const BATCH_SIZE: usize = 100;
 const CONCURRENCY: usize = 8;
 const TARGET_CONCURRENCY: usize = 8;
+/// The template's default `SchedulerMaxRestoredCapacity`.
+pub const DEFAULT_MAX_RESTORED_CAPACITY: i32 = 100;
 pub const DEFAULT_ROLE_NAME: &str = "stackhand-instance-scheduler";
 /// The template's default `SchedulerReconcileMinutes`.
 const DEFAULT_INTERVAL_MINUTES: i64 = 5;
@@ -111,6 +116,8 @@ pub enum SettingsError {
     RoleName(String),
     #[error("SCHEDULER_CONCURRENT_TARGETS is \"{0}\": give a whole number from 1 to 64")]
     TargetConcurrency(String),
+    #[error("SCHEDULER_MAX_RESTORED_CAPACITY is \"{0}\": give a whole number from 1 to 100000, the largest group or service size a start may restore")]
+    MaxRestoredCapacity(String),
 }
 
 /// A comma-separated list, blanks dropped; each item checked by `valid`, the first bad one named by `error`.
@@ -179,6 +186,13 @@ impl Settings {
                 Some(text) => match text.trim().parse::<usize>() {
                     Ok(n) if (1..=64).contains(&n) => n,
                     _ => return Err(SettingsError::TargetConcurrency(text)),
+                },
+            },
+            max_restored_capacity: match get("SCHEDULER_MAX_RESTORED_CAPACITY") {
+                None => DEFAULT_MAX_RESTORED_CAPACITY,
+                Some(text) => match text.trim().parse::<i32>() {
+                    Ok(n) if (1..=100_000).contains(&n) => n,
+                    _ => return Err(SettingsError::MaxRestoredCapacity(text)),
                 },
             },
         })
@@ -437,7 +451,7 @@ fn plan<'a>(resources: &'a [Resource], request: &Request, settings: &Settings, n
 /// Runs the jobs, `settings.concurrency` at a time.
 async fn execute(clients: &Clients, settings: &Settings, jobs: Vec<Job<'_>>, cutoff: Instant) -> Done {
     let done: Vec<Done> = stream::iter(jobs)
-        .map(|job| execute_job(clients, &settings.keys, job, cutoff))
+        .map(|job| execute_job(clients, settings, job, cutoff))
         .buffer_unordered(settings.concurrency.max(1))
         .collect()
         .await;
@@ -503,7 +517,9 @@ async fn by_cutoff<T, E: std::fmt::Display>(
     }
 }
 
-async fn execute_job(clients: &Clients, keys: &TagKeys, job: Job<'_>, cutoff: Instant) -> Done {
+async fn execute_job(clients: &Clients, settings: &Settings, job: Job<'_>, cutoff: Instant) -> Done {
+    let keys = &settings.keys;
+    let bound = settings.max_restored_capacity;
     let late = Instant::now() >= cutoff;
     let too_late =
         || Outcome::Failed("not attempted: the invocation was about to time out; the next run picks it up".into());
@@ -528,14 +544,14 @@ async fn execute_job(clients: &Clients, keys: &TagKeys, job: Job<'_>, cutoff: In
                     (Kind::DbInstance, _) => actions::db_instance(&clients.rds, direction, &resource.id, cutoff).await,
                     (Kind::DbCluster, _) => actions::db_cluster(&clients.rds, direction, &resource.id, cutoff).await,
                     (Kind::AutoScalingGroup, Direction::Start) => {
-                        actions::start_group(&clients.autoscaling, resource, &keys.saved_capacity, cutoff).await
+                        actions::start_group(&clients.autoscaling, resource, &keys.saved_capacity, bound, cutoff).await
                     }
                     (Kind::AutoScalingGroup, Direction::Stop) => {
                         actions::stop_group(&clients.autoscaling, resource, &keys.saved_capacity, cutoff).await
                     }
                     (Kind::EcsService, Direction::Start) => {
                         let aas = &clients.applicationautoscaling;
-                        ecs::start(&clients.ecs, aas, resource, &keys.saved_capacity, cutoff).await
+                        ecs::start(&clients.ecs, aas, resource, &keys.saved_capacity, bound, cutoff).await
                     }
                     (Kind::EcsService, Direction::Stop) => {
                         let aas = &clients.applicationautoscaling;
@@ -677,6 +693,20 @@ mod tests {
         for bad in ["0", "-5", "five", "2.5"] {
             let e = with(bad).unwrap_err().to_string();
             assert!(e.starts_with(&format!("RECONCILE_INTERVAL_MINUTES is \"{bad}\": ")), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_restored_capacity_bound_defaults_to_100_and_must_be_a_positive_size() {
+        let with = |value: &str| {
+            let value = value.to_owned();
+            Settings::from_lookup(move |k| (k == "SCHEDULER_MAX_RESTORED_CAPACITY").then(|| value.clone()))
+        };
+        assert_eq!(Settings::from_lookup(|_| None).unwrap().max_restored_capacity, 100);
+        assert_eq!(with(" 250 ").unwrap().max_restored_capacity, 250);
+        for bad in ["0", "-1", "lots", "100001"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("SCHEDULER_MAX_RESTORED_CAPACITY is \"{bad}\": ")), "{e}");
         }
     }
 }

@@ -358,6 +358,40 @@ async fn a_half_done_group_stop_is_finished_and_protected_instances_are_reported
     assert_eq!(fleet::group(&w.autoscaling, &half).await.0, (1, 3, 2), "the saved capacity restored");
 }
 
+/// Tags are authority: whoever can write the saved-capacity tag of a stopped group must not choose
+/// what a start launches. A saved capacity above SCHEDULER_MAX_RESTORED_CAPACITY is refused, reported,
+/// and the group stays at 0; within the bound it is restored.
+#[tokio::test]
+async fn a_saved_capacity_beyond_the_owners_bound_is_not_restored() {
+    let w = World::new(REGION).await;
+    let tag = [(w.key.as_str(), "office")];
+    let save = |group: &str, value: &str| {
+        aws_sdk_autoscaling::types::Tag::builder()
+            .resource_id(group)
+            .resource_type("auto-scaling-group")
+            .key("stackhand:saved-capacity")
+            .value(value)
+            .propagate_at_launch(false)
+            .build()
+    };
+    let inflated = unique("asg-inflated");
+    fleet::auto_scaling_group(&w.autoscaling, &w.ec2, &inflated, &w.subnet, (0, 0, 0), &tag).await;
+    w.autoscaling.create_or_update_tags().tags(save(&inflated, "min=0 max=500 desired=500")).send().await.unwrap();
+    let fair = unique("asg-fair");
+    fleet::auto_scaling_group(&w.autoscaling, &w.ec2, &fair, &w.subnet, (0, 0, 0), &tag).await;
+    w.autoscaling.create_or_update_tags().tags(save(&fair, "min=1 max=3 desired=2")).send().await.unwrap();
+
+    let s = w.scheduler(&moto_url(), &[("SCHEDULER_MAX_RESTORED_CAPACITY", "10")]).await;
+    let summary = s.run(json!({"action": "start"})).await;
+    let why = reason(&summary, &format!("autoscaling-group/{inflated}"));
+    assert!(why.contains("is larger than the 10 that SCHEDULER_MAX_RESTORED_CAPACITY allows"), "{summary}");
+    let (capacity, tags) = fleet::group(&w.autoscaling, &inflated).await;
+    assert_eq!(capacity, (0, 0, 0), "nothing started: {summary}");
+    assert!(tags.contains(&("stackhand:saved-capacity".into(), "min=0 max=500 desired=500".into())), "kept as found");
+    assert!(names(&summary, "started").contains(&format!("autoscaling-group/{fair}")), "{summary}");
+    assert_eq!(fleet::group(&w.autoscaling, &fair).await.0, (1, 3, 2), "within the bound: restored");
+}
+
 /// An Auto Scaling group's instance ids.
 async fn group_instances(w: &World, name: &str) -> Vec<String> {
     let out = w.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(name).send().await.unwrap();
