@@ -255,7 +255,8 @@ def eip_binding(demo: Demo, ec2) -> bool:
     create = json.loads((ROOT / "events/eip-binding/create.json").read_text())
     key, value = create["ResourceProperties"]["PoolTag"].split("=")
     pool = [ec2.allocate_address(Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip",
-            "Tags": [{"Key": key, "Value": value}]}])["AllocationId"] for _ in range(3)]
+            "Tags": [{"Key": key, "Value": value}, {"Key": "stackhand:eip-bindable", "Value": "true"}]}])["AllocationId"]
+            for _ in range(3)]
     subnet = ec2.create_subnet(VpcId=ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"],
                                CidrBlock="10.30.0.0/24", AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
@@ -266,7 +267,8 @@ def eip_binding(demo: Demo, ec2) -> bool:
                                  TagSpecifications=spec)["Instances"][0]["InstanceId"]
 
     app, worker = launch({}), launch({key: value})
-    demo.say(f"seeded: pool {key}={value} of {len(pool)} Elastic IPs, instance {app}, and {worker} tagged {key}={value}")
+    demo.say(f"seeded: pool {key}={value} of {len(pool)} Elastic IPs (each tagged stackhand:eip-bindable=true, as "
+             f"the owner reserves addresses stacks may bind), instance {app}, and {worker} tagged {key}={value}")
     physical = {}
 
     def world(event):

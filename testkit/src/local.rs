@@ -275,12 +275,13 @@ pub async fn instance(ec2: &aws_sdk_ec2::Client, subnet: &str, tags_: &[(&str, &
     out.instances()[0].instance_id().unwrap().to_owned()
 }
 
-/// Allocates a VPC Elastic IP with `tags_`, returning its allocation id.
+/// Allocates a VPC Elastic IP with `tags_` and `stackhand:eip-bindable=true` (as the owner of a
+/// stackhand stack tags the addresses stacks may bind), returning its allocation id.
 pub async fn elastic_ip(ec2: &aws_sdk_ec2::Client, tags_: &[(&str, &str)]) -> String {
-    let mut req = ec2.allocate_address().domain(aws_sdk_ec2::types::DomainType::Vpc);
-    if !tags_.is_empty() {
-        req = req.tag_specifications(tags(ResourceType::ElasticIp, tags_));
-    }
+    let mut all = vec![("stackhand:eip-bindable", "true")];
+    all.extend_from_slice(tags_);
+    let req = ec2.allocate_address().domain(aws_sdk_ec2::types::DomainType::Vpc);
+    let req = req.tag_specifications(tags(ResourceType::ElasticIp, &all));
     req.send().await.expect("AllocateAddress").allocation_id().unwrap().to_owned()
 }
 

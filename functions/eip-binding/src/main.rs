@@ -13,7 +13,9 @@ use eip_binding::{binding, resource, state_change};
 async fn main() -> Result<(), lambda_runtime::Error> {
     stackhand::logging::init();
     let config = stackhand::aws::config().await;
-    let binder = Arc::new(binding::Binder::new(stackhand::client!(aws_sdk_ec2, &config)));
+    let bindable = std::env::var("EIP_BINDABLE_TAG_VALUE").unwrap_or_default();
+    let binder =
+        Arc::new(binding::Binder::new(stackhand::client!(aws_sdk_ec2, &config)).with_bindable_value(&bindable));
     let pool_key: Arc<str> =
         std::env::var("EIP_POOL_TAG_KEY").unwrap_or_else(|_| state_change::DEFAULT_POOL_TAG_KEY.into()).into();
     let events = Arc::clone(&binder);

@@ -465,3 +465,115 @@ async fn deletes_that_cannot_read_their_properties_or_find_their_allocation_stil
     let (_, deleted) = h.request("u4", delete, TIMEOUT).await;
     assert_eq!(status(&deleted), "SUCCESS", "a released allocation is already gone: {deleted}");
 }
+
+/// Security (issue 19): an author naming someone else's address, with AllowReassociation, cannot move it.
+#[tokio::test]
+async fn an_address_bound_by_hand_to_another_instance_stays_there() {
+    let ec2 = local::ec2().await;
+    let net = subnet(57).await;
+    let (author, victim) = (local::instance(&ec2, &net, &[]).await, local::instance(&ec2, &net, &[]).await);
+    let allocation = local::elastic_ip(&ec2, &[]).await;
+    ec2.associate_address().allocation_id(&allocation).instance_id(&victim).send().await.unwrap();
+    let before = local::association(&ec2, &allocation).await;
+    let h = harness().await;
+    let props = json!({"InstanceId": author, "AllocationId": allocation, "AllowReassociation": "true"});
+    let (_, body) = h.request("h1", h.event("h1", "Create", "Steal", props), TIMEOUT).await;
+    assert_eq!(status(&body), "FAILED", "{body}");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.contains(&victim) && reason.contains("not this resource's binding"), "{reason}");
+    assert_eq!(local::association(&ec2, &allocation).await, before, "the address stays where it was bound by hand");
+    let described = ec2.describe_addresses().allocation_ids(&allocation).send().await.unwrap();
+    let keys: Vec<_> = described.addresses()[0].tags().iter().filter_map(|t| t.key()).collect();
+    assert_eq!(keys, ["stackhand:eip-bindable"], "not even claimed");
+}
+
+/// Security (issue 19): a fixed AllocationId or a pool reaches only addresses the owner made bindable.
+#[tokio::test]
+async fn an_address_the_owner_did_not_make_bindable_is_never_bound() {
+    let ec2 = local::ec2().await;
+    let instance = local::instance(&ec2, &subnet(58).await, &[]).await;
+    let pool = format!("eip-pool={}", unique("reserved"));
+    let (_, pool_value) = pool.split_once('=').unwrap();
+    let mut reserved = Vec::new();
+    for _ in 0..2 {
+        let id = local::elastic_ip(&ec2, &[("eip-pool", pool_value)]).await;
+        ec2.delete_tags()
+            .resources(&id)
+            .tags(aws_sdk_ec2::types::Tag::builder().key("stackhand:eip-bindable").build())
+            .send()
+            .await
+            .unwrap();
+        reserved.push(id);
+    }
+    let h = harness().await;
+    let (_, fixed) = h
+        .request(
+            "b1",
+            h.event("b1", "Create", "Fixed", json!({"InstanceId": instance, "AllocationId": reserved[0]})),
+            TIMEOUT,
+        )
+        .await;
+    assert_eq!(status(&fixed), "FAILED", "{fixed}");
+    let reason = fixed["Reason"].as_str().unwrap();
+    assert!(
+        reason.contains("lacks the tag stackhand:eip-bindable=true") && reason.contains("EipBindableTagValue"),
+        "{reason}"
+    );
+    let (_, pooled) = h
+        .request("b2", h.event("b2", "Create", "Pooled", json!({"InstanceId": instance, "PoolTag": pool})), TIMEOUT)
+        .await;
+    assert_eq!(status(&pooled), "FAILED", "{pooled}");
+    assert!(
+        pooled["Reason"].as_str().unwrap().contains("2 free one(s) without the tag stackhand:eip-bindable=true"),
+        "{pooled}"
+    );
+    for id in &reserved {
+        assert_eq!(local::association(&ec2, id).await.0, None, "{id} stays free");
+    }
+}
+
+/// Upgrade path (issue 19): a binding made before the bindable tag existed keeps working (an Update
+/// of the same binding moves nothing and succeeds) and its Delete releases it; a new binding of that
+/// address fails naming the tag the owner adds.
+#[tokio::test]
+async fn a_binding_from_before_the_bindable_tag_keeps_working_and_is_released() {
+    let ec2 = local::ec2().await;
+    let net = subnet(59).await;
+    let (instance, other) = (local::instance(&ec2, &net, &[]).await, local::instance(&ec2, &net, &[]).await);
+    let allocation = local::elastic_ip(&ec2, &[]).await;
+    let h = harness().await;
+    let props = json!({"InstanceId": instance, "AllocationId": allocation});
+    let (_, created) = h.request("u1", h.event("u1", "Create", "Old", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+    // What an address bound by the earlier version looks like: no bindable tag.
+    ec2.delete_tags()
+        .resources(&allocation)
+        .tags(aws_sdk_ec2::types::Tag::builder().key("stackhand:eip-bindable").build())
+        .send()
+        .await
+        .unwrap();
+    let bound = local::association(&ec2, &allocation).await;
+
+    let mut update = h.event("u2", "Update", "Old", props.clone());
+    update["PhysicalResourceId"] = created["PhysicalResourceId"].clone();
+    update["OldResourceProperties"] = props.clone();
+    let (_, updated) = h.request("u2", update, TIMEOUT).await;
+    assert_eq!(status(&updated), "SUCCESS", "{updated}");
+    assert_eq!(local::association(&ec2, &allocation).await, bound);
+
+    let (_, new) = h
+        .request(
+            "u3",
+            h.event("u3", "Create", "New", json!({"InstanceId": other, "AllocationId": allocation})),
+            TIMEOUT,
+        )
+        .await;
+    assert_eq!(status(&new), "FAILED", "{new}");
+    assert!(new["Reason"].as_str().unwrap().contains("stackhand:eip-bindable=true"), "{new}");
+
+    let mut delete = h.event("u4", "Delete", "Old", props);
+    delete["PhysicalResourceId"] = created["PhysicalResourceId"].clone();
+    let (_, deleted) = h.request("u4", delete, TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
+    assert_eq!(local::association(&ec2, &allocation).await.0, None, "released");
+}

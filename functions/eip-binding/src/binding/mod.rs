@@ -24,6 +24,12 @@ pub const ASSOCIATION_TAG: &str = "stackhand:eip-association";
 pub const RESOURCE_TAG: &str = "stackhand:eip-binding-resource";
 /// Tag on an address: the owner about to associate it (written before AssociateAddress).
 pub const CLAIM_TAG: &str = "stackhand:eip-binding-claim";
+/// Tag the stackhand stack's owner puts on the addresses stacks may bind (the value is
+/// `EIP_BINDABLE_TAG_VALUE`). IAM says the same: AssociateAddress and the claim tag only on such
+/// addresses, so a stack author naming any AllocationId or pool reaches only what the owner reserved.
+pub const BINDABLE_TAG: &str = "stackhand:eip-bindable";
+/// The bindable tag's value when `EIP_BINDABLE_TAG_VALUE` is unset or empty (the template's default).
+pub const DEFAULT_BINDABLE_VALUE: &str = "true";
 
 /// How long a just-launched instance may stay unknown to DescribeInstances (EC2's eventual
 /// consistency) before it is taken as not existing.
@@ -65,6 +71,8 @@ pub struct Bound {
 
 pub struct Binder {
     ec2: aws_sdk_ec2::Client,
+    /// The value of [`BINDABLE_TAG`] an address must carry to be bound.
+    bindable: String,
 }
 
 fn tag<'a>(address: &'a Address, key: &str) -> Option<&'a str> {
@@ -80,8 +88,28 @@ fn pair(key: &str, value: &str) -> Tag {
 }
 
 impl Binder {
+    /// A binder of addresses tagged `stackhand:eip-bindable=true`.
     pub fn new(ec2: aws_sdk_ec2::Client) -> Self {
-        Self { ec2 }
+        Self { ec2, bindable: DEFAULT_BINDABLE_VALUE.to_owned() }
+    }
+
+    /// Binds only addresses whose [`BINDABLE_TAG`] is `value` (blank: the default, `true`).
+    pub fn with_bindable_value(mut self, value: &str) -> Self {
+        let value = value.trim();
+        self.bindable = if value.is_empty() { DEFAULT_BINDABLE_VALUE } else { value }.to_owned();
+        self
+    }
+
+    fn is_bindable(&self, address: &Address) -> bool {
+        tag(address, BINDABLE_TAG) == Some(self.bindable.as_str())
+    }
+
+    fn not_bindable(&self, address: &Address) -> BindError {
+        BindError::NotBindable {
+            allocation: address.allocation_id().unwrap_or_default().to_owned(),
+            key: BINDABLE_TAG,
+            value: self.bindable.clone(),
+        }
     }
 
     /// The instance's primary interface (device index 0) and primary private address, and its tags.
@@ -222,8 +250,12 @@ impl Binder {
         if let Some(held) = addresses.iter().find(|a| spot.holds(a)) {
             let bound = bound(held, false);
             // An untagged address on exactly this target is taken as this owner's earlier work (a
-            // binding whose tagging was cut short); another owner's stays theirs.
+            // binding whose tagging was cut short), if it is one stacks may bind: taking it would
+            // let this resource's Delete disassociate it. Another owner's stays theirs.
             if tag(held, OWNER_TAG).is_none() {
+                if !self.is_bindable(held) {
+                    return Err(self.not_bindable(held));
+                }
                 self.tag(&bound, owner).await?;
             }
             tracing::info!(target = %spot.interface, public_ip = %bound.public_ip, "already bound");
@@ -243,14 +275,24 @@ impl Binder {
                 },
             });
         }
-        let mut reassociate = allow_reassociation;
+        // AllowReassociation no longer widens anything: an address moves only from this resource's
+        // own earlier binding (below), never from an association someone else made.
+        if allow_reassociation {
+            tracing::info!("AllowReassociation: an address moves only from this resource's own earlier binding");
+        }
+        let mut reassociate = false;
+        let mut unbindable = 0;
         let mut candidates: Vec<&Address> = match source {
             Source::Allocation(id) => {
                 let address =
                     addresses.first().ok_or_else(|| BindError::Input(format!("AllocationId {id} does not exist")))?;
-                if let (Some(holder), false) = (address.association_id(), allow_reassociation) {
+                if !self.is_bindable(address) {
+                    return Err(self.not_bindable(address));
+                }
+                if let Some(holder) = address.association_id() {
                     // This resource's own earlier binding (its instance being replaced): move it.
-                    let own = owner.resource.is_some() && tag(address, RESOURCE_TAG) == owner.resource;
+                    let own = owner.resource.is_some() && tag(address, RESOURCE_TAG) == owner.resource
+                        || tag(address, OWNER_TAG) == Some(owner.id);
                     if !own {
                         let holder = address.instance_id().or(address.network_interface_id()).unwrap_or(holder);
                         return Err(BindError::Taken { allocation: id.clone(), holder: holder.to_owned() });
@@ -264,7 +306,13 @@ impl Binder {
                 }
                 vec![address]
             }
-            Source::Pool { .. } => addresses.iter().filter(|a| a.association_id().is_none()).collect(),
+            Source::Pool { .. } => {
+                let free: Vec<&Address> = addresses.iter().filter(|a| a.association_id().is_none()).collect();
+                let (bindable, not): (Vec<&Address>, Vec<&Address>) =
+                    free.into_iter().partition(|a| self.is_bindable(a));
+                unbindable = not.len();
+                bindable
+            }
         };
         fastrand::shuffle(&mut candidates);
         let mut lost = 0;
@@ -312,6 +360,15 @@ impl Binder {
             total: addresses.len(),
             tried: if lost > 0 {
                 format!(" ({lost} taken by others while this run tried them)")
+            } else {
+                String::new()
+            },
+            unbindable: if unbindable > 0 {
+                format!(
+                    " other than {unbindable} free one(s) without the tag {BINDABLE_TAG}={}, which the owner puts on \
+                     the addresses stacks may bind",
+                    self.bindable
+                )
             } else {
                 String::new()
             },

@@ -29,8 +29,9 @@ fn filter_named(r: &aws_sdk_ec2::operation::describe_addresses::DescribeAddresse
     r.filters().iter().any(|f| f.name() == Some(name))
 }
 
+/// An address the owner made bindable.
 fn address(id: &str, ip: &str) -> Address {
-    Address::builder().allocation_id(id).public_ip(ip).build()
+    Address::builder().allocation_id(id).public_ip(ip).tags(pair(BINDABLE_TAG, DEFAULT_BINDABLE_VALUE)).build()
 }
 
 /// The pool's addresses for the source read; `on_spot` for the read of the target.
@@ -214,6 +215,7 @@ async fn a_fixed_address_moves_from_this_resources_earlier_binding_only() {
         .public_ip("198.51.100.3")
         .association_id("eipassoc-old")
         .instance_id("i-0000000000000old0")
+        .tags(pair(BINDABLE_TAG, DEFAULT_BINDABLE_VALUE))
         .tags(pair(OWNER_TAG, "an-earlier-physical-id"))
         .tags(pair(RESOURCE_TAG, "resource-1"))
         .build();
@@ -229,12 +231,67 @@ async fn a_fixed_address_moves_from_this_resources_earlier_binding_only() {
     assert_eq!((bound.association_id.as_str(), moved.num_calls()), ("eipassoc-new", 1));
 
     let stranger = Owner { id: "owner-2", resource: Some("resource-2") };
-    let err = binder.bind(&spot(), &source, false, stranger).await.unwrap_err().to_string();
-    assert_eq!(
-        err,
-        "eipalloc-00000003 is associated with i-0000000000000old0; set AllowReassociation to \"true\" to move it"
-    );
+    for allow_reassociation in [false, true] {
+        let err = binder.bind(&spot(), &source, allow_reassociation, stranger).await.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "eipalloc-00000003 is associated with i-0000000000000old0, which is not this resource's binding: an \
+             address moves only from this resource's own earlier binding, whatever AllowReassociation says. \
+             Disassociate it from i-0000000000000old0 first if it should move"
+        );
+    }
     assert_eq!(moved.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn allow_reassociation_never_moves_an_address_someone_else_associated() {
+    let manual = Address::builder()
+        .allocation_id("eipalloc-00000004")
+        .public_ip("198.51.100.4")
+        .association_id("eipassoc-by-hand")
+        .instance_id("i-0000000000000b0b0")
+        .tags(pair(BINDABLE_TAG, DEFAULT_BINDABLE_VALUE))
+        .build();
+    let (pool, target) = addresses(vec![manual], vec![]);
+    let (claimed, associate) = (claims(), associated("eipassoc-never"));
+    let binder = Binder::new(client(&[&pool, &target, &claimed, &associate]));
+    let source = Source::Allocation("eipalloc-00000004".into());
+    let err = binder.bind(&spot(), &source, true, OWNER).await.unwrap_err();
+    assert!(matches!(&err, BindError::Taken { holder, .. } if holder == "i-0000000000000b0b0"), "{err}");
+    assert_eq!((claimed.num_calls(), associate.num_calls()), (0, 0), "neither claimed nor moved");
+}
+
+#[tokio::test]
+async fn an_address_without_the_owners_bindable_tag_is_never_claimed_or_associated() {
+    let bare = Address::builder().allocation_id("eipalloc-00000005").public_ip("198.51.100.5").build();
+    let other_value = Address::builder()
+        .allocation_id("eipalloc-00000006")
+        .public_ip("198.51.100.6")
+        .tags(pair(BINDABLE_TAG, "team-b"))
+        .build();
+    let (pool, target) = addresses(vec![bare.clone(), other_value], vec![]);
+    let (claimed, associate) = (claims(), associated("eipassoc-never"));
+    let binder = Binder::new(client(&[&pool, &target, &claimed, &associate]));
+
+    let err = binder.bind(&spot(), &Source::Allocation("eipalloc-00000005".into()), false, OWNER).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "AllocationId eipalloc-00000005 is not an address stacks may bind: it lacks the tag \
+         stackhand:eip-bindable=true, which the owner of the stackhand stack puts on the Elastic IPs it reserves for \
+         binding (the value is the template's EipBindableTagValue, env EIP_BINDABLE_TAG_VALUE)"
+    );
+    let err = binder.bind(&spot(), &POOL(), false, OWNER).await.unwrap_err().to_string();
+    assert!(
+        err.contains("all associated other than 2 free one(s) without the tag stackhand:eip-bindable=true"),
+        "{err}"
+    );
+    assert_eq!((claimed.num_calls(), associate.num_calls()), (0, 0));
+
+    // The owner's own value, when set, is the one that counts.
+    let (pool, target) = addresses(vec![bare], vec![]);
+    let binder = Binder::new(client(&[&pool, &target])).with_bindable_value("team-b");
+    let err = binder.bind(&spot(), &Source::Allocation("eipalloc-00000005".into()), false, OWNER).await.unwrap_err();
+    assert!(err.to_string().contains("stackhand:eip-bindable=team-b"), "{err}");
 }
 
 #[tokio::test]
