@@ -851,13 +851,62 @@ def self_test(iam: Iam) -> int:
     return 1 if failed else 0
 
 
+def tag_keys_in(node, found: set) -> None:
+    """Every stackhand tag key a template's conditions name: aws:TagKeys values, and the tag key of
+    aws:RequestTag/… and aws:ResourceTag/… keys."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(key, str):
+                m = re.match(r"(?i)^aws:(RequestTag|ResourceTag)/(stackhand:.+)$", key)
+                if m:
+                    found.add(m.group(2))
+                if key.lower() == "aws:tagkeys":
+                    found.update(v for v in as_list(value) if isinstance(v, str) and v.startswith("stackhand:"))
+            tag_keys_in(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            tag_keys_in(item, found)
+
+
+def check_scp(scp_path: Path, templates: list[Path], report: Report, iam: Iam) -> None:
+    """The guardrail SCP: every statement a valid Deny (actions, condition keys), and every stackhand
+    tag key the templates' policies write or read is one it keeps to the stackhand roles and admins."""
+    scp = json.loads(scp_path.read_text())
+    resolver = Resolver({})
+    patterns = []
+    for index, st in enumerate(scp.get("Statement", [])):
+        if st.get("Effect") != "Deny":
+            report.fail(f"{scp_path.name} {st.get('Sid', index)}: an SCP guardrail statement must be a Deny")
+        check_statement(iam, resolver, scp_path.name, index, st, report)
+        for block in (st.get("Condition") or {}).values():
+            if isinstance(block, dict):
+                for key, value in block.items():
+                    if key.lower() == "aws:tagkeys":
+                        patterns += as_list(value)
+    keys: set = set()
+    for template in templates:
+        tag_keys_in(load_template(template), keys)
+    for key in sorted(keys):
+        if any(fnmatch_ci(p, key) for p in patterns):
+            report.ok(f"{scp_path.name}: covers tag key {key}")
+        else:
+            report.fail(f"{scp_path.name}: the tag key {key}, which a template's policies name, is not in the SCP")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("template", nargs="?", default=str(ROOT / "template.yaml"))
     parser.add_argument("--self-test", action="store_true", help="check that bad policies fail")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every check that passes too")
     parser.add_argument("--observed", metavar="DIR", help="check the calls the integration tests recorded in DIR")
+    parser.add_argument("--scp", metavar="FILE", help="check a guardrail SCP against the templates' tag keys")
     args = parser.parse_args()
+    if args.scp:
+        report = Report(verbose=args.verbose)
+        templates = [Path(args.template), ROOT / "examples/scheduler-spoke.yaml"]
+        check_scp(Path(args.scp), templates, report, Iam(load_database()))
+        print(f"iam (guardrail SCP): {report.passed} passed, {len(report.failed)} failed")
+        return 1 if report.failed else 0
     if args.observed:
         report = Report(verbose=args.verbose)
         observed(load_template(Path(args.template)), Path(args.observed), report)
