@@ -264,8 +264,9 @@ pub async fn stop_group(
     cutoff: Instant,
 ) -> Outcome {
     let keeps_saved = group.saved.as_deref().is_some_and(|saved| Capacity::parse(saved).is_ok());
-    if !keeps_saved {
-        let capacity = group.capacity.unwrap_or(Capacity::ZERO);
+    let capacity = group.capacity.unwrap_or(Capacity::ZERO);
+    // An all-zero capacity is never saved: it would overwrite what an overlapping stop saved.
+    if !keeps_saved && capacity != Capacity::ZERO {
         let tag = AsgTag::builder()
             .resource_id(&group.id)
             .resource_type("auto-scaling-group")

@@ -131,8 +131,11 @@ pub async fn services(
             // Stopped only when every part of a stop is done: the tag alone may be a stop whose
             // UpdateService failed, and such a service is stopped again (keeping the tag).
             let zero = service.count.desired == 0 && service.count.target.is_none_or(|t| t == (0, 0));
-            if resource.saved.is_some() && zero {
+            if zero {
                 resource.state = State::Stopped;
+                if resource.saved.is_none() {
+                    resource.hold = Some(crate::inventory::ZERO_WITHOUT_SAVED.into());
+                }
             }
         }
     }
@@ -197,7 +200,9 @@ pub async fn stop(
 ) -> Outcome {
     let Some(service) = &resource.service else { return Outcome::Failed("not an ECS service".into()) };
     let keeps_saved = resource.saved.as_deref().is_some_and(|saved| TaskCount::parse(saved).is_ok());
-    if !keeps_saved {
+    let zero = service.count.desired == 0 && service.count.target.is_none_or(|t| t == (0, 0));
+    // An all-zero count is never saved: it would overwrite what an overlapping stop saved.
+    if !keeps_saved && !zero {
         let tag = Tag::builder().key(saved_key).value(service.count.to_string()).build();
         if let Err(e) =
             aws_call(cutoff, "TagResource", ecs.tag_resource().resource_arn(&service.arn).tags(tag).send()).await

@@ -482,6 +482,12 @@ async fn global_cluster_members(rds: &aws_sdk_rds::Client) -> Result<HashMap<Str
     Ok(members)
 }
 
+/// Why a group or service at 0 with no saved capacity is left alone. Counting it as running would
+/// have its stop save "0": two overlapping runs (Lambda delivers an event twice; a long run meets the
+/// next one) would then overwrite the real saved capacity, and the next start would "restore" 0.
+pub const ZERO_WITHOUT_SAVED: &str = "is at capacity 0 with no saved capacity: taken as stopped, and nothing is saved \
+     or restored (a stop never saves an all-zero capacity); give it a size by hand to have it scheduled again";
+
 pub async fn auto_scaling_groups(asg: &aws_sdk_autoscaling::Client, keys: &TagKeys) -> Result<Vec<Resource>, AwsError> {
     let mut pages = asg
         .describe_auto_scaling_groups()
@@ -505,8 +511,11 @@ pub async fn auto_scaling_groups(asg: &aws_sdk_autoscaling::Client, keys: &TagKe
             };
             // Stopped only when both halves of a stop are done: the tag alone may be a stop whose
             // UpdateAutoScalingGroup failed, and such a group is stopped again (keeping the tag).
-            let state = if saved.is_some() && capacity == Capacity::ZERO { State::Stopped } else { State::Running };
+            let state = if capacity == Capacity::ZERO { State::Stopped } else { State::Running };
             let mut resource = Resource::new(Kind::AutoScalingGroup, id, state, schedule);
+            if capacity == Capacity::ZERO && saved.is_none() {
+                resource.hold = Some(ZERO_WITHOUT_SAVED.into());
+            }
             resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
             resource.applied = tag(tags(), &keys.applied).map(Into::into);
             resource.saved = saved.map(Into::into);

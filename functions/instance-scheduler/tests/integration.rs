@@ -392,6 +392,27 @@ async fn a_saved_capacity_beyond_the_owners_bound_is_not_restored() {
     assert_eq!(fleet::group(&w.autoscaling, &fair).await.0, (1, 3, 2), "within the bound: restored");
 }
 
+/// Issue 20: a group at 0 with no saved capacity (an overlapping run's stop already done, or sized to 0
+/// by hand) is taken as stopped: a stop saves nothing (an all-zero save would overwrite the real
+/// one), a start restores nothing, and both say why instead of failing.
+#[tokio::test]
+async fn a_group_at_zero_without_a_saved_capacity_is_stopped_and_never_saved_as_zero() {
+    let w = World::new(REGION).await;
+    let group = unique("asg-zero");
+    fleet::auto_scaling_group(&w.autoscaling, &w.ec2, &group, &w.subnet, (0, 0, 0), &[(w.key.as_str(), "office")])
+        .await;
+    let s = w.scheduler(&moto_url(), &[]).await;
+    for action in ["stop", "start", "stop"] {
+        let summary = s.run(json!({"action": action})).await;
+        let why = reason(&summary, &format!("autoscaling-group/{group}"));
+        assert!(why.contains("is at capacity 0 with no saved capacity: taken as stopped"), "{action}: {summary}");
+        assert!(summary["failed"].as_array().unwrap().is_empty(), "{action}: {summary}");
+        let (capacity, tags) = fleet::group(&w.autoscaling, &group).await;
+        assert_eq!(capacity, (0, 0, 0), "{action}");
+        assert!(tags.iter().all(|(k, _)| k != "stackhand:saved-capacity"), "{action}: nothing saved: {tags:?}");
+    }
+}
+
 /// An Auto Scaling group's instance ids.
 async fn group_instances(w: &World, name: &str) -> Vec<String> {
     let out = w.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(name).send().await.unwrap();
