@@ -116,8 +116,15 @@ pub enum SettingsError {
     RoleName(String),
     #[error("SCHEDULER_CONCURRENT_TARGETS is \"{0}\": give a whole number from 1 to 64")]
     TargetConcurrency(String),
+    #[error("SCHEDULER_EXTERNAL_ID has {0} character(s), or one outside letters, digits and +=,.@:/_-: STS takes 2 to 1,224 of those (leave it unset for none)")]
+    ExternalId(usize),
     #[error("SCHEDULER_MAX_RESTORED_CAPACITY is \"{0}\": give a whole number from 1 to 100000, the largest group or service size a start may restore")]
     MaxRestoredCapacity(String),
+}
+
+/// STS's ExternalId: 2 to 1,224 characters of `[\w+=,.@:/-]`.
+fn is_external_id(id: &str) -> bool {
+    (2..=1224).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c))
 }
 
 /// A comma-separated list, blanks dropped; each item checked by `valid`, the first bad one named by `error`.
@@ -180,7 +187,11 @@ impl Settings {
                 Some(name) => name.trim().to_owned(),
                 None => DEFAULT_ROLE_NAME.into(),
             },
-            external_id: get("SCHEDULER_EXTERNAL_ID"),
+            external_id: match get("SCHEDULER_EXTERNAL_ID") {
+                Some(id) if id.is_empty() => None,
+                Some(id) if !is_external_id(&id) => return Err(SettingsError::ExternalId(id.chars().count())),
+                id => id,
+            },
             target_concurrency: match get("SCHEDULER_CONCURRENT_TARGETS") {
                 None => TARGET_CONCURRENCY,
                 Some(text) => match text.trim().parse::<usize>() {
@@ -693,6 +704,20 @@ mod tests {
         for bad in ["0", "-5", "five", "2.5"] {
             let e = with(bad).unwrap_err().to_string();
             assert!(e.starts_with(&format!("RECONCILE_INTERVAL_MINUTES is \"{bad}\": ")), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_external_id_is_what_sts_takes_2_to_1224_characters() {
+        let with =
+            |value: String| Settings::from_lookup(move |k| (k == "SCHEDULER_EXTERNAL_ID").then(|| value.clone()));
+        assert_eq!(with("ab".into()).unwrap().external_id.as_deref(), Some("ab"));
+        assert_eq!(with("x".repeat(1224)).unwrap().external_id.map(|id| id.len()), Some(1224));
+        assert_eq!(with(String::new()).unwrap().external_id, None);
+        for bad in ["a".to_owned(), "x".repeat(1225), "has space".into(), "semi;colon".into()] {
+            let e = with(bad.clone()).unwrap_err().to_string();
+            assert!(e.starts_with("SCHEDULER_EXTERNAL_ID has ") && e.contains("2 to 1,224"), "{e}");
+            assert!(bad.len() < 3 || !e.contains(&bad), "the value itself is not echoed: {e}");
         }
     }
 
