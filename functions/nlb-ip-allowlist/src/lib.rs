@@ -2,5 +2,10 @@
 //! group. The binary (`main.rs`) only wires it to the Lambda runtime.
 
 pub mod allowlist;
+mod error;
+mod interfaces;
 mod plan;
 mod props;
+pub mod resource;
+mod rules;
+mod settings;
