@@ -10,6 +10,7 @@ mod process;
 mod recorder;
 mod runtime_api;
 mod samples;
+pub mod shapes;
 mod throttle;
 
 pub use faults::FaultMatrix;

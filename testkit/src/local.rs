@@ -117,6 +117,29 @@ pub async fn security_group(ec2: &aws_sdk_ec2::Client, vpc_id: &str, name: &str)
 /// private IPv4 address. moto draws addresses at random and may hand one out twice in a subnet, which
 /// AWS never does; so the address is chosen here, distinct for up to 250 interfaces per subnet.
 pub async fn interface(ec2: &aws_sdk_ec2::Client, subnet_id: &str, description: &str, ipv6: Option<&str>) -> String {
+    create_interface(ec2, subnet_id, description, ipv6, None).await
+}
+
+/// Like [`interface`], an interface as AWS makes it for a Network Load Balancer: through a
+/// [`crate::ThrottlingProxy`] it is answered requester-managed, of type `network_load_balancer`
+/// ([`crate::shapes`]). `description` is the load balancer's, `ELB net/<name>/<id>`.
+pub async fn nlb_interface(
+    ec2: &aws_sdk_ec2::Client,
+    subnet_id: &str,
+    description: &str,
+    ipv6: Option<&str>,
+) -> String {
+    let marker = tags(ResourceType::NetworkInterface, &[(crate::shapes::AWS_MANAGED_TAG, "network_load_balancer")]);
+    create_interface(ec2, subnet_id, description, ipv6, Some(marker)).await
+}
+
+async fn create_interface(
+    ec2: &aws_sdk_ec2::Client,
+    subnet_id: &str,
+    description: &str,
+    ipv6: Option<&str>,
+    tags: Option<TagSpecification>,
+) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let subnet = ec2.describe_subnets().subnet_ids(subnet_id).send().await.expect("DescribeSubnets");
@@ -128,7 +151,8 @@ pub async fn interface(ec2: &aws_sdk_ec2::Client, subnet_id: &str, description: 
         .create_network_interface()
         .subnet_id(subnet_id)
         .description(description)
-        .private_ip_address(address.to_string());
+        .private_ip_address(address.to_string())
+        .set_tag_specifications(tags.map(|t| vec![t]));
     if let Some(v6) = ipv6 {
         req = req.ipv6_addresses(aws_sdk_ec2::types::InstanceIpv6Address::builder().ipv6_address(v6).build());
     }

@@ -4,7 +4,8 @@
 //! forwarded. Throttled requests are never two in a row, so a client that retries as the SDK does always
 //! gets through. It also counts the calls per operation: [`ThrottlingProxy::counting`] only counts.
 //! [`ThrottlingProxy::throttling`] takes any rule instead (a burst longer than the SDK's three attempts
-//! on one operation, or an operation throttled for good).
+//! on one operation, or an operation throttled for good). Every mode answers what moto cannot say as
+//! AWS would ([`crate::shapes`]: a load balancer's interfaces, requester-managed).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -207,6 +208,7 @@ async fn forward(
         };
     }
     let target = format!("{}{}", inner.upstream, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let body_sent = body.clone();
     let mut request = inner.http.request(method, target).body(body);
     for (name, value) in headers.iter().filter(|(n, _)| !matches!(n.as_str(), "host" | "content-length" | "connection"))
     {
@@ -221,7 +223,10 @@ async fn forward(
                     response_headers.insert(name.clone(), value.clone());
                 }
             }
-            let bytes = upstream.bytes().await.unwrap_or_default();
+            let mut bytes = upstream.bytes().await.unwrap_or_default();
+            if status.is_success() && operation == "DescribeNetworkInterfaces" && is_ec2(&body_sent) {
+                bytes = Bytes::from(crate::shapes::aws_shaped_interfaces(&String::from_utf8_lossy(&bytes)));
+            }
             (status, response_headers, Body::from(bytes)).into_response()
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
