@@ -13,11 +13,16 @@ use crate::props::Properties;
 use crate::rules::Applied;
 
 pub use crate::error::AllowlistError;
-pub use crate::settings::{DEFAULT_RULES_PER_GROUP, QUOTA_ENV};
+pub use crate::settings::{DEFAULT_GROUP_TAG_VALUE, DEFAULT_RULES_PER_GROUP, GROUP_TAG_ENV, GROUP_TAG_KEY, QUOTA_ENV};
 
 /// The tag key of earlier versions (one key, valued with the owner's physical id), and the prefix of
 /// every owner key now: `stackhand:nlb-ip-allowlist:<digest of the physical id>`.
 pub const OWNER_TAG: &str = "stackhand:nlb-ip-allowlist";
+
+/// The marker every rule this function creates carries (beside its owner key): IAM lets
+/// ModifySecurityGroupRules change only rules carrying it (`aws:ResourceTag`).
+pub const RULE_MARKER_TAG: &str = "stackhand:nlb-ip-allowlist-rule";
+pub const RULE_MARKER_VALUE: &str = "true";
 
 /// How often to re-read the group when it changed under us (a duplicate delivery racing this one).
 const ATTEMPTS: usize = 3;
@@ -33,11 +38,13 @@ pub struct Allowlist {
     /// The rules-per-group quota, or the unreadable setting (reported by the Create or Update that
     /// needs it, so a Delete never fails over it).
     pub(crate) rules_per_group: Result<usize, String>,
+    /// The value of [`GROUP_TAG_KEY`] a group must carry for rules to be added or changed in it.
+    pub(crate) group_tag_value: String,
 }
 
 impl Allowlist {
     pub fn new(ec2: aws_sdk_ec2::Client) -> Self {
-        Self { ec2, rules_per_group: Ok(DEFAULT_RULES_PER_GROUP) }
+        Self { ec2, rules_per_group: Ok(DEFAULT_RULES_PER_GROUP), group_tag_value: DEFAULT_GROUP_TAG_VALUE.to_owned() }
     }
 
     /// With the quota from `setting` ([`QUOTA_ENV`]'s value): unset or blank means AWS's default.
@@ -46,9 +53,18 @@ impl Allowlist {
         self
     }
 
+    /// With the group opt-in value from `setting` ([`GROUP_TAG_ENV`]'s value): unset or blank means
+    /// [`DEFAULT_GROUP_TAG_VALUE`].
+    pub fn with_group_tag_setting(mut self, setting: Option<&str>) -> Self {
+        self.group_tag_value = crate::settings::group_tag_value(setting);
+        self
+    }
+
     pub(crate) async fn reconcile(&self, owner: &str, props: &Properties) -> Result<Outcome, AllowlistError> {
         let group = props.security_group_id.0.as_str();
-        let addresses = self.wait_for_addresses(props).await?;
+        let vpc = self.opted_in_group(group).await?;
+        let found = self.wait_for_addresses(props, &vpc).await?;
+        let addresses = found.addresses;
         let want = desired(&addresses, &props.ports, props.protocol);
         let description = rule_description(props);
         let mut last = String::new();
@@ -62,7 +78,7 @@ impl Allowlist {
                 self.check_quota(group, &existing, &plan, &addresses, props.ports.len())?;
             }
             match self.apply(group, owner, &plan, props.protocol, &description).await? {
-                Applied::Done => return Ok(outcome(&addresses, want.len())),
+                Applied::Done => return Ok(outcome(&addresses, want.len(), found.ignored.len())),
                 Applied::Conflict(why) => last = why,
             }
         }
@@ -122,10 +138,15 @@ fn rule_description(props: &Properties) -> String {
     }
 }
 
-/// `PrivateIpAddresses`: IPv4 in numeric order, then IPv6; `RuleCount`: addresses × port ranges.
-fn outcome(addresses: &[IpAddr], rule_count: usize) -> Outcome {
+/// `PrivateIpAddresses`: IPv4 in numeric order, then IPv6; `RuleCount`: addresses × port ranges;
+/// `IgnoredInterfaceCount`: interfaces with the load balancer's description that did not count (a
+/// count, not their ids: anyone may create such interfaces, and ids could fill the 4096-byte answer).
+fn outcome(addresses: &[IpAddr], rule_count: usize, ignored: usize) -> Outcome {
     let listed = addresses.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(",");
-    Outcome::default().with("PrivateIpAddresses", listed).with("RuleCount", rule_count)
+    Outcome::default()
+        .with("PrivateIpAddresses", listed)
+        .with("RuleCount", rule_count)
+        .with("IgnoredInterfaceCount", ignored)
 }
 
 /// Error paths moto cannot produce (races with a concurrent delivery or owner, a vanished group, a

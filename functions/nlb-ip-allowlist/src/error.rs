@@ -2,16 +2,41 @@
 
 use stackhand::aws::AwsError;
 
-use crate::settings::QUOTA_ENV;
+use crate::settings::{GROUP_TAG_ENV, GROUP_TAG_KEY, QUOTA_ENV};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AllowlistError {
     #[error(
         "no network interfaces found for {arn} (LoadBalancerArn) after waiting {waited_s} s: searched every \
          Availability Zone for the description {description:?}; check that the Network Load Balancer exists in \
-         this account and Region and has finished provisioning, then retry"
+         this account and Region and has finished provisioning, then retry{ignored}"
     )]
-    NoInterfaces { arn: String, description: String, waited_s: u64 },
+    NoInterfaces { arn: String, description: String, waited_s: u64, ignored: String },
+    #[error(
+        "security group {group} (SecurityGroupId) has not opted in to stackhand allowlists: it {found}, and this \
+         function adds or changes rules only in groups tagged {GROUP_TAG_KEY}={value}; nothing was changed. The \
+         group's owner allows it by tagging the group {GROUP_TAG_KEY}={value}; the value is the function owner's \
+         setting (template parameter AllowlistGroupTagValue, environment variable {GROUP_TAG_ENV}). A Delete \
+         still removes this resource's own rules from an untagged group"
+    )]
+    NotOptedIn { group: String, found: String, value: String },
+    #[error(
+        "security group {group} (SecurityGroupId) was not found in this account and Region ({detail}); name a \
+         group of the VPC the load balancer is in"
+    )]
+    GroupNotFound { group: String, detail: String },
+    #[error(
+        "{arn} (LoadBalancerArn) is in account {account}, Region {region}; this function allowlists only load \
+         balancers of its own account and Region ({own}). Use the ServiceToken of a stackhand stack deployed in \
+         the load balancer's account and Region"
+    )]
+    ForeignLoadBalancer { arn: String, account: String, region: String, own: String },
+    #[error(
+        "the interfaces of {arn} (LoadBalancerArn) are in {nlb_vpc}, but security group {group} \
+         (SecurityGroupId) is in {group_vpc}: a load balancer's addresses belong in a group of its own VPC; \
+         name one, or the load balancer of that VPC"
+    )]
+    OtherVpc { arn: String, nlb_vpc: String, group: String, group_vpc: String },
     #[error(
         "security group {group} (SecurityGroupId) would need {total} inbound {family} rules, above the quota of \
          {quota} rules per security group: {existing} there now + {adding} new ({addresses} {family} addresses × \

@@ -3,7 +3,8 @@
 
 pub mod allowlist;
 mod error;
-mod interfaces;
+mod group;
+pub mod interfaces;
 mod plan;
 mod props;
 pub mod resource;

@@ -94,6 +94,8 @@ pub struct ExistingRule {
     pub description: Option<String>,
     pub owners: Owners,
     pub family: Family,
+    /// Carries this function's marker tag, which IAM requires of a rule whose description changes.
+    pub marked: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,6 +112,9 @@ pub struct Plan {
     pub release: Vec<String>,
     /// Wanted rules still carrying the old single tag with our physical id: drop it once claimed.
     pub migrate: Vec<String>,
+    /// Rules to re-describe that lack the function's marker tag (made by an earlier version): add it
+    /// first.
+    pub mark: Vec<String>,
 }
 
 impl Plan {
@@ -120,6 +125,7 @@ impl Plan {
             && self.revoke.is_empty()
             && self.release.is_empty()
             && self.migrate.is_empty()
+            && self.mark.is_empty()
     }
 }
 
@@ -169,6 +175,9 @@ pub fn plan(desired: &BTreeSet<RuleKey>, existing: &[ExistingRule], description:
         // rewrite it on every update.
         if !owners.others && rule.description.as_deref() != Some(description) {
             plan.redescribe.push((rule.id.clone(), *key));
+            if !rule.marked {
+                plan.mark.push(rule.id.clone());
+            }
         }
     }
     for rule in existing.iter().filter(|r| r.owners.is_ours() && !kept.contains(r.id.as_str())) {
@@ -235,6 +244,7 @@ mod tests {
             description: Some("d".into()),
             owners,
             family: Family::of(k.cidr.0),
+            marked: true,
         }
     }
 
@@ -335,6 +345,19 @@ mod tests {
         assert!(p.authorize.is_empty());
     }
 
+    /// IAM lets ModifySecurityGroupRules change only rules carrying the marker: a rule of an earlier
+    /// version (no marker) gets it before its description changes; a marked one needs nothing more.
+    #[test]
+    fn a_rule_to_redescribe_without_the_marker_is_marked_first() {
+        let want = desired(&[ip("10.0.1.5"), ip("10.0.1.6")], &[range("80")], Protocol::Tcp);
+        let old = ExistingRule { marked: false, ..rule("sgr-old", key("10.0.1.5", "80"), LEGACY) };
+        let existing = [old, rule("sgr-new", key("10.0.1.6", "80"), OURS)];
+        let p = plan(&want, &existing, "new words");
+        assert_eq!(p.redescribe.len(), 2);
+        assert_eq!(p.mark, vec!["sgr-old".to_string()]);
+        assert!(plan(&want, &existing, "d").mark.is_empty(), "nothing to re-describe, nothing to mark");
+    }
+
     #[test]
     fn the_protocol_is_part_of_the_rule() {
         let want = desired(&[ip("10.0.1.5")], &[range("53")], Protocol::Udp);
@@ -346,7 +369,14 @@ mod tests {
     #[test]
     fn our_rules_of_another_shape_are_revoked() {
         let want = desired(&[ip("10.0.1.5")], &[range("80")], Protocol::Tcp);
-        let odd = ExistingRule { id: "sgr-odd".into(), key: None, description: None, owners: OURS, family: Family::V4 };
+        let odd = ExistingRule {
+            id: "sgr-odd".into(),
+            key: None,
+            description: None,
+            owners: OURS,
+            family: Family::V4,
+            marked: true,
+        };
         assert_eq!(plan(&want, &[odd], "d").revoke, vec!["sgr-odd".to_string()]);
     }
 
@@ -359,8 +389,14 @@ mod tests {
         let p = plan(&want, &[], "d");
         assert_eq!(over_quota(&[], &p, 6), None, "6 IPv4 and 2 IPv6 rules fit 6 per family");
         assert_eq!(over_quota(&[], &p, 5), Some(OverQuota { family: "IPv4", existing: 0, adding: 6 }));
-        let sg_reference =
-            ExistingRule { id: "sgr-sg".into(), key: None, description: None, owners: NOBODY, family: Family::Both };
+        let sg_reference = ExistingRule {
+            id: "sgr-sg".into(),
+            key: None,
+            description: None,
+            owners: NOBODY,
+            family: Family::Both,
+            marked: false,
+        };
         let v6 = rule("sgr-v6", key("2600::9", "22"), NOBODY);
         let existing = [sg_reference, v6];
         assert_eq!(over_quota(&existing, &p, 6), Some(OverQuota { family: "IPv4", existing: 1, adding: 6 }));

@@ -41,6 +41,8 @@ fn optional_description<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Op
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NlbArn {
     pub arn: String,
+    pub region: String,
+    pub account: String,
     pub name: String,
     pub id: String,
 }
@@ -98,7 +100,13 @@ impl FromStr for NlbArn {
         if !(8..=32).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!("{arn:?} has an invalid load balancer id {id:?} (hexadecimal)"));
         }
-        Ok(Self { arn: arn.to_owned(), name: name.to_owned(), id: id.to_owned() })
+        Ok(Self {
+            arn: arn.to_owned(),
+            region: region.to_owned(),
+            account: account.to_owned(),
+            name: name.to_owned(),
+            id: id.to_owned(),
+        })
     }
 }
 

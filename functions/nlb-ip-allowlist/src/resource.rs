@@ -4,6 +4,7 @@ use stackhand::cfn::{stable_digest, CustomResource, Outcome, RequestInfo};
 
 use crate::allowlist::Allowlist;
 use crate::error::AllowlistError;
+use crate::interfaces::check_home;
 use crate::props::{Properties, SecurityGroupId};
 
 /// The security group a physical id `nlb-ip-allowlist:<group>:<load balancer name>:<digest>` names.
@@ -33,12 +34,21 @@ impl CustomResource for Allowlist {
         format!("nlb-ip-allowlist:{}:{}:{digest}", props.security_group_id, props.load_balancer_arn.name)
     }
 
-    /// Create and Update both reconcile; ownership is in the tags, so the old properties are not
-    /// needed to know what to revoke.
-    async fn create(&self, _: &RequestInfo, physical_id: &str, props: &Properties) -> Result<Outcome, AllowlistError> {
+    /// Create and Update both reconcile, for a load balancer of the function's own account and Region
+    /// ([`check_home`]) into a group that opted in; ownership is in the tags, so the old properties are
+    /// not needed to know what to revoke.
+    async fn create(
+        &self,
+        request: &RequestInfo,
+        physical_id: &str,
+        props: &Properties,
+    ) -> Result<Outcome, AllowlistError> {
+        check_home(request, &props.load_balancer_arn)?;
         self.reconcile(physical_id, props).await
     }
 
+    /// Removes this resource's own rules, from any group: one that never opted in (a stack older than
+    /// the opt-in) or no longer does included.
     async fn delete(&self, _: &RequestInfo, physical_id: &str, props: &Properties) -> Result<(), AllowlistError> {
         self.remove_owner(&props.security_group_id.0, physical_id).await
     }

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{
 };
 use stackhand::aws::{AwsError, AwsResultExt as _};
 
-use crate::allowlist::{owner_key, Allowlist, OWNER_TAG};
+use crate::allowlist::{owner_key, Allowlist, OWNER_TAG, RULE_MARKER_TAG, RULE_MARKER_VALUE};
 use crate::error::AllowlistError;
 use crate::plan::{ExistingRule, Family, HostCidr, Owners, Plan, RuleKey};
 use crate::props::{PortRange, Protocol};
@@ -26,6 +26,11 @@ fn conflict_or(e: AwsError, conflicts: &[&str]) -> Result<Applied, AllowlistErro
         Some(code) if conflicts.contains(&code) => Ok(Applied::Conflict(e.to_string())),
         _ => Err(e.into()),
     }
+}
+
+/// The marker tag every rule this function makes carries.
+fn marker() -> Tag {
+    Tag::builder().key(RULE_MARKER_TAG).value(RULE_MARKER_VALUE).build()
 }
 
 /// Tagging a rule a racing delivery (or a racing owner's Delete) just revoked.
@@ -67,6 +72,7 @@ impl Allowlist {
         let owner_tags = TagSpecification::builder()
             .resource_type(ResourceType::SecurityGroupRule)
             .tags(Tag::builder().key(owner_key(owner)).value(owner).build())
+            .tags(marker())
             .build();
         for (ports, cidrs) in &plan.authorize {
             let mut permission = IpPermission::builder()
@@ -120,6 +126,21 @@ impl Allowlist {
                 return Ok(Applied::Conflict(why));
             }
             tracing::info!(%group, rules = plan.migrate.len(), "moved rules to this owner's own tag key");
+        }
+        if !plan.mark.is_empty() {
+            // Rules of an earlier version, to be re-described: IAM requires the marker first.
+            let sent = self
+                .ec2
+                .create_tags()
+                .set_resources(Some(plan.mark.clone()))
+                .tags(marker())
+                .send()
+                .await
+                .op("CreateTags");
+            if let Err(e) = sent {
+                return conflict_or(e, RULE_GONE);
+            }
+            tracing::info!(%group, rules = plan.mark.len(), "marked rules of an earlier version");
         }
         if !plan.redescribe.is_empty() {
             let updates = plan.redescribe.iter().map(|(id, key)| {
@@ -217,9 +238,12 @@ impl Allowlist {
 /// One rule as the plan sees it: its shape, its quota family, and its stackhand owners.
 fn existing_rule(r: &SecurityGroupRule, owner: &str, our_key: &str) -> ExistingRule {
     let mut owners = Owners::default();
+    let mut marked = false;
     for tag in r.tags() {
         let (Some(key), value) = (tag.key(), tag.value()) else { continue };
-        if key == our_key {
+        if key == RULE_MARKER_TAG {
+            marked = value == Some(RULE_MARKER_VALUE);
+        } else if key == our_key {
             owners.ours = true;
         } else if key == OWNER_TAG {
             if value == Some(owner) {
@@ -255,5 +279,6 @@ fn existing_rule(r: &SecurityGroupRule, owner: &str, our_key: &str) -> ExistingR
         description: r.description().map(str::to_owned),
         owners,
         family,
+        marked,
     }
 }

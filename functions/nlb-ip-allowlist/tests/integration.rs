@@ -14,8 +14,27 @@ const BIN: &str = env!("CARGO_BIN_EXE_nlb-ip-allowlist");
 const TYPE: &str = "Custom::NlbIpAllowlist";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Through testkit's proxy, which answers for the interfaces seeded with `local::nlb_interface` as AWS
+/// does for a load balancer's (requester-managed, `network_load_balancer`): moto never makes them so.
 async fn harness() -> Harness {
-    Harness::start(BIN, TYPE, &aws_env(&moto_url())).await
+    Harness::start(BIN, TYPE, &aws_env(&aws_shaped().await)).await
+}
+
+async fn aws_shaped() -> String {
+    ThrottlingProxy::counting(&moto_url()).await.url()
+}
+
+/// The opt-in tag the function requires of a group (by default), and the group tagged with it.
+const OPT_IN: (&str, &str) = ("stackhand:allowlist", "true");
+
+async fn opt_in(group: &str) {
+    let tag = Tag::builder().key(OPT_IN.0).value(OPT_IN.1).build();
+    local::ec2().await.create_tags().resources(group).tags(tag).send().await.expect("CreateTags");
+}
+
+async fn opt_out(group: &str) {
+    let tag = Tag::builder().key(OPT_IN.0).build();
+    local::ec2().await.delete_tags().resources(group).tags(tag).send().await.expect("DeleteTags");
 }
 
 async fn harness_with_endpoint(endpoint: &str) -> Harness {
@@ -26,6 +45,7 @@ async fn harness_with_endpoint(endpoint: &str) -> Harness {
 /// IPv6 address), and decoy ENIs that must never be allowed.
 struct World {
     group: String,
+    subnets: Vec<String>,
     arn: String,
     v4: Vec<String>,
     v6: String,
@@ -42,6 +62,7 @@ async fn world(name: &str, octet: u8) -> World {
     let ec2 = local::ec2().await;
     let net = local::network(&ec2, octet).await;
     let group = local::security_group(&ec2, &net.vpc_id, &format!("app-{name}")).await;
+    opt_in(&group).await;
     // An unrelated rule that must survive everything.
     ec2.authorize_security_group_ingress()
         .group_id(&group)
@@ -60,7 +81,7 @@ async fn world(name: &str, octet: u8) -> World {
     let mut v4 = Vec::new();
     for (i, subnet) in net.subnet_ids.iter().enumerate() {
         let ipv6 = (i == 0).then_some(v6.as_str());
-        v4.push(local::interface(&ec2, subnet, &description, ipv6).await);
+        v4.push(local::nlb_interface(&ec2, subnet, &description, ipv6).await);
     }
     let other = hex_id();
     let decoy_descriptions = [
@@ -73,7 +94,7 @@ async fn world(name: &str, octet: u8) -> World {
     for d in &decoy_descriptions {
         decoys.push(local::interface(&ec2, &net.subnet_ids[1], d, None).await);
     }
-    World { group, arn, v4, v6, decoys }
+    World { group, subnets: net.subnet_ids.clone(), arn, v4, v6, decoys }
 }
 
 fn props(w: &World, ports: Value) -> Value {
@@ -166,6 +187,7 @@ async fn create_update_delete_reconciles_exactly_its_own_rules() {
     let listed: Vec<String> = sorted_v4.iter().map(ToString::to_string).chain([w.v6.clone()]).collect();
     assert_eq!(created["Data"]["PrivateIpAddresses"], listed.join(","));
     assert_eq!(created["Data"]["RuleCount"], "8");
+    assert_eq!(created["Data"]["IgnoredInterfaceCount"], "0");
 
     // Update: drop 9090, add 443, keep 8000-8100.
     let mut update = h.event("u1", "Update", "AppAllow", props(&w, json!(["8000-8100", "443"])));
@@ -261,6 +283,7 @@ async fn changing_the_security_group_replaces_and_the_old_delete_cleans_up() {
         .unwrap()
         .to_owned();
     let second = local::security_group(&ec2, &vpc, "app-replace-2").await;
+    opt_in(&second).await;
     let h = harness().await;
     let (_, created) = h.request("r1", h.event("r1", "Create", "Moving", props(&w, json!(["80"]))), TIMEOUT).await;
     let old_id = created["PhysicalResourceId"].as_str().unwrap().to_owned();
@@ -340,7 +363,7 @@ async fn interfaces_that_appear_while_the_create_waits_are_allowed() {
     let h = harness().await;
     let appears = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        local::interface(&local::ec2().await, &subnet, &format!("ELB net/{name}/{id}"), None).await
+        local::nlb_interface(&local::ec2().await, &subnet, &format!("ELB net/{name}/{id}"), None).await
     });
     let started = std::time::Instant::now();
     // 45 s: the Create may wait about 18 s, ample for the interface to appear under load.
@@ -495,7 +518,7 @@ async fn too_many_rules_for_the_quota_fail_before_any_change() {
 #[tokio::test]
 async fn a_create_failing_after_its_first_change_leaves_nothing_behind() {
     let w = world("undo", 23).await;
-    let mut env = aws_env(&moto_url());
+    let mut env = aws_env(&aws_shaped().await);
     env.push(("RULES_PER_SECURITY_GROUP".into(), "1000".into()));
     let h = Harness::start(BIN, TYPE, &env).await;
     let ranges: Vec<String> = (0..20).map(|i| format!("{}", 9000 + i)).collect();
@@ -640,4 +663,123 @@ async fn throttled_ec2_still_converges_to_the_right_rules() {
     assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
     assert!(ours(&rules(&w.group).await, &id).is_empty());
     assert!(proxy.throttled() >= 2, "throttled {} of {} calls", proxy.throttled(), proxy.seen());
+}
+
+// Issue 19, item 3: a stack author may allowlist only what the function's owner allowed.
+
+fn description_of(w: &World) -> String {
+    let mut parts = w.arn.rsplit('/');
+    let (id, name) = (parts.next().unwrap(), parts.next().unwrap());
+    format!("ELB net/{name}/{id}")
+}
+
+/// The attack: an author creates an interface of their own with the exact description of the load
+/// balancer's (CreateNetworkInterface lets anyone choose it). It is not requester-managed, so its
+/// address is never allowed; the answer counts it and the log names it.
+#[tokio::test]
+async fn a_forged_interface_is_not_allowlisted() {
+    let w = world("forged", 24).await;
+    let ec2 = local::ec2().await;
+    let forged = local::interface(&ec2, &w.subnets[2], &description_of(&w), None).await;
+    let h = harness().await;
+    let (_, created) = h.request("v1", h.event("v1", "Create", "Forged", props(&w, json!(["80"]))), TIMEOUT).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+    let id = created["PhysicalResourceId"].as_str().unwrap().to_owned();
+    let now = rules(&w.group).await;
+    assert!(!now.iter().any(|r| r.3 == format!("{forged}/32")), "the forged interface {forged} was allowed: {now:?}");
+    assert_eq!(ours(&now, &id), expected(&w, &[(80, 80)]), "the real interfaces still are");
+    assert_eq!(created["Data"]["IgnoredInterfaceCount"], "1");
+    assert!(!created["Data"]["PrivateIpAddresses"].as_str().unwrap().contains(&forged));
+    let ignored = h.process.wait_for_log(nlb_ip_allowlist::interfaces::IGNORED_LOG, 1).await;
+    assert_eq!(ignored[0]["ignored"], 1, "{ignored:?}");
+    assert!(ignored[0]["ids"].as_str().unwrap().contains("not requester-managed"), "{ignored:?}");
+}
+
+/// The attack: an author names a group whose owner never opted in. FAILED before any change, naming
+/// the property, the tag to add and the owner's setting.
+#[tokio::test]
+async fn an_untagged_group_is_refused() {
+    let w = world("untagged", 25).await;
+    opt_out(&w.group).await;
+    let h = harness().await;
+    let (_, body) = h.request("o1", h.event("o1", "Create", "Untagged", props(&w, json!(["80"]))), TIMEOUT).await;
+    assert_eq!(status(&body), "FAILED", "{body}");
+    let reason = body["Reason"].as_str().unwrap();
+    for part in [w.group.as_str(), "(SecurityGroupId)", "has no tag stackhand:allowlist", "stackhand:allowlist=true"] {
+        assert!(reason.contains(part), "{part:?} in {reason}");
+    }
+    assert!(reason.contains("AllowlistGroupTagValue") && reason.contains("ALLOWLIST_GROUP_TAG_VALUE"), "{reason}");
+    assert_eq!(rules(&w.group).await.len(), 1, "nothing was changed: only the unrelated rule");
+}
+
+/// A group whose tag was removed after its allowlist was made: the Delete still removes the
+/// allowlist's own rules (and only those).
+#[tokio::test]
+async fn a_delete_on_an_untagged_group_removes_its_own_rules() {
+    let w = world("optout", 26).await;
+    let h = harness().await;
+    let (_, created) = h.request("x1", h.event("x1", "Create", "OptOut", props(&w, json!(["80"]))), TIMEOUT).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+    let id = created["PhysicalResourceId"].as_str().unwrap().to_owned();
+    opt_out(&w.group).await;
+    let (_, deleted) = h.request("x2", delete_event(&h, "x2", "OptOut", props(&w, json!(["80"])), &id), TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
+    let left = rules(&w.group).await;
+    assert_eq!(left.len(), 1, "only the unrelated rule: {left:?}");
+    assert!(unrelated(&left));
+}
+
+/// The upgrade path: a stack made by a version without the opt-in, on a group nobody tagged (its rules
+/// under the single owner key of earlier versions, without the marker). After the upgrade its Update
+/// fails, naming the tag to add, and changes nothing; its Delete still removes its rules; once the
+/// group is tagged, the Update succeeds.
+#[tokio::test]
+async fn an_existing_allowlist_on_an_untagged_group_fails_its_update_naming_the_tag_and_still_deletes() {
+    let w = world("upgrade", 27).await;
+    let ec2 = local::ec2().await;
+    let h = harness().await;
+    let (_, created) = h.request("w1", h.event("w1", "Create", "Upgrade", props(&w, json!(["80"]))), TIMEOUT).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+    let id = created["PhysicalResourceId"].as_str().unwrap().to_owned();
+    // As an earlier version left it: the group untagged, each rule under the single key, no marker.
+    opt_out(&w.group).await;
+    let out = ec2
+        .describe_security_group_rules()
+        .filters(Filter::builder().name("group-id").values(&w.group).build())
+        .send()
+        .await
+        .unwrap();
+    for r in out.security_group_rules().iter().filter(|r| !r.tags().is_empty()) {
+        let rule = r.security_group_rule_id().unwrap();
+        let keys: Vec<Tag> = r.tags().iter().map(|t| Tag::builder().key(t.key().unwrap()).build()).collect();
+        ec2.delete_tags().resources(rule).set_tags(Some(keys)).send().await.unwrap();
+        ec2.create_tags().resources(rule).tags(Tag::builder().key(OWNER_TAG).value(&id).build()).send().await.unwrap();
+    }
+    let legacy = format!("legacy:{id}");
+    let before = rules(&w.group).await;
+    assert_eq!(ours(&before, &legacy), expected(&w, &[(80, 80)]));
+
+    let mut update = h.event("w2", "Update", "Upgrade", props(&w, json!(["80", "443"])));
+    update["PhysicalResourceId"] = json!(id);
+    update["OldResourceProperties"] = props(&w, json!(["80"]));
+    let (_, updated) = h.request("w2", update.clone(), TIMEOUT).await;
+    assert_eq!(status(&updated), "FAILED", "{updated}");
+    let reason = updated["Reason"].as_str().unwrap();
+    assert!(reason.contains(&w.group) && reason.contains("stackhand:allowlist=true"), "{reason}");
+    assert_eq!(rules(&w.group).await, before, "the refused Update changed nothing");
+
+    // The group's owner tags it: the same Update succeeds, and takes the rules over from the old key.
+    opt_in(&w.group).await;
+    update["ResponseURL"] = json!(h.recorder.url("w3"));
+    let (_, retried) = h.request("w3", update, TIMEOUT).await;
+    assert_eq!(status(&retried), "SUCCESS", "{retried}");
+    assert_eq!(ours(&rules(&w.group).await, &id), expected(&w, &[(80, 80), (443, 443)]));
+
+    // Untagged again (say, by mistake): the Delete still removes every rule of this resource.
+    opt_out(&w.group).await;
+    let (_, deleted) =
+        h.request("w4", delete_event(&h, "w4", "Upgrade", props(&w, json!(["80", "443"])), &id), TIMEOUT).await;
+    assert_eq!(status(&deleted), "SUCCESS", "{deleted}");
+    let left = rules(&w.group).await;
+    assert_eq!(left.len(), 1, "only the unrelated rule: {left:?}");
 }

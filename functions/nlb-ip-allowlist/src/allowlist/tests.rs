@@ -16,16 +16,18 @@ use aws_sdk_ec2::operation::create_tags::CreateTagsOutput;
 use aws_sdk_ec2::operation::delete_tags::DeleteTagsOutput;
 use aws_sdk_ec2::operation::describe_network_interfaces::DescribeNetworkInterfacesOutput;
 use aws_sdk_ec2::operation::describe_security_group_rules::DescribeSecurityGroupRulesOutput;
+use aws_sdk_ec2::operation::describe_security_groups::DescribeSecurityGroupsOutput;
 use aws_sdk_ec2::operation::revoke_security_group_ingress::{
     RevokeSecurityGroupIngressError, RevokeSecurityGroupIngressOutput,
 };
-use aws_sdk_ec2::types::{NetworkInterface, NetworkInterfacePrivateIpAddress};
+use aws_sdk_ec2::types::{NetworkInterface, NetworkInterfacePrivateIpAddress, NetworkInterfaceType, SecurityGroup};
 use aws_sdk_ec2::Client;
 use aws_smithy_mocks::{mock, Rule};
 use aws_smithy_types::error::ErrorMetadata;
 use serde_json::json;
 
 const GROUP: &str = "sg-0123456789abcdef0";
+const VPC: &str = "vpc-0123456789abcdef0";
 const OWNER: &str = "nlb-ip-allowlist:sg-0123456789abcdef0:app:0011223344556677";
 const OLD_OWNER: &str = "nlb-ip-allowlist:sg-0123456789abcdef0:app:8899aabbccddeeff";
 
@@ -49,16 +51,40 @@ fn props() -> Properties {
     props_with(&["80"])
 }
 
+/// The load balancer's interfaces as AWS makes them: requester-managed, of the load balancer type, in
+/// the group's VPC.
 fn interfaces(addresses: &'static [&'static str]) -> Rule {
     mock!(Client::describe_network_interfaces).then_output(move || {
-        let enis = addresses.iter().map(|ip| {
-            NetworkInterface::builder()
-                .description("ELB net/app/0123456789abcdef")
-                .private_ip_addresses(NetworkInterfacePrivateIpAddress::builder().private_ip_address(*ip).build())
-                .build()
-        });
+        let enis = addresses.iter().map(|ip| nlb_eni(ip).build());
         DescribeNetworkInterfacesOutput::builder().set_network_interfaces(Some(enis.collect())).build()
     })
+}
+
+fn nlb_eni(ip: &str) -> aws_sdk_ec2::types::builders::NetworkInterfaceBuilder {
+    NetworkInterface::builder()
+        .network_interface_id(format!("eni-{}", ip.replace('.', "")))
+        .description("ELB net/app/0123456789abcdef")
+        .requester_managed(true)
+        .requester_id("amazon-elb")
+        .interface_type(NetworkInterfaceType::NetworkLoadBalancer)
+        .vpc_id(VPC)
+        .private_ip_addresses(NetworkInterfacePrivateIpAddress::builder().private_ip_address(ip).build())
+}
+
+/// DescribeSecurityGroups for GROUP, in VPC, with these tags.
+fn group_tagged(tags: &'static [(&'static str, &'static str)]) -> Rule {
+    mock!(Client::describe_security_groups).match_requests(|r| r.group_ids() == [GROUP]).then_output(move || {
+        let tags = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build());
+        let group = SecurityGroup::builder().group_id(GROUP).vpc_id(VPC).set_tags(Some(tags.collect())).build();
+        DescribeSecurityGroupsOutput::builder().security_groups(group).build()
+    })
+}
+
+/// A client whose first answer is GROUP, opted in (`stackhand:allowlist=true`), then `rules`.
+fn opted_in(rules: &[&Rule]) -> Client {
+    let group = group_tagged(&[("stackhand:allowlist", "true")]);
+    let all: Vec<&Rule> = std::iter::once(&group).chain(rules.iter().copied()).collect();
+    client(&all)
 }
 
 fn one_interface() -> Rule {
@@ -147,7 +173,7 @@ async fn a_duplicate_from_a_racing_delivery_is_read_again_and_succeeds() {
     let duplicate = mock!(Client::authorize_security_group_ingress)
         .then_error(|| AuthorizeSecurityGroupIngressError::generic(code("InvalidPermission.Duplicate")));
     let now_there = rules_output(&[("sgr-1", "10.0.0.5/32")]);
-    let ec2 = client(&[&interfaces, &empty, &duplicate, &now_there]);
+    let ec2 = opted_in(&[&interfaces, &empty, &duplicate, &now_there]);
     let outcome = Allowlist::new(ec2).reconcile(OWNER, &props()).await.unwrap();
     assert_eq!(outcome.data["RuleCount"], "1");
     assert_eq!(duplicate.num_calls(), 1);
@@ -166,7 +192,7 @@ async fn a_group_that_keeps_changing_ends_in_a_clear_error() {
         );
     }
     let all: Vec<&Rule> = std::iter::once(&interfaces).chain(rules.iter()).collect();
-    let err = Allowlist::new(client(&all)).reconcile(OWNER, &props()).await.unwrap_err();
+    let err = Allowlist::new(opted_in(&all)).reconcile(OWNER, &props()).await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains(GROUP) && text.contains("kept changing"), "{text}");
 }
@@ -177,7 +203,7 @@ async fn a_denied_call_names_the_operation_and_the_code() {
     let empty = rules_output(&[]);
     let denied = mock!(Client::authorize_security_group_ingress)
         .then_error(|| AuthorizeSecurityGroupIngressError::generic(code("UnauthorizedOperation")));
-    let err = Allowlist::new(client(&[&interfaces, &empty, &denied])).reconcile(OWNER, &props()).await.unwrap_err();
+    let err = Allowlist::new(opted_in(&[&interfaces, &empty, &denied])).reconcile(OWNER, &props()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "AuthorizeSecurityGroupIngress failed: UnauthorizedOperation: UnauthorizedOperation (mocked)"
@@ -218,7 +244,7 @@ async fn authorize_sends_every_address_of_a_range_in_one_call_tagged_with_the_ow
             r.ip_permissions().len() == 1 && p.ip_ranges().len() == 3 && p.from_port() == Some(80) && tagged
         })
         .then_output(|| AuthorizeSecurityGroupIngressOutput::builder().r#return(true).build());
-    let ec2 = client(&[&interfaces, &empty, &authorize]);
+    let ec2 = opted_in(&[&interfaces, &empty, &authorize]);
     let outcome = Allowlist::new(ec2).reconcile(OWNER, &props()).await.unwrap();
     assert_eq!(authorize.num_calls(), 1);
     assert_eq!(outcome.data["PrivateIpAddresses"], "10.0.0.5,10.0.1.5,10.0.2.5");
@@ -239,7 +265,7 @@ async fn a_rule_another_allowlist_owns_is_shared_by_tagging_it() {
                 && tag.value() == Some(OWNER)
         })
         .then_output(|| CreateTagsOutput::builder().build());
-    let ec2 = client(&[&interfaces, &theirs, &claim]);
+    let ec2 = opted_in(&[&interfaces, &theirs, &claim]);
     let outcome = Allowlist::new(ec2).reconcile(OWNER, &props()).await.unwrap();
     assert_eq!(claim.num_calls(), 1);
     assert_eq!(outcome.data["RuleCount"], "1");
@@ -296,7 +322,7 @@ async fn rules_under_the_old_single_tag_are_still_ours() {
             r.tags().len() == 1 && r.tags()[0].key() == Some(OWNER_TAG) && r.tags()[0].value() == Some(OWNER)
         })
         .then_output(|| DeleteTagsOutput::builder().build());
-    let ec2 = client(&[&interfaces, &old, &claim, &untag]);
+    let ec2 = opted_in(&[&interfaces, &old, &claim, &untag]);
     Allowlist::new(ec2).reconcile(OWNER, &props()).await.unwrap();
     assert_eq!((claim.num_calls(), untag.num_calls()), (1, 1));
 }
@@ -306,7 +332,7 @@ async fn rules_under_the_old_single_tag_are_still_ours() {
 async fn a_foreign_rule_is_left_alone() {
     let interfaces = one_interface();
     let foreign = listed(vec![r("sgr-manual", "10.0.0.5/32", &[("team".into(), "net".into())])]);
-    let ec2 = client(&[&interfaces, &foreign]);
+    let ec2 = opted_in(&[&interfaces, &foreign]);
     let outcome = Allowlist::new(ec2).reconcile(OWNER, &props()).await.unwrap();
     assert_eq!(outcome.data["RuleCount"], "1");
 }
@@ -318,7 +344,7 @@ async fn a_group_without_room_fails_before_any_change() {
     let interfaces = interfaces(&["10.0.0.5", "10.0.1.5"]);
     let nearly_full = listed((0..55).map(|i| r(&format!("sgr-{i}"), &format!("192.0.2.{i}/32"), &[])).collect());
     let authorize = authorized();
-    let ec2 = client(&[&interfaces, &nearly_full, &authorize]);
+    let ec2 = opted_in(&[&interfaces, &nearly_full, &authorize]);
     let err = Allowlist::new(ec2).reconcile(OWNER, &props_with(&["80", "443", "8080"])).await.unwrap_err();
     assert_eq!(authorize.num_calls(), 0, "nothing was changed");
     let text = err.to_string();
@@ -337,7 +363,7 @@ async fn a_group_without_room_fails_before_any_change() {
     let interfaces = crate::allowlist::tests::interfaces(&["10.0.0.5", "10.0.1.5"]);
     let nearly_full = listed((0..55).map(|i| r(&format!("sgr-{i}"), &format!("192.0.2.{i}/32"), &[])).collect());
     let (a, b, c) = (authorized(), authorized(), authorized());
-    let ec2 = client(&[&interfaces, &nearly_full, &a, &b, &c]);
+    let ec2 = opted_in(&[&interfaces, &nearly_full, &a, &b, &c]);
     let handler = Allowlist::new(ec2).with_quota_setting(Some("100"));
     handler.reconcile(OWNER, &props_with(&["80", "443", "8080"])).await.unwrap();
     assert_eq!(a.num_calls() + b.num_calls() + c.num_calls(), 3);
@@ -348,7 +374,7 @@ async fn an_unreadable_quota_setting_fails_create_but_never_delete() {
     let handler = Allowlist::new(client(&[])).with_quota_setting(Some("sixty"));
     let interfaces = one_interface();
     let empty = listed(vec![]);
-    let handler = Allowlist { ec2: client(&[&interfaces, &empty]), ..handler };
+    let handler = Allowlist { ec2: opted_in(&[&interfaces, &empty]), ..handler };
     let err = handler.reconcile(OWNER, &props()).await.unwrap_err();
     assert!(err.to_string().contains(&format!("{QUOTA_ENV} is \"sixty\"")), "{err}");
     let empty = listed(vec![]);
@@ -372,7 +398,7 @@ async fn a_create_failing_midway_is_undone_by_its_delete() {
         .then_error(|| AuthorizeSecurityGroupIngressError::generic(code("RulesPerSecurityGroupLimitExceeded")));
     let left = listed(vec![r("sgr-80", "10.0.0.5/32", &[mine()])]);
     let undo = revoked(&["sgr-80"]);
-    let handler = Allowlist::new(client(&[&interfaces, &empty, &first, &full, &left, &undo]));
+    let handler = Allowlist::new(opted_in(&[&interfaces, &empty, &first, &full, &left, &undo]));
     let props = props_with(&["80", "443"]);
     let err = handler.create(&info(), OWNER, &props).await.unwrap_err();
     let text = err.to_string();
@@ -390,7 +416,7 @@ async fn interfaces_that_appear_later_are_waited_for() {
     let there = one_interface();
     let empty = listed(vec![]);
     let authorize = authorized();
-    let handler = Allowlist::new(client(&[&none, &still_none, &there, &empty, &authorize]));
+    let handler = Allowlist::new(opted_in(&[&none, &still_none, &there, &empty, &authorize]));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(60);
     let outcome = stackhand::aws::within(deadline, handler.reconcile(OWNER, &props())).await.unwrap();
@@ -402,7 +428,7 @@ async fn interfaces_that_appear_later_are_waited_for() {
 #[tokio::test(start_paused = true)]
 async fn the_wait_for_interfaces_stops_before_the_deadline() {
     let polls: Vec<Rule> = (0..20).map(|_| interfaces(&[])).collect();
-    let handler = Allowlist::new(client(&polls.iter().collect::<Vec<_>>()));
+    let handler = Allowlist::new(opted_in(&polls.iter().collect::<Vec<_>>()));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(45);
     let err = stackhand::aws::within(deadline, handler.reconcile(OWNER, &props())).await.unwrap_err();
@@ -415,7 +441,7 @@ async fn the_wait_for_interfaces_stops_before_the_deadline() {
 
     // Too near the deadline to wait at all: one look, then the error.
     let none = interfaces(&[]);
-    let handler = Allowlist::new(client(&[&none]));
+    let handler = Allowlist::new(opted_in(&[&none]));
     let near = Instant::now() + AFTER_WAIT / 2;
     let err = stackhand::aws::within(near, handler.reconcile(OWNER, &props())).await.unwrap_err();
     assert!(matches!(err, AllowlistError::NoInterfaces { waited_s: 0, .. }), "{err}");
@@ -455,4 +481,172 @@ fn the_group_is_read_from_the_physical_id() {
     assert!(group_of("nlb-ip-allowlist:sg-nope:app:00").is_none());
     assert!(group_of("nlb-ip-allowlist:sg-01234567:app").is_none());
     assert!(group_of("stackhand-failed-create:X:r").is_none());
+}
+
+// Issue 19, item 3: the guardrails.
+
+/// An interface anyone may create, with the load balancer's description copied: as the EC2 API makes
+/// it (not requester-managed, type `interface`).
+fn forged_eni(ip: &str) -> NetworkInterface {
+    nlb_eni(ip)
+        .network_interface_id("eni-forged")
+        .requester_managed(false)
+        .requester_id("AIDAEXAMPLEUSER")
+        .interface_type(NetworkInterfaceType::Interface)
+        .build()
+}
+
+fn listed_interfaces(enis: Vec<NetworkInterface>) -> Rule {
+    mock!(Client::describe_network_interfaces).then_output(move || {
+        DescribeNetworkInterfacesOutput::builder().set_network_interfaces(Some(enis.clone())).build()
+    })
+}
+
+/// The attack: an author creates an interface with the description of someone's load balancer; its
+/// address must never be allowed. The real interface's is, and the answer counts the forgery.
+#[tokio::test]
+async fn a_forged_interface_is_not_allowlisted() {
+    let enis = listed_interfaces(vec![nlb_eni("10.0.0.5").build(), forged_eni("10.0.9.9")]);
+    let empty = listed(vec![]);
+    let authorize = mock!(Client::authorize_security_group_ingress)
+        .match_requests(|r| {
+            let cidrs: Vec<_> = r.ip_permissions()[0].ip_ranges().iter().filter_map(|r| r.cidr_ip()).collect();
+            cidrs == ["10.0.0.5/32"]
+        })
+        .then_output(|| AuthorizeSecurityGroupIngressOutput::builder().r#return(true).build());
+    let outcome = Allowlist::new(opted_in(&[&enis, &empty, &authorize])).reconcile(OWNER, &props()).await.unwrap();
+    assert_eq!(authorize.num_calls(), 1, "only the real interface's address was authorized");
+    assert_eq!(outcome.data["PrivateIpAddresses"], "10.0.0.5");
+    assert_eq!(outcome.data["IgnoredInterfaceCount"], "1");
+}
+
+/// Forged interfaces alone are no load balancer: the Create waits, then fails saying they were ignored.
+#[tokio::test(start_paused = true)]
+async fn only_forged_interfaces_fail_saying_they_were_ignored() {
+    let polls: Vec<Rule> = (0..10).map(|_| listed_interfaces(vec![forged_eni("10.0.9.9")])).collect();
+    let handler = Allowlist::new(opted_in(&polls.iter().collect::<Vec<_>>()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let err = stackhand::aws::within(deadline, handler.reconcile(OWNER, &props())).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("no network interfaces found"), "{text}");
+    assert!(text.contains("1 interface(s) with that description were ignored"), "{text}");
+    assert!(text.contains("RequesterManaged false"), "{text}");
+}
+
+#[test]
+fn only_interfaces_aws_made_for_a_network_load_balancer_in_the_groups_vpc_count() {
+    assert_eq!(crate::interfaces::classify(&nlb_eni("10.0.0.5").build(), VPC), Ok(()));
+    use crate::interfaces::Ignored;
+    let forged = forged_eni("10.0.0.5");
+    assert_eq!(crate::interfaces::classify(&forged, VPC), Err(Ignored::NotRequesterManaged));
+    let other_service = nlb_eni("10.0.0.5").interface_type(NetworkInterfaceType::VpcEndpoint).build();
+    assert_eq!(crate::interfaces::classify(&other_service, VPC), Err(Ignored::NotLoadBalancer("vpc_endpoint".into())));
+    let untyped = NetworkInterface::builder().requester_managed(true).vpc_id(VPC).build();
+    assert_eq!(crate::interfaces::classify(&untyped, VPC), Err(Ignored::NotLoadBalancer("none".into())));
+    let elsewhere = nlb_eni("10.0.0.5").vpc_id("vpc-0fffffffffffffff0").build();
+    assert_eq!(crate::interfaces::classify(&elsewhere, VPC), Err(Ignored::OtherVpc("vpc-0fffffffffffffff0".into())));
+}
+
+/// The load balancer's own interfaces in another VPC than the group's: fail at once, naming both.
+#[tokio::test]
+async fn a_load_balancer_in_another_vpc_fails_at_once_naming_both_vpcs() {
+    let enis = listed_interfaces(vec![nlb_eni("10.0.0.5").vpc_id("vpc-0fffffffffffffff0").build()]);
+    let err = Allowlist::new(opted_in(&[&enis])).reconcile(OWNER, &props()).await.unwrap_err();
+    assert!(matches!(err, AllowlistError::OtherVpc { .. }), "{err}");
+    let text = err.to_string();
+    for part in ["vpc-0fffffffffffffff0", VPC, GROUP, "SecurityGroupId", "LoadBalancerArn"] {
+        assert!(text.contains(part), "{part:?} in {text}");
+    }
+}
+
+/// The attack: an author names a group whose owner never opted in. Refused before any other call (the
+/// client has no answer for one), naming the property, the tag and who sets it.
+#[tokio::test]
+async fn an_untagged_group_is_refused_before_any_change() {
+    for (tags, found) in [
+        (&[("team", "payments")][..], "has no tag stackhand:allowlist"),
+        (&[("stackhand:allowlist", "false")][..], "is tagged stackhand:allowlist=\"false\""),
+    ] {
+        let group = group_tagged(tags);
+        let enis = interfaces(&["10.0.0.5"]);
+        let err = Allowlist::new(client(&[&group, &enis])).reconcile(OWNER, &props()).await.unwrap_err();
+        assert!(matches!(err, AllowlistError::NotOptedIn { .. }), "{err}");
+        assert_eq!(enis.num_calls(), 0, "nothing after the group was read");
+        let text = err.to_string();
+        for part in
+            [GROUP, "(SecurityGroupId)", found, "stackhand:allowlist=true", "AllowlistGroupTagValue", GROUP_TAG_ENV]
+        {
+            assert!(text.contains(part), "{part:?} in {text}");
+        }
+    }
+}
+
+/// The owner's value, not `true`, is what a group must carry when the owner sets one.
+#[tokio::test]
+async fn the_owner_chooses_the_opt_in_value() {
+    let group = group_tagged(&[("stackhand:allowlist", "true")]);
+    let handler = Allowlist::new(client(&[&group])).with_group_tag_setting(Some("team-a"));
+    let err = handler.reconcile(OWNER, &props()).await.unwrap_err();
+    assert!(err.to_string().contains("stackhand:allowlist=team-a"), "{err}");
+    let group = group_tagged(&[("stackhand:allowlist", "team-a")]);
+    let enis = interfaces(&["10.0.0.5"]);
+    let empty = listed(vec![]);
+    let authorize = authorized();
+    let handler = Allowlist::new(client(&[&group, &enis, &empty, &authorize])).with_group_tag_setting(Some("team-a"));
+    handler.reconcile(OWNER, &props()).await.unwrap();
+    assert_eq!(authorize.num_calls(), 1);
+}
+
+/// A Delete never asks the group: it removes its own rules from a group that never opted in (the
+/// client would have no answer for DescribeSecurityGroups).
+#[tokio::test]
+async fn a_delete_on_an_untagged_group_removes_its_own_rules() {
+    let ours = rules_output(&[("sgr-1", "10.0.0.5/32")]);
+    let revoke = revoked(&["sgr-1"]);
+    Allowlist::new(client(&[&ours, &revoke])).delete(&info(), OWNER, &props()).await.unwrap();
+    assert_eq!(revoke.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_load_balancer_of_another_account_or_region_is_refused_before_any_call() {
+    let handler = Allowlist::new(client(&[]));
+    for arn in [
+        "arn:aws:elasticloadbalancing:us-east-1:210987654321:loadbalancer/net/app/0123456789abcdef",
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/app/0123456789abcdef",
+    ] {
+        let props = Properties { load_balancer_arn: arn.parse().unwrap(), ..props() };
+        let err = handler.create(&info(), OWNER, &props).await.unwrap_err();
+        assert!(matches!(err, AllowlistError::ForeignLoadBalancer { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(arn) && text.contains("(LoadBalancerArn)"), "{text}");
+        assert!(text.contains("account 123456789012, Region us-east-1"), "{text}");
+    }
+}
+
+/// Every rule is created carrying the marker IAM requires for ModifySecurityGroupRules; a rule of an
+/// earlier version gets it before its description changes.
+#[tokio::test]
+async fn rules_carry_the_marker_and_an_unmarked_rule_is_marked_before_it_is_redescribed() {
+    let enis = one_interface();
+    let empty = listed(vec![]);
+    let authorize = mock!(Client::authorize_security_group_ingress)
+        .match_requests(|r| {
+            let tags = r.tag_specifications()[0].tags();
+            tags.iter().any(|t| t.key() == Some(RULE_MARKER_TAG) && t.value() == Some(RULE_MARKER_VALUE))
+        })
+        .then_output(|| AuthorizeSecurityGroupIngressOutput::builder().r#return(true).build());
+    Allowlist::new(opted_in(&[&enis, &empty, &authorize])).reconcile(OWNER, &props()).await.unwrap();
+    assert_eq!(authorize.num_calls(), 1);
+
+    let enis = one_interface();
+    let unmarked = listed(vec![r("sgr-old", "10.0.0.5/32", &[mine()])]);
+    let mark = mock!(Client::create_tags)
+        .match_requests(|r| r.resources() == ["sgr-old".to_string()] && r.tags()[0].key() == Some(RULE_MARKER_TAG))
+        .then_output(|| CreateTagsOutput::builder().build());
+    let modify = mock!(Client::modify_security_group_rules).then_output(|| {
+        aws_sdk_ec2::operation::modify_security_group_rules::ModifySecurityGroupRulesOutput::builder().build()
+    });
+    let props = Properties { rule_description: Some("new words".parse().unwrap()), ..props() };
+    Allowlist::new(opted_in(&[&enis, &unmarked, &mark, &modify])).reconcile(OWNER, &props).await.unwrap();
+    assert_eq!((mark.num_calls(), modify.num_calls()), (1, 1));
 }
