@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
@@ -123,6 +125,78 @@ class Recorder(http.server.ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
+AWS_MANAGED_TAG = "testkit:aws-managed"  # as testkit/src/shapes.rs
+
+
+def aws_shaped_interfaces(body: str) -> str:
+    """A DescribeNetworkInterfaces answer from moto with each interface tagged AWS_MANAGED_TAG answered as
+    AWS answers for a Network Load Balancer's own interfaces: requester-managed, its type, requester
+    amazon-elb, without the marker. moto never makes such interfaces; the others stay as moto gave them
+    (what a forged interface looks like on AWS)."""
+    start, end = body.find("<networkInterfaceSet>"), body.rfind("</networkInterfaceSet>")
+    if start < 0 or end < 0:
+        return body
+    start += len("<networkInterfaceSet>")
+    items, depth, begin = [], 0, 0
+    for m in re.finditer(r"</?item>", body[start:end]):
+        if m.group() == "<item>":
+            begin = m.start() if depth == 0 else begin
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                items.append(body[start:end][begin:m.end()])
+    marker = re.compile(rf"<item><key>{re.escape(AWS_MANAGED_TAG)}</key><value>([^<]*)</value></item>")
+    shaped = []
+    for item in items:
+        found = marker.search(item)
+        if found:
+            item = marker.sub("", item).replace("<tagSet></tagSet>", "<tagSet/>")
+            for name, value in (("interfaceType", found.group(1)), ("requesterManaged", "true"),
+                                ("requesterId", "amazon-elb")):
+                item = re.sub(rf"<{name}>[^<]*</{name}>|<{name}/>", f"<{name}>{value}</{name}>", item, count=1)
+        shaped.append(item)
+    return body[:start] + "".join(shaped) + body[end:]
+
+
+class AwsShapedProxy(http.server.ThreadingHTTPServer):
+    """Stands between a function and moto, as testkit's proxy does in the tests: forwards every request
+    and reshapes DescribeNetworkInterfaces answers (aws_shaped_interfaces)."""
+
+    def __init__(self, upstream: str) -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+                request = urllib.request.Request(upstream + self.path, data=body or None, headers=headers, method=self.command)
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as r:
+                        status, answer, answer_headers = r.status, r.read(), r.headers
+                except urllib.error.HTTPError as e:
+                    status, answer, answer_headers = e.code, e.read(), e.headers
+                if status == 200 and b"Action=DescribeNetworkInterfaces" in body:
+                    answer = aws_shaped_interfaces(answer.decode()).encode()
+                self.send_response(status)
+                for k, v in answer_headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = forward  # noqa: N815 (http.server's naming)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
 def run(cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, check=check, text=True, capture_output=True, **kw)
 
@@ -151,7 +225,8 @@ def rules(ec2, group: str) -> dict[str, tuple]:
     for r in out["SecurityGroupRules"]:
         if r.get("IsEgress"):
             continue
-        owner = next((t["Value"] for t in r.get("Tags", []) if t["Key"] == "stackhand:nlb-ip-allowlist"), None)
+        owner = next((t["Value"] for t in r.get("Tags", []) if t["Key"] == "stackhand:nlb-ip-allowlist"
+                      or t["Key"].startswith("stackhand:nlb-ip-allowlist:")), None)
         ports = str(r["FromPort"]) if r["FromPort"] == r["ToPort"] else f"{r['FromPort']}-{r['ToPort']}"
         found[f"{r['IpProtocol']} {ports:>9} from {r.get('CidrIpv4') or r.get('CidrIpv6')}"] = (owner, r.get("Description", ""))
     return found
@@ -172,17 +247,26 @@ def nlb_allowlist(demo: Demo, ec2) -> bool:
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"]["SubnetId"]
                for i, az in enumerate("abc")]
     group = ec2.create_security_group(VpcId=vpc, GroupName="app-tier", Description="app tier")["GroupId"]
+    # The group's owner opts in: without this tag the function refuses to change the group.
+    ec2.create_tags(Resources=[group], Tags=[{"Key": "stackhand:allowlist", "Value": "true"}])
     ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[{
         "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "192.0.2.10/32", "Description": "bastion"}]}])
     arn = json.loads((ROOT / "events/nlb-ip-allowlist/create.json").read_text())["ResourceProperties"]["LoadBalancerArn"]
     name, lb_id = arn.split("/")[-2:]
-    # moto creates no interfaces for load balancers: make them as AWS would, one per AZ.
-    enis = [ec2.create_network_interface(SubnetId=s, Description=f"ELB net/{name}/{lb_id}")["NetworkInterface"]["PrivateIpAddress"]
+    # moto creates no interfaces for load balancers: make them as AWS would, one per AZ, marked for the
+    # proxy in front of moto to answer them requester-managed, as AWS does (AwsShapedProxy).
+    marked = [{"ResourceType": "network-interface", "Tags": [{"Key": AWS_MANAGED_TAG, "Value": "network_load_balancer"}]}]
+    enis = [ec2.create_network_interface(SubnetId=s, Description=f"ELB net/{name}/{lb_id}",
+                                         TagSpecifications=marked)["NetworkInterface"]["PrivateIpAddress"]
             for s in subnets]
     for decoy in (f"ELB net/{name}-2/0123456789abcdef", f"ELB app/{name}/{lb_id}"):
         ec2.create_network_interface(SubnetId=subnets[0], Description=decoy)
-    demo.say(f"seeded: app security group {group}, NLB '{name}' with ENIs {', '.join(enis)} "
-             f"(plus decoys '{name}-2' and an ALB named '{name}')")
+    # A forgery: anyone who may create interfaces can copy the description; it is not requester-managed.
+    forged = ec2.create_network_interface(SubnetId=subnets[1], Description=f"ELB net/{name}/{lb_id}")
+    forged_ip = forged["NetworkInterface"]["PrivateIpAddress"]
+    demo.say(f"seeded: app security group {group} (tagged stackhand:allowlist=true), NLB '{name}' with ENIs "
+             f"{', '.join(enis)} (plus decoys '{name}-2', an ALB named '{name}', and a forged ENI {forged_ip} "
+             f"with the NLB's description)")
     physical = {}
 
     def world(event):
@@ -192,11 +276,13 @@ def nlb_allowlist(demo: Demo, ec2) -> bool:
         if physical:
             event["PhysicalResourceId"] = physical["id"]
 
+    allowed = []
     for request in ("create", "update", "delete"):
         before = rules(ec2, group)
         answer = demo.invoke("nlb-ip-allowlist", request, world)
         physical["id"] = answer["PhysicalResourceId"]
-        show_rule_change(before, rules(ec2, group))
+        allowed.append(rules(ec2, group))
+        show_rule_change(before, allowed[-1])
 
     def bad_port(event):
         world(event)
@@ -204,7 +290,7 @@ def nlb_allowlist(demo: Demo, ec2) -> bool:
         event.pop("PhysicalResourceId", None)
 
     demo.invoke("nlb-ip-allowlist", "create", bad_port)
-    return len(rules(ec2, group)) == 1
+    return len(rules(ec2, group)) == 1 and forged_ip not in str(allowed)
 
 
 def aurora_schema(demo: Demo, ssm, secrets) -> bool:
@@ -411,8 +497,10 @@ def main() -> int:
                 time.sleep(0.1)
         aws = {"AWS_ENDPOINT_URL": demo.moto, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "demo",
                "AWS_SECRET_ACCESS_KEY": "demo-secret-key", "AWS_EC2_METADATA_DISABLED": "true"}
+        shaped = AwsShapedProxy(demo.moto)
         for function in FUNCTIONS:
-            env = {"PATH": os.environ["PATH"], **aws,
+            endpoint = {"AWS_ENDPOINT_URL": shaped.url} if function == "nlb-ip-allowlist" else {}
+            env = {"PATH": os.environ["PATH"], **aws, **endpoint,
                    # cargo-lambda's emulator serves each function's Runtime API under /.rt/<function name>.
                    "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{demo.port}/.rt/{function}",
                    "AWS_LAMBDA_FUNCTION_NAME": function, "AWS_LAMBDA_FUNCTION_VERSION": "1",
