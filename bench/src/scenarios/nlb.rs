@@ -21,9 +21,13 @@ async fn nlb_world(enis: usize, octet: u8) -> serde_json::Value {
     let net = local::network(&ec2, octet).await;
     let name = testkit::unique("bench-nlb").replace('_', "-");
     let group = local::security_group(&ec2, &net.vpc_id, &name).await;
+    // The group opts in, as nlb-ip-allowlist requires (the peer does not look).
+    let opt_in = aws_sdk_ec2::types::Tag::builder().key("stackhand:allowlist").value("true").build();
+    ec2.create_tags().resources(&group).tags(opt_in).send().await.expect("CreateTags");
     let id = format!("{:016x}", fastrand::u64(..));
     for i in 0..enis {
-        local::interface(&ec2, &net.subnet_ids[i % net.subnet_ids.len()], &format!("ELB net/{name}/{id}"), None).await;
+        let subnet = &net.subnet_ids[i % net.subnet_ids.len()];
+        local::nlb_interface(&ec2, subnet, &format!("ELB net/{name}/{id}"), None).await;
     }
     json!({
         "LoadBalancerArn": format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/{name}/{id}"),
@@ -34,10 +38,13 @@ async fn nlb_world(enis: usize, octet: u8) -> serde_json::Value {
 pub async fn cold_start(bin_dir: &str) -> Vec<Row> {
     let binary = format!("{bin_dir}/nlb-ip-allowlist");
     let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    // Both through testkit's proxy, which answers the seeded interfaces requester-managed, as AWS does
+    // for a load balancer's (moto never does, and nlb-ip-allowlist counts no others).
+    let aws = testkit::ThrottlingProxy::counting(&moto_url()).await.url();
     for run in 0..RUNS {
         let octet = 100 + (run as u8) * 2;
-        ours.push(one_cold_run(Command::new(&binary), NLB_TYPE, nlb_world(3, octet).await, &moto_url()).await);
-        peer.push(one_cold_run(python_peer(NLB_PEER), NLB_TYPE, nlb_world(3, octet + 1).await, &moto_url()).await);
+        ours.push(one_cold_run(Command::new(&binary), NLB_TYPE, nlb_world(3, octet).await, &aws).await);
+        peer.push(one_cold_run(python_peer(NLB_PEER), NLB_TYPE, nlb_world(3, octet + 1).await, &aws).await);
     }
     cold_rows("nlb", "3 ENIs, 2 port ranges", &ours, CFN_PEER, &peer, FIRST_INVOCATION_NOTE)
 }
