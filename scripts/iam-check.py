@@ -674,31 +674,108 @@ def check(template: dict, root: Path, report: Report, iam: Iam) -> None:
         print(f"note {note}")
 
 
+def render_arns(value, home: str) -> list[str]:
+    """A Resource value as the ARN patterns a deployment in Region `home` gives: ${AWS::Region} is
+    `home`, ${AWS::Partition} `aws`, a Sub variable each of its Fn::If branches, anything else `*`."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        return render_arns(value["Fn::If"][1], home) + render_arns(value["Fn::If"][2], home)
+    if isinstance(value, dict) and value.get("Ref") == "AWS::Region":
+        return [home]
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        text, variables = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
+        names = re.findall(r"\$\{([^}!]+)\}", text)
+        choices = []
+        for name in names:
+            if name == "AWS::Partition":
+                choices.append(["aws"])
+            elif name == "AWS::Region":
+                choices.append([home])
+            elif name in variables:
+                choices.append(render_arns(variables[name], home))
+            else:
+                choices.append(["*"])
+        out = []
+        for combo in itertools.product(*choices):
+            values = iter(combo)
+            out.append(re.sub(r"\$\{([^}!]+)\}", lambda m: next(values), text))
+        return out
+    return ["*"]
+
+
+def region_allows(pattern: str, region: str) -> bool:
+    """Whether a Resource pattern's Region field admits a call in `region` (global ARNs, with an empty
+    Region field, and "*" admit every Region)."""
+    if pattern == "*":
+        return True
+    fields = pattern.split(":")
+    if len(fields) < 4 or fields[3] == "":
+        return True
+    return fnmatch_ci(fields[3], region)
+
+
+def observed_calls(directory: Path, binary: str) -> list[tuple[str, str, str, str]]:
+    """(action, region, account, home Region) of every call a function's processes recorded."""
+    calls = set()
+    for f in sorted(directory.glob(f"{binary}.*.txt")):
+        home = "-"
+        for line in f.read_text().splitlines():
+            if line.startswith("# home-region "):
+                home = line.split()[-1]
+                continue
+            parts = line.split()
+            if parts:
+                action, region, account = (parts + ["-", "-"])[:3]
+                calls.add((action, region, account, home))
+    return sorted(calls)
+
+
+# Calls a function makes with credentials from another account's role: that role's template.
+SPOKE_TEMPLATES = {"instance-scheduler": ROOT / "examples/scheduler-spoke.yaml"}
+
+
 def observed(template: dict, directory: Path, report: Report) -> None:
-    """The calls the integration tests saw each function make, against its policy's Allow statements."""
+    """The calls the integration tests saw each function make, each evaluated against the policy that
+    applies where it was made: the function's own (its own account) or the spoke role's (an account
+    whose role it assumed); its action, and the Region field of the statements' Resource ARNs for a
+    stack deployed in the function's Region."""
     found, _ = policies(template)
     for policy in found:
         if not policy.binary:
             continue
-        seen: set[str] = set()
-        for f in sorted(directory.glob(f"{policy.binary}.*.txt")):
-            seen.update(line.strip() for line in f.read_text().splitlines() if line.strip())
-        if not seen:
+        calls = observed_calls(directory, policy.binary)
+        if not calls:
             report.fail(f"{policy.owner}: no AWS call of functions/{policy.binary} was observed in {directory}")
             continue
-        allowed = [
-            pattern
-            for st in policy.statements
-            if st.get("Effect") == "Allow"
-            for pattern in as_list(st.get("Action"))
-            if isinstance(pattern, str)
-        ]
-        for action in sorted(seen):
-            if any(fnmatch_ci(pattern, action) for pattern in allowed):
-                report.ok(f"{policy.owner}: {action} observed in the integration tests and allowed")
+        spoke = None
+        for action, region, account, home in calls:
+            where, statements = policy.owner, policy.statements
+            if account != "-":
+                if spoke is None and policy.binary in SPOKE_TEMPLATES:
+                    spoke = [st for p in policies(load_template(SPOKE_TEMPLATES[policy.binary]))[0] for st in p.statements]
+                where, statements = f"{policy.owner} (as the role in account {account})", spoke or []
+            matching = [
+                st
+                for st in statements
+                if st.get("Effect") == "Allow"
+                and any(isinstance(a, str) and fnmatch_ci(a, action) for a in as_list(st.get("Action")))
+            ]
+            called = f"{action} in {region}" + (f" (stack in {home})" if home != "-" else "")
+            if not matching:
+                report.fail(f"{where}: the integration tests saw it call {called}, which its policy does not allow")
+                continue
+            arns = [arn for st in matching for r in as_list(st.get("Resource")) for arn in render_arns(r, home)]
+            if region == "-" or home == "-" or any(region_allows(arn, region) for arn in arns):
+                report.ok(f"{where}: {called} observed and allowed")
             else:
-                report.fail(f"{policy.owner}: the integration tests saw it call {action}, which its policy does not allow")
-        print(f"     {policy.owner} (functions/{policy.binary}): observed {', '.join(sorted(seen))}")
+                report.fail(
+                    f"{where}: the integration tests saw it call {called}, but every statement allowing it names "
+                    f"another Region ({', '.join(sorted(set(arns)))})"
+                )
+        actions = sorted({c[0] for c in calls})
+        print(f"     {policy.owner} (functions/{policy.binary}): observed {', '.join(actions)}")
 
 
 # --- self-test ----------------------------------------------------------------------------------------
@@ -826,8 +903,49 @@ CASES = [
 ]
 
 
-def self_test(iam: Iam) -> int:
+# Observed calls (home Region, then "<action> <region> <account>" lines) against policies, and what
+# must fail: (name, observed lines, statements, expected failure substrings or [] for a pass).
+PINNED = {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*"}
+ANY_REGION = {"Fn::Sub": ["arn:${AWS::Partition}:ec2:${Region}:${AWS::AccountId}:instance/*",
+                          {"Region": {"Fn::If": ["Many", "*", {"Ref": "AWS::Region"}]}}]}
+OBSERVED_CASES = [
+    (
+        "a Region-pinned ARN called from another Region fails",
+        ["ec2:StopInstances eu-west-1 -", "ec2:StopInstances us-east-1 -"],
+        [allow("ec2:StopInstances", PINNED)],
+        ["saw it call ec2:StopInstances in us-east-1 (stack in eu-west-1), but every statement"],
+    ),
+    ("an ARN whose Region follows a parameter passes in every Region", ["ec2:StopInstances us-east-1 -"],
+     [allow("ec2:StopInstances", ANY_REGION)], []),
+    (
+        "an action no statement allows fails",
+        ["ec2:StartInstances eu-west-1 -"],
+        [allow("ec2:StopInstances", ANY_REGION)],
+        ["saw it call ec2:StartInstances in eu-west-1"],
+    ),
+]
+
+
+def self_test_observed() -> tuple[int, int]:
     passed, failed = 0, 0
+    for name, lines, statements, expected in OBSERVED_CASES:
+        with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp, "fake.1.0.txt").write_text("# home-region eu-west-1\n" + "\n".join(lines) + "\n")
+            report = Report()
+            with contextlib.redirect_stdout(io.StringIO()):
+                observed(fake_template(statements), Path(tmp), report)
+        if expected:
+            missing = [e for e in expected if not any(e in f for f in report.failed)]
+            good, why = not missing, f"expected a failure containing {missing}; got {report.failed}"
+        else:
+            good, why = not report.failed and report.passed > 0, f"expected no failure; got {report.failed}"
+        print(f"{'ok  ' if good else 'FAIL'} self-test (observed): {name}" + ("" if good else f": {why}"))
+        passed, failed = passed + good, failed + (not good)
+    return passed, failed
+
+
+def self_test(iam: Iam) -> int:
+    passed, failed = self_test_observed()
     for name, code, statements, expected in CASES:
         with tempfile.TemporaryDirectory() as tmp:
             root = fake_workspace(Path(tmp), code)

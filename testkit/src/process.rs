@@ -14,6 +14,8 @@ pub struct FunctionProcess {
     output: Arc<Mutex<String>>,
     /// With [`OBSERVED_CALLS`] set: the counting proxy in front of its AWS endpoint, and its file.
     observer: Option<(crate::ThrottlingProxy, std::path::PathBuf)>,
+    /// The process's `AWS_REGION` (the stack's Region), written with the observed calls.
+    observed_region: Option<String>,
     /// When the process was started.
     pub started: std::time::Instant,
 }
@@ -28,6 +30,7 @@ impl FunctionProcess {
     pub fn spawn_command(mut cmd: Command, runtime_api: &str, env: &[(String, String)]) -> Self {
         let mut env = env.to_vec();
         let observer = observe(&cmd, &mut env);
+        let observed_region = env.iter().find(|(k, _)| k == "AWS_REGION").map(|(_, v)| v.clone());
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
@@ -67,7 +70,7 @@ impl FunctionProcess {
                 }
             });
         }
-        Self { child, output, observer, started }
+        Self { child, output, observer, observed_region, started }
     }
 
     /// Peak resident memory so far (VmHWM), in KiB.
@@ -146,9 +149,14 @@ impl Drop for FunctionProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some((proxy, file)) = &self.observer {
-            let actions: String = proxy.actions().keys().map(|a| format!("{a}\n")).collect();
-            if !actions.is_empty() {
-                let _ = std::fs::write(file, actions);
+            let calls = proxy.scoped_actions();
+            if !calls.is_empty() {
+                let home = self.observed_region.as_deref().unwrap_or("-");
+                let text: String = std::iter::once(format!("# home-region {home}"))
+                    .chain(calls)
+                    .map(|line| format!("{line}\n"))
+                    .collect();
+                let _ = std::fs::write(file, text);
             }
         }
     }

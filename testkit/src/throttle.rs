@@ -52,6 +52,12 @@ struct Inner {
     operations: std::sync::Mutex<BTreeMap<String, usize>>,
     /// The same calls as IAM actions (`ec2:CreateTags`).
     actions: std::sync::Mutex<BTreeMap<String, usize>>,
+    /// Each IAM action with where it was called: `ec2:StopInstances ca-central-1 210987654321` (the
+    /// Region of the request's SigV4 scope; the account whose role the credentials came from, or `-`
+    /// for the caller's own).
+    scoped: std::sync::Mutex<BTreeMap<String, usize>>,
+    /// Access key ids that AssumeRole answered, with the role's account.
+    assumed: std::sync::Mutex<std::collections::HashMap<String, String>>,
     http: reqwest::Client,
 }
 
@@ -117,6 +123,8 @@ impl ThrottlingProxy {
             throttled: AtomicUsize::new(0),
             operations: Default::default(),
             actions: Default::default(),
+            scoped: Default::default(),
+            assumed: Default::default(),
             http: reqwest::Client::new(),
         });
         let app = Router::new().fallback(forward).with_state(Arc::clone(&inner));
@@ -138,6 +146,12 @@ impl ThrottlingProxy {
     /// Every call seen as an IAM action (`ec2:CreateTags`, `ssm:GetParameter`), with its count.
     pub fn actions(&self) -> BTreeMap<String, usize> {
         self.inner.actions.lock().unwrap().clone()
+    }
+
+    /// The calls as `<action> <region> <account>` lines (account `-`: the caller's own credentials),
+    /// for `scripts/iam-check.py --observed`, which evaluates each against the policy of that account.
+    pub fn scoped_actions(&self) -> Vec<String> {
+        self.inner.scoped.lock().unwrap().keys().cloned().collect()
     }
 
     /// Every operation seen, with its count.
@@ -177,7 +191,11 @@ async fn forward(
     };
     let text = String::from_utf8_lossy(&body);
     let action = format!("{}:{operation}", service(&headers, &text));
+    let (key_id, region) = credential_scope(&headers);
+    let account = inner.assumed.lock().unwrap().get(&key_id).cloned().unwrap_or_else(|| "-".into());
+    *inner.scoped.lock().unwrap().entry(format!("{action} {region} {account}")).or_default() += 1;
     *inner.actions.lock().unwrap().entry(action).or_default() += 1;
+    let role_account = (operation == "AssumeRole").then(|| role_account(&text)).flatten();
     if !inner.delay.is_zero() {
         tokio::time::sleep(inner.delay).await;
     }
@@ -227,10 +245,38 @@ async fn forward(
             if status.is_success() && operation == "DescribeNetworkInterfaces" && is_ec2(&body_sent) {
                 bytes = Bytes::from(crate::shapes::aws_shaped_interfaces(&String::from_utf8_lossy(&bytes)));
             }
+            if let (true, Some(account)) = (status.is_success(), role_account) {
+                let answer = String::from_utf8_lossy(&bytes);
+                if let Some(key_id) = between(&answer, "<AccessKeyId>", "</AccessKeyId>") {
+                    inner.assumed.lock().unwrap().insert(key_id.to_owned(), account);
+                }
+            }
             (status, response_headers, Body::from(bytes)).into_response()
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }
+}
+
+/// The access key id and the Region of a SigV4-signed request (`Credential=<key>/<date>/<region>/…`).
+fn credential_scope(headers: &HeaderMap) -> (String, String) {
+    let auth = headers.get("authorization").and_then(|a| a.to_str().ok()).unwrap_or_default();
+    let scope = auth.split("Credential=").nth(1).and_then(|c| c.split(',').next()).unwrap_or_default();
+    let mut parts = scope.split('/');
+    let key_id = parts.next().unwrap_or_default().to_owned();
+    let region = parts.nth(1).filter(|r| !r.is_empty()).unwrap_or("-").to_owned();
+    (key_id, region)
+}
+
+/// The account of the role an AssumeRole request names (`RoleArn=arn%3Aaws%3Aiam%3A%3A<account>%3Arole…`).
+fn role_account(body: &str) -> Option<String> {
+    let arn = body.split('&').find_map(|pair| pair.strip_prefix("RoleArn="))?;
+    let arn = arn.replace("%3A", ":").replace("%3a", ":");
+    arn.split(':').nth(4).filter(|a| a.len() == 12).map(str::to_owned)
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    Some(&text[from..from + text[from..].find(end)?])
 }
 
 /// The operation of a request: the JSON protocols' `X-Amz-Target` suffix, or the query protocols' `Action`.
