@@ -604,7 +604,59 @@ def check_statement(iam: Iam, resolver: Resolver, owner: str, index: int, st: di
     return granted
 
 
+def ref_of(value):
+    """The logical id a Ref or Fn::GetAtt names, else None."""
+    if isinstance(value, dict) and "Ref" in value:
+        return value["Ref"]
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
+        return target[0] if isinstance(target, list) else str(target).split(".")[0]
+    return None
+
+
+def check_alarm_topics(template: dict, report: Report) -> None:
+    """Every encrypted SNS topic an alarm notifies must use a key of the template whose policy lets
+    cloudwatch.amazonaws.com call kms:GenerateDataKey* and kms:Decrypt, limited by aws:SourceArn or
+    aws:SourceAccount (SNS guide: encrypted topics and AWS services as event sources). An AWS managed
+    key (alias/aws/sns) can't be: its policy is fixed, and the alarm's notifications fail in KMS."""
+    resources = template.get("Resources", {})
+    for name, res in resources.items():
+        if res.get("Type") != "AWS::CloudWatch::Alarm":
+            continue
+        props = res.get("Properties", {}) or {}
+        for topic in {ref_of(a) for k in ("AlarmActions", "OKActions", "InsufficientDataActions")
+                      for a in as_list(props.get(k)) if ref_of(a)}:
+            tprops = (resources.get(topic, {}).get("Properties") or {})
+            key = tprops.get("KmsMasterKeyId")
+            if key is None:
+                report.ok(f"{name}: notifies {topic}, which is not encrypted")
+                continue
+            key_id = ref_of(key)
+            if key_id is None or resources.get(key_id, {}).get("Type") != "AWS::KMS::Key":
+                report.fail(f"{name}: notifies {topic}, encrypted with {key!r}: CloudWatch can't use an AWS "
+                            f"managed key; give the topic a customer managed key that lets cloudwatch.amazonaws.com "
+                            f"use it")
+                continue
+            policy = (resources[key_id].get("Properties") or {}).get("KeyPolicy") or {}
+            grants = set()
+            for st in as_list(policy.get("Statement")):
+                principal = (st.get("Principal") or {}) if isinstance(st, dict) else {}
+                if st.get("Effect") == "Allow" and "cloudwatch.amazonaws.com" in as_list(principal.get("Service")):
+                    cond = json.dumps(st.get("Condition") or {}).lower()
+                    if "aws:sourcearn" in cond or "aws:sourceaccount" in cond:
+                        grants.update(a.lower() for a in as_list(st.get("Action")) if isinstance(a, str))
+            missing = [a for a in ("kms:GenerateDataKey*", "kms:Decrypt") if a.lower() not in grants]
+            if missing:
+                report.fail(f"{name}: notifies {topic}, whose key {key_id} does not let cloudwatch.amazonaws.com "
+                            f"call {', '.join(missing)} (limited by aws:SourceArn/aws:SourceAccount)")
+            elif not (resources[key_id].get("Properties") or {}).get("EnableKeyRotation"):
+                report.fail(f"{name}: the key {key_id} of {topic} does not rotate (EnableKeyRotation)")
+            else:
+                report.ok(f"{name}: notifies {topic}; its key {key_id} lets CloudWatch publish")
+
+
 def check(template: dict, root: Path, report: Report, iam: Iam) -> None:
+    check_alarm_topics(template, report)
     found, notes = policies(template)
     resolver = Resolver(template)
     for note in notes:
@@ -944,8 +996,40 @@ def self_test_observed() -> tuple[int, int]:
     return passed, failed
 
 
+def alarm_template(key_properties: dict | None, key_ref="Key") -> dict:
+    resources = {
+        "Alarm": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"AlarmActions": [{"Ref": "Topic"}]}},
+        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"KmsMasterKeyId": key_ref}},
+    }
+    if key_properties is not None:
+        resources["Key"] = {"Type": "AWS::KMS::Key", "Properties": key_properties}
+        resources["Topic"]["Properties"]["KmsMasterKeyId"] = {"Ref": "Key"}
+    return {"Resources": resources}
+
+
+CW = {"Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"}, "Resource": "*",
+      "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Condition": {"StringEquals": {"aws:SourceAccount": "1"}}}
+ALARM_CASES = [
+    ("an alarm topic under alias/aws/sns fails", alarm_template(None, "alias/aws/sns"), "CloudWatch can't use"),
+    ("a key without the CloudWatch grant fails",
+     alarm_template({"EnableKeyRotation": True, "KeyPolicy": {"Statement": [dict(CW, Action=["kms:Decrypt"])]}}),
+     "call kms:GenerateDataKey*"),
+    ("a CloudWatch grant without a source condition fails",
+     alarm_template({"EnableKeyRotation": True, "KeyPolicy": {"Statement": [{k: v for k, v in CW.items() if k != "Condition"}]}}),
+     "call kms:GenerateDataKey*, kms:Decrypt"),
+    ("a key that lets CloudWatch publish passes",
+     alarm_template({"EnableKeyRotation": True, "KeyPolicy": {"Statement": [CW]}}), None),
+]
+
+
 def self_test(iam: Iam) -> int:
     passed, failed = self_test_observed()
+    for name, template, expected in ALARM_CASES:
+        report = Report()
+        check_alarm_topics(template, report)
+        good = any(expected in f for f in report.failed) if expected else (not report.failed and report.passed)
+        print(f"{'ok  ' if good else 'FAIL'} self-test (alarm topic): {name}" + ("" if good else f": {report.failed}"))
+        passed, failed = passed + bool(good), failed + (not good)
     for name, code, statements, expected in CASES:
         with tempfile.TemporaryDirectory() as tmp:
             root = fake_workspace(Path(tmp), code)
