@@ -655,8 +655,24 @@ def check_alarm_topics(template: dict, report: Report) -> None:
                 report.ok(f"{name}: notifies {topic}; its key {key_id} lets CloudWatch publish")
 
 
+def check_named_roles(template: dict, report: Report) -> None:
+    """A role with a fixed RoleName exists once per account (IAM is global): a template deployed to
+    several Regions (a StackSet) must create it in one only, under a Condition on the Region."""
+    for name, res in template.get("Resources", {}).items():
+        if res.get("Type") != "AWS::IAM::Role" or "RoleName" not in (res.get("Properties") or {}):
+            continue
+        condition = res.get("Condition")
+        body = json.dumps(template.get("Conditions", {}).get(condition, {}))
+        if condition and "AWS::Region" in body:
+            report.ok(f"{name}: named role created in one Region only (Condition {condition})")
+        else:
+            report.fail(f"{name}: a named role (IAM is global) needs a Condition on AWS::Region, or a StackSet "
+                        f"over several Regions fails on \"already exists\"")
+
+
 def check(template: dict, root: Path, report: Report, iam: Iam) -> None:
     check_alarm_topics(template, report)
+    check_named_roles(template, report)
     found, notes = policies(template)
     resolver = Resolver(template)
     for note in notes:
@@ -1024,6 +1040,12 @@ ALARM_CASES = [
 
 def self_test(iam: Iam) -> int:
     passed, failed = self_test_observed()
+    named = {"Resources": {"R": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "x"}}}}
+    report = Report()
+    check_named_roles(named, report)
+    good = any("needs a Condition on AWS::Region" in f for f in report.failed)
+    print(f"{'ok  ' if good else 'FAIL'} self-test: a named role without a Region condition fails")
+    passed, failed = passed + good, failed + (not good)
     for name, template, expected in ALARM_CASES:
         report = Report()
         check_alarm_topics(template, report)

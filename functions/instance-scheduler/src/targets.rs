@@ -185,9 +185,15 @@ impl Hub {
             .map_err(|e| {
                 format!(
                     "{e} (role {role}): deploy examples/scheduler-spoke.yaml in account {} with this function's \
-                     role as HubRoleArn{}, or take the account out of SCHEDULER_ACCOUNTS",
+                     role as HubRoleArn{}, or take the account out of SCHEDULER_ACCOUNTS{}",
                     target.account,
-                    if settings.external_id.is_some() { " and the same ExternalId" } else { "" }
+                    if settings.external_id.is_some() { " and the same ExternalId" } else { "" },
+                    if e.code() == Some("AccessDenied") {
+                        ". If it is the organization's management account: service-managed StackSets never deploy \
+                         there, so deploy that stack in it by hand"
+                    } else {
+                        ""
+                    }
                 )
             })?;
         let Some(c) = out.credentials() else {

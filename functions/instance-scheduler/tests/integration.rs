@@ -762,6 +762,7 @@ async fn a_hub_schedules_every_account_and_region_and_reports_a_missing_role_wit
         if account == MISSING {
             let error = error.and_then(Value::as_str).unwrap_or_else(|| panic!("{target}"));
             assert!(error.contains("AccessDenied") && error.contains("scheduler-spoke.yaml"), "{error}");
+            assert!(error.contains("service-managed StackSets never deploy there"), "{error}");
             assert!(error.contains(&format!("arn:aws:iam::{MISSING}:role/stackhand-instance-scheduler")), "{error}");
         } else {
             assert!(error.is_none(), "{target}");
