@@ -7,6 +7,14 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The word a marker tag records (`start` or `stop`).
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Stop => "stop",
+        }
+    }
+
     /// The direction that leaves a resource running (`true`) or stopped (`false`).
     pub fn towards(running: bool) -> Self {
         if running {

@@ -199,9 +199,24 @@ fn transition(
     if enforced {
         return (decision, None);
     }
-    let applied = resource.applied.as_deref().and_then(|v| DateTime::parse_from_rfc3339(v.trim()).ok());
-    if applied.is_none_or(|applied| applied < since) {
+    let Some((applied, recorded)) = resource.applied.as_deref().and_then(parse_marker) else {
         return (decision, Some(since));
+    };
+    if applied < since {
+        return (decision, Some(since));
+    }
+    // The marker says which way the scheduler last moved it. If that is not the way the schedule points
+    // now, nobody changed the resource: the schedule was edited (its latest transition predates the
+    // marker). Converge and record.
+    let wanted = match (&decision, &resource.state) {
+        (Decision::Start, _) | (Decision::Unchanged, State::Running) => Some(Direction::Start),
+        (Decision::Stop, _) | (Decision::Unchanged, State::Stopped) => Some(Direction::Stop),
+        _ => None,
+    };
+    if let (Some(recorded), Some(wanted)) = (recorded, wanted) {
+        if recorded != wanted {
+            return (decision, Some(since));
+        }
     }
     let database = matches!(resource.kind, Kind::DbInstance | Kind::DbCluster);
     match decision {
@@ -212,6 +227,25 @@ fn transition(
         Decision::Start | Decision::Stop => (Decision::Skip(changed_by_hand(&decision, since, marker_key)), None),
         Decision::Unchanged | Decision::Skip(_) => (decision, None),
     }
+}
+
+/// A marker tag's value: the transition's instant (RFC 3339) and, since issue 20, the direction the
+/// scheduler applied (`2026-11-23T19:00:00Z stop`; a space and letters, valid in RDS tag values too).
+/// A marker of an earlier version has the instant only.
+pub fn parse_marker(value: &str) -> Option<(DateTime<Utc>, Option<Direction>)> {
+    let mut words = value.split_whitespace();
+    let at = DateTime::parse_from_rfc3339(words.next()?).ok()?.with_timezone(&Utc);
+    let direction = match words.next() {
+        Some("start") => Some(Direction::Start),
+        Some("stop") => Some(Direction::Stop),
+        _ => None,
+    };
+    Some((at, direction))
+}
+
+/// The marker tag's value for a transition at `since` applied in `direction`.
+pub fn marker(since: DateTime<Utc>, direction: Direction) -> String {
+    format!("{} {}", rfc3339(since), direction.word())
 }
 
 /// Why a resource the scheduler already put in this period's state is left out of it.
@@ -448,6 +482,34 @@ mod tests {
     // Monday 2026-11-23, GMT: the office schedule stopped at 19:00 UTC.
     const STOPPED_AT: &str = "2026-11-23T19:00:00Z";
     const EVENING: &str = "2026-11-23T21:00:00Z";
+
+    #[test]
+    fn a_marker_records_the_direction_and_reads_an_older_one_without() {
+        assert_eq!(marker(instant(STOPPED_AT), Direction::Stop), "2026-11-23T19:00:00Z stop");
+        assert_eq!(parse_marker("2026-11-23T19:00:00Z stop"), Some((instant(STOPPED_AT), Some(Direction::Stop))));
+        assert_eq!(parse_marker("2026-11-23T08:00:00Z start").unwrap().1, Some(Direction::Start));
+        assert_eq!(parse_marker(" 2026-11-23T19:00:00Z "), Some((instant(STOPPED_AT), None)), "an earlier version's");
+        assert_eq!(parse_marker("yesterday stop"), None);
+    }
+
+    // Issue 20 item 8: the scheduler started it at 18:00 under the old schedule (marker "18:00 start");
+    // the schedule is then edited to stop at 17:00. The latest transition (17:00) predates the marker, but
+    // nobody changed the resource: it is the schedule that points the other way. Stop it and record.
+    #[test]
+    fn an_edited_schedule_whose_transition_predates_the_marker_is_applied_not_blamed_on_a_person() {
+        let edited = "Mon-Fri 08:00-17:00 UTC";
+        let r = marked(State::Running, edited, Some("2026-11-23T18:00:00Z start"));
+        let (decision, mark) = transition_at(&r, Action::Reconcile, EVENING);
+        assert_eq!(decision, Decision::Stop);
+        assert_eq!(mark, Some(instant("2026-11-23T17:00:00Z")));
+        // The same marker with the direction the schedule points to is the scheduler's own work: then the
+        // running resource was started by hand, and the reason says so.
+        let r = marked(State::Running, edited, Some("2026-11-23T18:00:00Z stop"));
+        match transition_at(&r, Action::Reconcile, EVENING).0 {
+            Decision::Skip(why) => assert!(why.starts_with("started by hand after the scheduled stop"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn a_resource_started_by_hand_after_the_applied_stop_is_left_with_the_reason() {

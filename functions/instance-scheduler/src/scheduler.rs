@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
@@ -14,7 +14,7 @@ use tokio::time::{Duration, Instant};
 use crate::actions::{self, Outcome};
 use crate::direction::Direction;
 use crate::ecs;
-use crate::inventory::{self, Hibernation, Kind, Resource, TagKeys};
+use crate::inventory::{self, Hibernation, Kind, Resource, State, TagKeys};
 use crate::metrics;
 use crate::plan::{decide_transition, needs_definitions, selected, Decision, Named};
 use crate::request::{self, Action, Request};
@@ -325,7 +325,7 @@ struct Plan<'a> {
     jobs: Vec<Job<'a>>,
     decided: Decided,
     /// The transitions to record on resources once their job, if any, is done.
-    marks: Vec<(&'a Resource, DateTime<Utc>)>,
+    marks: Vec<(&'a Resource, String)>,
 }
 
 #[derive(Default)]
@@ -420,7 +420,13 @@ fn plan<'a>(resources: &'a [Resource], request: &Request, settings: &Settings, n
     for resource in resources {
         let (decision, applies) = decide_transition(resource, request, &settings.keys, named);
         if let (Some(since), false) = (applies, request.dry_run) {
-            marks.push((resource, since));
+            // The direction applied: the decision's, or for a resource already in state, that state's.
+            let direction = match decision {
+                Decision::Stop => Direction::Stop,
+                Decision::Start => Direction::Start,
+                _ => Direction::towards(resource.state != State::Stopped),
+            };
+            marks.push((resource, crate::plan::marker(since, direction)));
         }
         let direction = match decision {
             Decision::Unchanged => {
@@ -592,7 +598,7 @@ enum MarkJob {
 async fn mark(
     clients: &Clients,
     settings: &Settings,
-    marks: Vec<(&Resource, DateTime<Utc>)>,
+    marks: Vec<(&Resource, String)>,
     done: &Done,
     cutoff: Instant,
 ) -> Vec<Failed> {
@@ -600,12 +606,11 @@ async fn mark(
         done.iter().filter(|(_, _, outcome)| *outcome != Outcome::Done).map(|(name, _, _)| name.as_str()).collect();
     let batch = settings.batch_size.max(1);
     let (mut instances, mut groups, mut jobs) = (BTreeMap::<String, Vec<String>>::new(), Vec::new(), Vec::new());
-    for (resource, since) in marks {
+    for (resource, value) in marks {
         let name = resource.name();
         if undone.contains(name.as_str()) {
             continue;
         }
-        let value = since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         match resource.kind {
             Kind::Ec2Instance => instances.entry(value).or_default().push(resource.id.clone()),
             Kind::AutoScalingGroup => groups.push((resource.id.clone(), value)),
@@ -1183,7 +1188,7 @@ mod mocked {
         let sent = sent.lock().unwrap();
         // One call for the three done (the stopped two and the one already stopped), then by halves.
         assert_eq!(sent[0].0.len(), 3, "{sent:?}");
-        assert!(sent.iter().all(|(_, tag)| tag == "stackhand:schedule-applied=2026-11-23T19:00:00Z"), "{sent:?}");
+        assert!(sent.iter().all(|(_, tag)| tag == "stackhand:schedule-applied=2026-11-23T19:00:00Z stop"), "{sent:?}");
         let tagged: std::collections::BTreeSet<&str> = sent
             .iter()
             .filter(|(ids, _)| !ids.contains(&"i-locked".to_owned()))

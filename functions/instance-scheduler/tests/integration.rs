@@ -831,7 +831,8 @@ async fn the_first_reconcile_converges_every_kind_and_marks_the_transition_it_ap
     assert_eq!(names(&first, "failed"), Vec::<String>::new(), "{first}");
     assert_eq!(first["unchanged"], 1, "the instance already stopped: {first}");
     assert_eq!(w.states(&[up.clone(), down.clone()]).await, ["stopped", "stopped"]);
-    let applied = Some("2026-11-23T19:00:00Z".to_owned());
+    // The transition and the way it was applied (issue 20 item 8), in a form RDS tag values take too.
+    let applied = Some("2026-11-23T19:00:00Z stop".to_owned());
     assert_eq!(instance_marker(&w, &up).await, applied, "{first}");
     assert_eq!(instance_marker(&w, &down).await, applied, "marked though nothing needed doing: {first}");
     assert_eq!(db_marker(&w, &db).await, applied, "{first}");
@@ -879,7 +880,7 @@ async fn a_change_by_hand_is_left_until_the_next_transition_which_acts_again() {
     // Tuesday 08:00, the start transition: already running, so nothing to do, but it is applied.
     let morning = s.reconcile_at("2026-11-24T08:00:00Z").await;
     assert_eq!(morning["unchanged"], 1, "{morning}");
-    assert_eq!(instance_marker(&w, &id).await.as_deref(), Some("2026-11-24T08:00:00Z"), "{morning}");
+    assert_eq!(instance_marker(&w, &id).await.as_deref(), Some("2026-11-24T08:00:00Z start"), "{morning}");
     // Someone stops it at noon: left stopped until the evening's transition.
     w.ec2.stop_instances().instance_ids(&id).send().await.unwrap();
     let noon = s.reconcile_at("2026-11-24T12:00:00Z").await;
@@ -891,7 +892,7 @@ async fn a_change_by_hand_is_left_until_the_next_transition_which_acts_again() {
     let next = s.reconcile_at("2026-11-25T08:00:00Z").await;
     assert_eq!(names(&next, "started"), [ec2(&id)], "{next}");
     assert_eq!(w.states(one).await, ["running"]);
-    assert_eq!(instance_marker(&w, &id).await.as_deref(), Some("2026-11-25T08:00:00Z"), "{next}");
+    assert_eq!(instance_marker(&w, &id).await.as_deref(), Some("2026-11-25T08:00:00Z start"), "{next}");
 }
 
 #[tokio::test]
@@ -907,12 +908,12 @@ async fn missed_runs_still_converge_at_the_latest_transition() {
     let late = s.reconcile_at("2026-11-24T21:00:00Z").await;
     assert_eq!(names(&late, "stopped"), [ec2(&id)], "{late}");
     assert_eq!(w.states(one).await, ["stopped"]);
-    assert_eq!(instance_marker(&w, &id).await.as_deref(), Some("2026-11-24T19:00:00Z"), "{late}");
+    assert_eq!(instance_marker(&w, &id).await.as_deref(), Some("2026-11-24T19:00:00Z stop"), "{late}");
     // A marker from long ago (a resource out of the scheduler's hands for weeks) converges too.
     let old = w.instance(OFFICE_UTC, &[(MARKER, "2026-10-01T19:00:00Z")]).await;
     let saturday = s.reconcile_at("2026-11-28T12:00:00Z").await;
     assert_eq!(names(&saturday, "stopped"), [ec2(&old)], "{saturday}");
-    assert_eq!(instance_marker(&w, &old).await.as_deref(), Some("2026-11-27T19:00:00Z"), "{saturday}");
+    assert_eq!(instance_marker(&w, &old).await.as_deref(), Some("2026-11-27T19:00:00Z stop"), "{saturday}");
 }
 
 #[tokio::test]
