@@ -613,13 +613,27 @@ mod tests {
             }
             instance.build()
         };
+        // Issue 20 item 12: a Spot Instance, though tagged and configured, is stopped normally and noted.
+        let mut spot = instance("i-spot", Some("true"), true);
+        spot.instance_lifecycle = Some(aws_sdk_ec2::types::InstanceLifecycleType::Spot);
+        spot.spot_instance_request_id = Some("sir-persistent".into());
         let instances = vec![
             instance("i-sleeps", Some("true"), true),
             instance("i-also", Some(" TRUE "), true),
             instance("i-unable", Some("true"), false),
             instance("i-plain", None, true),
             instance("i-no", Some("false"), true),
+            spot,
         ];
+        let requests = mock!(aws_sdk_ec2::Client::describe_spot_instance_requests).then_output(|| {
+            use aws_sdk_ec2::operation::describe_spot_instance_requests::DescribeSpotInstanceRequestsOutput;
+            use aws_sdk_ec2::types::{SpotInstanceRequest, SpotInstanceType};
+            let request = SpotInstanceRequest::builder()
+                .spot_instance_request_id("sir-persistent")
+                .r#type(SpotInstanceType::Persistent)
+                .build();
+            DescribeSpotInstanceRequestsOutput::builder().spot_instance_requests(request).build()
+        });
         let listing = mock!(aws_sdk_ec2::Client::describe_instances).then_output(move || {
             let reservation = Reservation::builder().set_instances(Some(instances.clone())).build();
             DescribeInstancesOutput::builder().reservations(reservation).build()
@@ -632,7 +646,7 @@ mod tests {
             seen.lock().unwrap().push((r.hibernate() == Some(true), ids));
             StopInstancesOutput::builder().build()
         });
-        let clients = testing::clients(Rules { ec2: vec![&listing, &stop], ..Default::default() });
+        let clients = testing::clients(Rules { ec2: vec![&listing, &requests, &stop], ..Default::default() });
         let cutoff = later();
         let summary = crate::scheduler::run(
             &clients,
@@ -643,16 +657,20 @@ mod tests {
         )
         .await
         .expect("a summary");
-        assert_eq!(summary.stopped.len(), 5, "{summary:?}");
-        assert_eq!(summary.notes.len(), 1, "{summary:?}");
-        assert_eq!(summary.notes[0].resource, "ec2-instance/i-unable");
-        assert!(summary.notes[0].note.contains("HibernationOptions.Configured"), "{summary:?}");
+        assert_eq!(summary.stopped.len(), 6, "{summary:?}");
+        let mut notes: Vec<_> = summary.notes.iter().map(|n| (n.resource.as_str(), n.note.as_str())).collect();
+        notes.sort();
+        assert_eq!(notes.len(), 2, "{summary:?}");
+        assert_eq!(notes[0].0, "ec2-instance/i-spot");
+        assert!(notes[0].1.starts_with("not hibernated: a Spot Instance"), "{summary:?}");
+        assert_eq!(notes[1].0, "ec2-instance/i-unable");
+        assert!(notes[1].1.contains("HibernationOptions.Configured"), "{summary:?}");
         let mut sent = sent.lock().unwrap().clone();
         sent.sort();
         let strings = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
             sent,
-            [(false, strings(&["i-no", "i-plain", "i-unable"])), (true, strings(&["i-also", "i-sleeps"]))]
+            [(false, strings(&["i-no", "i-plain", "i-spot", "i-unable"])), (true, strings(&["i-also", "i-sleeps"]))]
         );
     }
 }

@@ -171,6 +171,10 @@ pub enum Hibernation {
     /// Tagged, but not enabled for hibernation (which can only be done at launch): a normal stop,
     /// reported.
     NotConfigured,
+    /// Tagged, but a Spot Instance: older EC2 docs say StopInstances cannot hibernate Spot Instances,
+    /// and the error it would give is undocumented. A normal stop, reported, rather than a stop that
+    /// might never happen.
+    Spot,
 }
 
 impl Resource {
@@ -294,7 +298,13 @@ pub async fn ec2_instances(ec2: &aws_sdk_ec2::Client, keys: &TagKeys) -> Result<
             resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
             if tag(tags(), &keys.hibernate).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
                 let configured = instance.hibernation_options().and_then(|h| h.configured()) == Some(true);
-                resource.hibernate = if configured { Hibernation::Configured } else { Hibernation::NotConfigured };
+                resource.hibernate = if instance.instance_lifecycle() == Some(&InstanceLifecycleType::Spot) {
+                    Hibernation::Spot
+                } else if configured {
+                    Hibernation::Configured
+                } else {
+                    Hibernation::NotConfigured
+                };
             }
             resource.applied = tag(tags(), &keys.applied).map(Into::into);
             if let Some(group) = tag(tags(), "aws:autoscaling:groupName") {

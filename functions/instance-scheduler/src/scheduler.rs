@@ -490,19 +490,30 @@ fn summarize(request: &Request, listed: Listed, decided: Decided, done: Done) ->
     // one start holds.
     let start_failures: HashMap<String, &str> =
         listed.resources.iter().filter_map(|r| r.start_failure.as_deref().map(|why| (r.name(), why))).collect();
-    // Instances that ask for hibernation but were not launched able to: stopped normally, and said so.
-    let unable: Vec<String> = listed
+    // Instances that ask for hibernation but were not launched able to, or are Spot Instances: stopped
+    // normally, and said so.
+    let unable: HashMap<String, &str> = listed
         .resources
         .iter()
-        .filter(|r| r.hibernate == Hibernation::NotConfigured && !request.dry_run)
-        .map(Resource::name)
+        .filter(|_| !request.dry_run)
+        .filter_map(|r| match r.hibernate {
+            Hibernation::NotConfigured => Some((
+                r.name(),
+                "not hibernated: it asks for hibernation but was not launched with it enabled \
+                 (HibernationOptions.Configured, which can only be set at launch); stopped normally instead",
+            )),
+            Hibernation::Spot => Some((
+                r.name(),
+                "not hibernated: a Spot Instance (EC2's documentation has said StopInstances cannot hibernate \
+                 Spot Instances, and the error it gives is undocumented); stopped normally instead",
+            )),
+            Hibernation::NotAsked | Hibernation::Configured => None,
+        })
         .collect();
     for (name, direction, outcome) in done {
         match outcome {
-            Outcome::Done if direction == Direction::Stop && unable.contains(&name) => {
-                let note = "not hibernated: it asks for hibernation but was not launched with it enabled \
-                            (HibernationOptions.Configured, which can only be set at launch); stopped normally instead";
-                summary.notes.push(Note { resource: name.clone(), note: note.into() });
+            Outcome::Done if direction == Direction::Stop && unable.contains_key(&name) => {
+                summary.notes.push(Note { resource: name.clone(), note: unable[&name].into() });
                 summary.moved(direction).push(name);
             }
             Outcome::Fallback(note) => {
