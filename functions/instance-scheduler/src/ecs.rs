@@ -149,6 +149,7 @@ fn resource(service: &aws_sdk_ecs::types::Service, keys: &TagKeys) -> Option<Res
     let (arn, name, cluster) = (service.service_arn()?, service.service_name()?, service.cluster_arn()?);
     let cluster = last_part(cluster);
     let mut resource = Resource::new(Kind::EcsService, &format!("{cluster}/{name}"), State::Running, schedule);
+    resource.tag_count = service.tags().len();
     resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
     resource.saved = tag(tags(), &keys.saved_capacity).map(Into::into);
     resource.applied = tag(tags(), &keys.applied).map(Into::into);

@@ -156,6 +156,8 @@ pub struct Resource {
     pub service: Option<crate::ecs::Service>,
     /// The marker tag's value: the schedule transition a reconcile last applied to it (RFC 3339).
     pub applied: Option<String>,
+    /// How many tags it has: at AWS's limit of 50, the scheduler's marker can't be added.
+    pub tag_count: usize,
     /// A database's or cluster's ARN, which RDS tagging calls take instead of the identifier.
     pub arn: Option<String>,
 }
@@ -199,6 +201,7 @@ impl Resource {
             hibernate: Hibernation::NotAsked,
             service: None,
             applied: None,
+            tag_count: 0,
             arn: None,
         }
     }
@@ -295,6 +298,7 @@ pub async fn ec2_instances(ec2: &aws_sdk_ec2::Client, keys: &TagKeys) -> Result<
                 _ => continue,
             };
             let mut resource = Resource::new(Kind::Ec2Instance, id, state, schedule);
+            resource.tag_count = instance.tags().len();
             resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
             if tag(tags(), &keys.hibernate).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
                 let configured = instance.hibernation_options().and_then(|h| h.configured()) == Some(true);
@@ -394,6 +398,7 @@ pub async fn db_instances(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<V
             };
             let state = rds_state(db.db_instance_status().unwrap_or_default());
             let mut resource = Resource::new(Kind::DbInstance, id, state, schedule);
+            resource.tag_count = db.tag_list().len();
             resource.arn = db.db_instance_arn().map(Into::into);
             resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
             resource.applied = tag(tags(), &keys.applied).map(Into::into);
@@ -430,6 +435,7 @@ pub async fn db_clusters(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<Ve
             };
             let state = rds_state(cluster.status().unwrap_or_default());
             let mut resource = Resource::new(Kind::DbCluster, id, state, schedule);
+            resource.tag_count = cluster.tag_list().len();
             resource.arn = cluster.db_cluster_arn().map(Into::into);
             resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
             resource.applied = tag(tags(), &keys.applied).map(Into::into);
@@ -523,6 +529,7 @@ pub async fn auto_scaling_groups(asg: &aws_sdk_autoscaling::Client, keys: &TagKe
             // UpdateAutoScalingGroup failed, and such a group is stopped again (keeping the tag).
             let state = if capacity == Capacity::ZERO { State::Stopped } else { State::Running };
             let mut resource = Resource::new(Kind::AutoScalingGroup, id, state, schedule);
+            resource.tag_count = group.tags().len();
             if capacity == Capacity::ZERO && saved.is_none() {
                 resource.hold = Some(ZERO_WITHOUT_SAVED.into());
             }

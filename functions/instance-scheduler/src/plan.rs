@@ -178,13 +178,43 @@ pub fn decide_transition(
     request: &Request,
     keys: &TagKeys,
     named: &Named,
+    interval: chrono::TimeDelta,
 ) -> (Decision, Option<DateTime<Utc>>) {
     let decision = decide(resource, request, keys, named);
     if request.action != Action::Reconcile || matches!(decision, Decision::Skip(_)) {
         return (decision, None);
     }
     let Ok(evaluated) = named.evaluate(&resource.schedule, request.at) else { return (decision, None) };
+    if !evaluated.enforced && resource.applied.is_none() && resource.tag_count >= TAG_LIMIT {
+        return (without_marker(decision, evaluated.since, request.at, interval, &keys.applied), None);
+    }
     transition(resource, decision, evaluated.enforced, evaluated.since, request.at, &keys.applied)
+}
+
+/// AWS's limit of tags per resource (EC2, RDS, Auto Scaling, ECS): at it, the marker can't be added
+/// (`TagLimitExceeded`).
+pub const TAG_LIMIT: usize = 50;
+
+/// The transition rule for a resource that can't take the marker (it has [`TAG_LIMIT`] tags): act only
+/// when the schedule changed state since the previous run (its latest transition within the last
+/// interval), so that a change by hand is not undone at every run. Otherwise left alone, saying why.
+fn without_marker(
+    decision: Decision,
+    since: DateTime<Utc>,
+    at: DateTime<Utc>,
+    interval: chrono::TimeDelta,
+    marker_key: &str,
+) -> Decision {
+    let fresh = since > at - interval && since <= at;
+    match decision {
+        Decision::Start | Decision::Stop if !fresh => Decision::Skip(format!(
+            "has {TAG_LIMIT} tags, AWS's limit, so the {marker_key} marker can't be added: acted on only at a \
+             transition of its schedule (the last at {}), and left as it is between them; remove a tag to give it \
+             the marker",
+            rfc3339(since)
+        )),
+        other => other,
+    }
 }
 
 /// The marker rule for a decision taken from a schedule whose latest transition is `since`.
@@ -298,6 +328,7 @@ mod tests {
             hibernate: Default::default(),
             service: None,
             applied: None,
+            tag_count: 1,
             arn: None,
         }
     }
@@ -472,7 +503,7 @@ mod tests {
     }
 
     fn transition_at(r: &Resource, action: Action, at: &str) -> (Decision, Option<DateTime<Utc>>) {
-        decide_transition(r, &request(action, at), &keys(), &Named::default())
+        decide_transition(r, &request(action, at), &keys(), &Named::default(), chrono::TimeDelta::minutes(5))
     }
 
     fn instant(at: &str) -> DateTime<Utc> {
@@ -482,6 +513,31 @@ mod tests {
     // Monday 2026-11-23, GMT: the office schedule stopped at 19:00 UTC.
     const STOPPED_AT: &str = "2026-11-23T19:00:00Z";
     const EVENING: &str = "2026-11-23T21:00:00Z";
+
+    // Issue 20 item 7: 50 tags, so no marker can be added. Acting at every run would undo every change
+    // by hand (and fail every run on TagLimitExceeded): it is acted on only when its schedule changed
+    // state within the last interval, and nothing is marked.
+    #[test]
+    fn a_resource_at_the_tag_limit_is_acted_on_only_at_a_transition_and_never_marked() {
+        let mut full = marked(State::Running, OFFICE, None);
+        full.tag_count = TAG_LIMIT;
+        // 19:03, three minutes after the 19:00 stop: the previous run (18:58) saw office hours.
+        assert_eq!(transition_at(&full, Action::Reconcile, "2026-11-23T19:03:00Z"), (Decision::Stop, None));
+        // 21:00: started by hand after 19:00 (or the stop failed); without a marker, left alone, saying why.
+        let (decision, mark) = transition_at(&full, Action::Reconcile, EVENING);
+        match decision {
+            Decision::Skip(why) => assert!(
+                why.starts_with("has 50 tags, AWS's limit, so the stackhand:schedule-applied marker can't be added")
+                    && why.contains("the last at 2026-11-23T19:00:00Z"),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(mark, None);
+        // One tag fewer: the marker rule as usual.
+        full.tag_count = TAG_LIMIT - 1;
+        assert_eq!(transition_at(&full, Action::Reconcile, EVENING), (Decision::Stop, Some(instant(STOPPED_AT))));
+    }
 
     #[test]
     fn a_marker_records_the_direction_and_reads_an_older_one_without() {

@@ -349,6 +349,19 @@ pub async fn run(
     let done = execute(clients, settings, jobs, cutoff).await;
     let unmarked = mark(clients, settings, marks, &done, cutoff).await;
     let mut summary = summarize(request, listed, decided, done);
+    // A marker refused for the tag limit is no failure of the run: the next run, seeing 50 tags, acts
+    // only at transitions.
+    let (limited, unmarked): (Vec<_>, Vec<_>) =
+        unmarked.into_iter().partition(|f| f.error.contains("TagLimitExceeded"));
+    summary.notes.extend(limited.into_iter().map(|f| Note {
+        resource: f.resource,
+        note: format!(
+            "its {} marker could not be added: it has {} tags, AWS's limit; it is acted on only at transitions of \
+             its schedule until a tag is removed",
+            settings.keys.applied,
+            crate::plan::TAG_LIMIT
+        ),
+    }));
     summary.failed.extend(unmarked);
     summary.sort();
     Ok(summary)
@@ -418,7 +431,7 @@ fn plan<'a>(resources: &'a [Resource], request: &Request, settings: &Settings, n
     let (mut ec2_start, mut ec2_stop, mut ec2_hibernate) = (Vec::new(), Vec::new(), Vec::new());
     let mut marks = Vec::new();
     for resource in resources {
-        let (decision, applies) = decide_transition(resource, request, &settings.keys, named);
+        let (decision, applies) = decide_transition(resource, request, &settings.keys, named, settings.interval);
         if let (Some(since), false) = (applies, request.dry_run) {
             // The direction applied: the decision's, or for a resource already in state, that state's.
             let direction = match decision {
@@ -1206,6 +1219,23 @@ mod mocked {
             .flat_map(|(ids, _)| ids.iter().map(String::as_str))
             .collect();
         assert_eq!(tagged, ["i-asleep", "i-ok"].into(), "a failed stop is not marked: {sent:?}");
+    }
+
+    // Issue 20 item 7: a marker refused for the 50-tag limit is a note, not a failed run.
+    #[tokio::test]
+    async fn a_marker_refused_for_the_tag_limit_is_a_note_and_the_run_does_not_fail() {
+        let listing = ec2_listing(vec![
+            scheduled("i-ok", InstanceStateName::Running, None),
+            scheduled("i-full", InstanceStateName::Running, None),
+        ]);
+        let stop = mock!(aws_sdk_ec2::Client::stop_instances).then_output(|| StopInstancesOutput::builder().build());
+        let (refuse_tags, tags, _) = tagging_instances("i-full", "TagLimitExceeded");
+        let clients = testing::clients(Rules { ec2: vec![&listing, &stop, &refuse_tags, &tags], ..Default::default() });
+        let summary = reconcile_evening(&clients, false).await;
+        assert_eq!(summary.stopped, ["ec2-instance/i-full", "ec2-instance/i-ok"], "{summary:?}");
+        assert!(summary.failed.is_empty(), "{summary:?}");
+        let note = summary.notes.iter().find(|n| n.resource == "ec2-instance/i-full").expect("a note");
+        assert!(note.note.contains("it has 50 tags, AWS's limit"), "{summary:?}");
     }
 
     #[tokio::test]
