@@ -12,7 +12,7 @@ use stackhand::aws::{AwsError, AwsResultExt};
 use tokio::time::Instant;
 
 use crate::direction::Direction;
-use crate::inventory::{Capacity, Resource};
+use crate::inventory::{saved_suspended, saved_value, Capacity, Resource};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -265,16 +265,29 @@ pub async fn stop_group(
 ) -> Outcome {
     let keeps_saved = group.saved.as_deref().is_some_and(|saved| Capacity::parse(saved).is_ok());
     let capacity = group.capacity.unwrap_or(Capacity::ZERO);
+    // What brings a group at 0 back: its scheduled actions, and alarms (scaling policies). Suspended by
+    // the stop, recorded in the tag, and resumed by the start: those the stop suspended, no others.
+    let suspend: Vec<String> = match group.saved.as_deref() {
+        Some(saved) if keeps_saved => saved_suspended(saved),
+        _ => GROUP_PROCESSES.iter().map(|p| p.to_string()).filter(|p| !group.suspended.contains(p)).collect(),
+    };
     // An all-zero capacity is never saved: it would overwrite what an overlapping stop saved.
     if !keeps_saved && capacity != Capacity::ZERO {
         let tag = AsgTag::builder()
             .resource_id(&group.id)
             .resource_type("auto-scaling-group")
             .key(saved_key)
-            .value(capacity.to_string())
+            .value(saved_value(&capacity, &suspend))
             .propagate_at_launch(false)
             .build();
         if let Err(e) = aws_call(cutoff, "CreateOrUpdateTags", asg.create_or_update_tags().tags(tag).send()).await {
+            return outcome(e);
+        }
+    }
+    let not_yet: Vec<String> = suspend.iter().filter(|p| !group.suspended.contains(p)).cloned().collect();
+    if !not_yet.is_empty() {
+        let request = asg.suspend_processes().auto_scaling_group_name(&group.id).set_scaling_processes(Some(not_yet));
+        if let Err(e) = aws_call(cutoff, "SuspendProcesses", request.send()).await {
             return outcome(e);
         }
     }
@@ -287,7 +300,12 @@ pub async fn stop_group(
     }
 }
 
-/// Starting a group: the saved capacity is restored, then the tag removed. A saved capacity that does
+/// The scaling processes a stop suspends: scheduled actions (which would set a capacity at their
+/// time) and alarm notifications (scaling policies raising it).
+pub const GROUP_PROCESSES: [&str; 2] = ["ScheduledActions", "AlarmNotification"];
+
+/// Starting a group: the saved capacity is restored, the processes its stop suspended resumed, then
+/// the tag removed. A saved capacity that does
 /// not parse, is inconsistent, or is larger than `bound` (the owner's SCHEDULER_MAX_RESTORED_CAPACITY)
 /// starts nothing: whoever can write the tag must not choose the size.
 pub async fn start_group(
@@ -308,6 +326,17 @@ pub async fn start_group(
     };
     if let Err(e) = set_capacity(asg, &group.id, capacity, cutoff).await {
         return outcome(e);
+    }
+    let resume = saved_suspended(saved);
+    if !resume.is_empty() {
+        let request = asg.resume_processes().auto_scaling_group_name(&group.id).set_scaling_processes(Some(resume));
+        if let Err(e) = aws_call(cutoff, "ResumeProcesses", request.send()).await {
+            return Outcome::Failed(format!(
+                "capacity restored to {capacity}, but {}; they stay suspended until the next scheduled start (or \
+                 ResumeProcesses by hand), and the tag stays",
+                e.message
+            ));
+        }
     }
     let tag = AsgTag::builder().resource_id(&group.id).resource_type("auto-scaling-group").key(saved_key).build();
     match aws_call(cutoff, "DeleteTags", asg.delete_tags().tags(tag).send()).await {

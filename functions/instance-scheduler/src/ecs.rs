@@ -9,13 +9,13 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace, SuspendedState};
 use aws_sdk_ecs::types::{SchedulingStrategy, ServiceField, Tag};
 use stackhand::aws::{AwsError, AwsResultExt as _};
 use tokio::time::Instant;
 
 use crate::actions::{aws_call, outcome, CallError, Outcome};
-use crate::inventory::{tag, within_bound, Kind, Resource, SavedFields, State, TagKeys};
+use crate::inventory::{saved_suspended, saved_value, tag, within_bound, Kind, Resource, SavedFields, State, TagKeys};
 
 /// Services per DescribeServices call (the API's limit).
 const DESCRIBE_BATCH: usize = 10;
@@ -28,6 +28,21 @@ pub struct Service {
     pub cluster: String,
     pub name: String,
     pub count: TaskCount,
+    /// Its scalable target's suspended flags (`in`, `out`, `scheduled`: dynamic scale-in, scale-out,
+    /// scheduled scaling), as listed.
+    pub suspended: Vec<String>,
+}
+
+/// A scalable target's SuspendedState flags, by the names the saved-capacity tag records.
+const TARGET_FLAGS: [&str; 3] = ["in", "out", "scheduled"];
+
+fn suspended_state(flags: &[String]) -> SuspendedState {
+    let on = |f: &str| flags.iter().any(|x| x == f);
+    SuspendedState::builder()
+        .dynamic_scaling_in_suspended(on("in"))
+        .dynamic_scaling_out_suspended(on("out"))
+        .scheduled_scaling_suspended(on("scheduled"))
+        .build()
 }
 
 impl Service {
@@ -49,7 +64,7 @@ pub struct TaskCount {
 impl TaskCount {
     /// Reads the saved-capacity tag value written by `Display`.
     pub fn parse(value: &str) -> Result<Self, String> {
-        let SavedFields { min, max, desired, unknown } = SavedFields::read(value);
+        let SavedFields { min, max, desired, unknown, .. } = SavedFields::read(value);
         let form = || {
             format!(
                 "\"{value}\" is not a saved task count: expected \"desired=<n>\" or \"min=<n> max=<n> desired=<n>\""
@@ -127,7 +142,9 @@ pub async fn services(
         let targets = scalable_targets(aas).await?;
         for resource in &mut found {
             let service = resource.service.as_mut().expect("an ECS service");
-            service.count.target = targets.get(&service.target_id()).copied();
+            let target = targets.get(&service.target_id());
+            service.count.target = target.map(|(bounds, _)| *bounds);
+            service.suspended = target.map(|(_, flags)| flags.clone()).unwrap_or_default();
             // Stopped only when every part of a stop is done: the tag alone may be a stop whose
             // UpdateService failed, and such a service is stopped again (keeping the tag).
             let zero = service.count.desired == 0 && service.count.target.is_none_or(|t| t == (0, 0));
@@ -164,14 +181,21 @@ fn resource(service: &aws_sdk_ecs::types::Service, keys: &TagKeys) -> Option<Res
         resource.hold = Some(format!("has status \"{status}\""));
     }
     let count = TaskCount { desired: service.desired_count(), target: None };
-    resource.service = Some(Service { arn: arn.to_owned(), cluster: cluster.to_owned(), name: name.to_owned(), count });
+    resource.service = Some(Service {
+        arn: arn.to_owned(),
+        cluster: cluster.to_owned(),
+        name: name.to_owned(),
+        count,
+        suspended: Vec::new(),
+    });
     Some(resource)
 }
 
 /// The (minimum, maximum) of every ECS service's scalable target, by ResourceId.
+/// Each ECS scalable target's (min, max) and suspended flags, by ResourceId.
 async fn scalable_targets(
     aas: &aws_sdk_applicationautoscaling::Client,
-) -> Result<HashMap<String, (i32, i32)>, AwsError> {
+) -> Result<HashMap<String, ((i32, i32), Vec<String>)>, AwsError> {
     let mut pages = aas
         .describe_scalable_targets()
         .service_namespace(ServiceNamespace::Ecs)
@@ -182,7 +206,17 @@ async fn scalable_targets(
     let mut targets = HashMap::new();
     while let Some(page) = pages.next().await {
         for target in page.op("DescribeScalableTargets")?.scalable_targets() {
-            targets.insert(target.resource_id().to_owned(), (target.min_capacity(), target.max_capacity()));
+            let state = target.suspended_state();
+            let flags = [
+                state.and_then(|s| s.dynamic_scaling_in_suspended()),
+                state.and_then(|s| s.dynamic_scaling_out_suspended()),
+                state.and_then(|s| s.scheduled_scaling_suspended()),
+            ];
+            let flags = TARGET_FLAGS.iter().zip(flags).filter(|(_, on)| *on == Some(true)).map(|(f, _)| f.to_string());
+            targets.insert(
+                target.resource_id().to_owned(),
+                ((target.min_capacity(), target.max_capacity()), flags.collect()),
+            );
         }
     }
     Ok(targets)
@@ -202,9 +236,18 @@ pub async fn stop(
     let Some(service) = &resource.service else { return Outcome::Failed("not an ECS service".into()) };
     let keeps_saved = resource.saved.as_deref().is_some_and(|saved| TaskCount::parse(saved).is_ok());
     let zero = service.count.desired == 0 && service.count.target.is_none_or(|t| t == (0, 0));
+    // Application Auto Scaling's scheduled actions and scaling policies would bring a service at 0/0
+    // back: the stop suspends them (recorded in the tag), the start resumes exactly those.
+    let suspend: Vec<String> = match resource.saved.as_deref() {
+        Some(saved) if keeps_saved => saved_suspended(saved),
+        _ if service.count.target.is_some() => {
+            TARGET_FLAGS.iter().map(|f| f.to_string()).filter(|f| !service.suspended.contains(f)).collect()
+        }
+        _ => Vec::new(),
+    };
     // An all-zero count is never saved: it would overwrite what an overlapping stop saved.
     if !keeps_saved && !zero {
-        let tag = Tag::builder().key(saved_key).value(service.count.to_string()).build();
+        let tag = Tag::builder().key(saved_key).value(saved_value(&service.count, &suspend)).build();
         if let Err(e) =
             aws_call(cutoff, "TagResource", ecs.tag_resource().resource_arn(&service.arn).tags(tag).send()).await
         {
@@ -212,7 +255,9 @@ pub async fn stop(
         }
     }
     if service.count.target.is_some() {
-        if let Err(e) = set_target(aas, service, (0, 0), cutoff).await {
+        let mut flags = service.suspended.clone();
+        flags.extend(suspend.iter().cloned());
+        if let Err(e) = set_target(aas, service, (0, 0), &flags, cutoff).await {
             return outcome(e);
         }
     }
@@ -243,7 +288,10 @@ pub async fn start(
         }
     };
     if let (Some(bounds), Some(_)) = (count.target, service.count.target) {
-        if let Err(e) = set_target(aas, service, bounds, cutoff).await {
+        // Resumed: what the stop suspended; what was suspended before it stays so.
+        let resume = saved_suspended(saved);
+        let flags: Vec<String> = service.suspended.iter().filter(|f| !resume.contains(f)).cloned().collect();
+        if let Err(e) = set_target(aas, service, bounds, &flags, cutoff).await {
             return outcome(e);
         }
     }
@@ -264,6 +312,7 @@ async fn set_target(
     aas: &aws_sdk_applicationautoscaling::Client,
     service: &Service,
     (min, max): (i32, i32),
+    suspended: &[String],
     cutoff: Instant,
 ) -> Result<(), CallError> {
     let request = aas
@@ -272,7 +321,8 @@ async fn set_target(
         .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
         .resource_id(service.target_id())
         .min_capacity(min)
-        .max_capacity(max);
+        .max_capacity(max)
+        .suspended_state(suspended_state(suspended));
     aws_call(cutoff, "RegisterScalableTarget", request.send()).await
 }
 
@@ -455,7 +505,9 @@ mod mocked {
     #[tokio::test]
     async fn a_stop_whose_update_service_failed_is_finished_by_the_next_run_keeping_the_saved_count() {
         let list = listing(vec![service("web", 2, None)]);
-        let (target, tag, zero) = (targets(&[("web", 1, 4)]), tagging("min=1 max=4 desired=2"), register((0, 0)));
+        // The stop suspends the target's scaling (issue 20 item 6) and records what it suspended.
+        let (target, tag, zero) =
+            (targets(&[("web", 1, 4)]), tagging("min=1 max=4 desired=2 suspended=in,out,scheduled"), register((0, 0)));
         let refused = mock!(aws_sdk_ecs::Client::update_service).then_error(|| {
             UpdateServiceError::generic(error_meta("ServerException", "the service could not be updated"))
         });

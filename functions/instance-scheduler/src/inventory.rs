@@ -60,6 +60,9 @@ pub(crate) struct SavedFields {
     pub min: Option<Option<i32>>,
     pub max: Option<Option<i32>>,
     pub desired: Option<Option<i32>>,
+    /// `suspended=A,B`: what the stop suspended (scaling processes, or a scalable target's flags), for the
+    /// start to resume, exactly those.
+    pub suspended: Option<Vec<String>>,
     pub unknown: bool,
 }
 
@@ -68,6 +71,10 @@ impl SavedFields {
         let mut fields = SavedFields::default();
         for part in value.split_whitespace() {
             let (key, number) = part.split_once('=').unwrap_or((part, ""));
+            if key == "suspended" {
+                fields.suspended = Some(number.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect());
+                continue;
+            }
             let slot = match key {
                 "min" => &mut fields.min,
                 "max" => &mut fields.max,
@@ -80,6 +87,20 @@ impl SavedFields {
             *slot = Some(number.parse::<i32>().ok().filter(|n| *n >= 0));
         }
         fields
+    }
+}
+
+/// What a saved-capacity tag says the stop suspended (none for a tag of an earlier version).
+pub fn saved_suspended(value: &str) -> Vec<String> {
+    SavedFields::read(value).suspended.unwrap_or_default()
+}
+
+/// A saved-capacity tag's value: the capacity, and what the stop suspended if anything.
+pub fn saved_value(capacity: &dyn fmt::Display, suspended: &[String]) -> String {
+    if suspended.is_empty() {
+        capacity.to_string()
+    } else {
+        format!("{capacity} suspended={}", suspended.join(","))
     }
 }
 
@@ -158,6 +179,9 @@ pub struct Resource {
     pub applied: Option<String>,
     /// How many tags it has: at AWS's limit of 50, the scheduler's marker can't be added.
     pub tag_count: usize,
+    /// An Auto Scaling group's suspended processes (ScheduledActions, AlarmNotification, …), or an ECS
+    /// service's scalable target's suspended flags (`in`, `out`, `scheduled`), as listed.
+    pub suspended: Vec<String>,
     /// A database's or cluster's ARN, which RDS tagging calls take instead of the identifier.
     pub arn: Option<String>,
 }
@@ -202,6 +226,7 @@ impl Resource {
             service: None,
             applied: None,
             tag_count: 0,
+            suspended: Vec::new(),
             arn: None,
         }
     }
@@ -530,6 +555,8 @@ pub async fn auto_scaling_groups(asg: &aws_sdk_autoscaling::Client, keys: &TagKe
             let state = if capacity == Capacity::ZERO { State::Stopped } else { State::Running };
             let mut resource = Resource::new(Kind::AutoScalingGroup, id, state, schedule);
             resource.tag_count = group.tags().len();
+            resource.suspended =
+                group.suspended_processes().iter().filter_map(|p| p.process_name()).map(Into::into).collect();
             if capacity == Capacity::ZERO && saved.is_none() {
                 resource.hold = Some(ZERO_WITHOUT_SAVED.into());
             }

@@ -329,6 +329,7 @@ mod tests {
             service: None,
             applied: None,
             tag_count: 1,
+            suspended: Vec::new(),
             arn: None,
         }
     }

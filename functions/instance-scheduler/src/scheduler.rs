@@ -844,6 +844,14 @@ mod mocked {
             .then_output(|| CreateOrUpdateTagsOutput::builder().build())
     }
 
+    fn suspending() -> Rule {
+        mock!(aws_sdk_autoscaling::Client::suspend_processes)
+            .match_requests(|r| r.scaling_processes() == ["ScheduledActions", "AlarmNotification"])
+            .then_output(|| {
+                aws_sdk_autoscaling::operation::suspend_processes::SuspendProcessesOutput::builder().build()
+            })
+    }
+
     async fn run_with(clients: &Clients, action: Action) -> Summary {
         let definer = testing::no_definitions();
         run(clients, &definer, &testing::settings(), &testing::request(action), later()).await.expect("a summary")
@@ -866,6 +874,7 @@ mod mocked {
     #[tokio::test]
     async fn a_stop_whose_resize_failed_is_finished_by_the_next_run_keeping_the_saved_capacity() {
         let listing = groups_listing(vec![group("web", (1, 3, 2), None)]);
+        let suspend = suspending();
         let (tags, contention) = (
             tagging(),
             mock!(aws_sdk_autoscaling::Client::update_auto_scaling_group).then_error(|| {
@@ -873,7 +882,10 @@ mod mocked {
             }),
         );
         let first = run_with(
-            &testing::clients(Rules { autoscaling: vec![&listing, &tags, &contention], ..Default::default() }),
+            &testing::clients(Rules {
+                autoscaling: vec![&listing, &tags, &suspend, &contention],
+                ..Default::default()
+            }),
             Action::Stop,
         )
         .await;
@@ -1078,7 +1090,9 @@ mod mocked {
         let plain = group("plain", (1, 1, 1), None);
         let listing = groups_listing(vec![running, stopped, plain]);
         let (tags, zero) = (tagging(), zeroing());
-        let clients = testing::clients(Rules { autoscaling: vec![&listing, &tags, &zero], ..Default::default() });
+        let suspend = suspending();
+        let clients =
+            testing::clients(Rules { autoscaling: vec![&listing, &tags, &suspend, &zero], ..Default::default() });
         let summary = run_with(&clients, Action::Stop).await;
         assert_eq!(summary.stopped, ["autoscaling-group/plain"], "{summary:?}");
         let why = reason(&summary, "autoscaling-group/protected");

@@ -160,7 +160,9 @@ async fn stop_then_start_every_kind_leaving_members_to_their_cluster_and_group()
     assert_eq!(fleet::db_instance_status(&w.rds, &member).await, "available", "never stopped on its own");
     let (capacity, tags) = fleet::group(&w.autoscaling, &group).await;
     assert_eq!(capacity, (0, 0, 0));
-    assert!(tags.contains(&("stackhand:saved-capacity".into(), "min=1 max=3 desired=2".into())), "{tags:?}");
+    // With the scaling processes it suspended (issue 20 item 6).
+    let saved = "min=1 max=3 desired=2 suspended=ScheduledActions,AlarmNotification";
+    assert!(tags.contains(&("stackhand:saved-capacity".into(), saved.into())), "{tags:?}");
 
     // Stopping again changes nothing and fails nothing.
     let again = s.run(json!({"action": "stop"})).await;
@@ -413,6 +415,51 @@ async fn a_group_at_zero_without_a_saved_capacity_is_stopped_and_never_saved_as_
     }
 }
 
+/// A group's suspended processes, sorted.
+async fn suspended_processes(w: &World, name: &str) -> Vec<String> {
+    let out = w.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(name).send().await.unwrap();
+    let mut names: Vec<String> = out.auto_scaling_groups()[0]
+        .suspended_processes()
+        .iter()
+        .filter_map(|p| p.process_name().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Issue 20 item 6: a stop suspends the group's scheduled actions and alarm notifications (which would
+/// bring it back from 0), records which it suspended, and the start resumes exactly those: one someone
+/// suspended before the stop stays suspended.
+#[tokio::test]
+async fn a_stop_suspends_what_would_revive_the_group_and_the_start_resumes_only_that() {
+    let w = World::new(REGION).await;
+    let group = unique("asg-suspend");
+    fleet::auto_scaling_group(&w.autoscaling, &w.ec2, &group, &w.subnet, (1, 3, 2), &[(w.key.as_str(), "office")])
+        .await;
+    w.autoscaling
+        .suspend_processes()
+        .auto_scaling_group_name(&group)
+        .scaling_processes("AlarmNotification")
+        .send()
+        .await
+        .unwrap();
+    let s = w.scheduler(&moto_url(), &[]).await;
+    let stopped = s.run(json!({"action": "stop"})).await;
+    assert!(names(&stopped, "stopped").contains(&format!("autoscaling-group/{group}")), "{stopped}");
+    let (capacity, tags) = fleet::group(&w.autoscaling, &group).await;
+    assert_eq!(capacity, (0, 0, 0));
+    assert!(
+        tags.contains(&("stackhand:saved-capacity".into(), "min=1 max=3 desired=2 suspended=ScheduledActions".into())),
+        "{tags:?}"
+    );
+    assert_eq!(suspended_processes(&w, &group).await, ["AlarmNotification", "ScheduledActions"]);
+
+    let started = s.run(json!({"action": "start"})).await;
+    assert!(names(&started, "started").contains(&format!("autoscaling-group/{group}")), "{started}");
+    assert_eq!(fleet::group(&w.autoscaling, &group).await.0, (1, 3, 2));
+    assert_eq!(suspended_processes(&w, &group).await, ["AlarmNotification"], "only what the stop suspended resumed");
+}
+
 /// An Auto Scaling group's instance ids.
 async fn group_instances(w: &World, name: &str) -> Vec<String> {
     let out = w.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(name).send().await.unwrap();
@@ -635,7 +682,10 @@ async fn an_ecs_service_with_a_scalable_target_is_stopped_and_started_with_its_c
     assert_eq!(names(&stopped, "failed"), Vec::<String>::new(), "{stopped}");
     let (desired, target, tags) = ecs_service(&ecs, &aas, &cluster, "web").await;
     assert_eq!((desired, target), (0, Some((0, 0))));
-    assert!(tags.contains(&("stackhand:saved-capacity".into(), "min=1 max=4 desired=2".into())), "{tags:?}");
+    // Its scalable target's scaling suspended, and what was suspended recorded (issue 20 item 6).
+    let saved = "min=1 max=4 desired=2 suspended=in,out,scheduled";
+    assert!(tags.contains(&("stackhand:saved-capacity".into(), saved.into())), "{tags:?}");
+    assert_eq!(target_suspended(&aas, &cluster, "web").await, [true, true, true]);
     assert_eq!(ecs_service(&ecs, &aas, &cluster, "untagged").await.0, 1, "untagged services are never touched");
 
     let again = s.run(json!({"action": "stop"})).await;
@@ -647,7 +697,25 @@ async fn an_ecs_service_with_a_scalable_target_is_stopped_and_started_with_its_c
     let (desired, target, tags) = ecs_service(&ecs, &aas, &cluster, "web").await;
     assert_eq!((desired, target), (2, Some((1, 4))), "the saved counts restored");
     assert!(!tags.iter().any(|(k, _)| k == "stackhand:saved-capacity"), "{tags:?}");
+    assert_eq!(target_suspended(&aas, &cluster, "web").await, [false, false, false], "resumed");
     s.assert_no_secrets().await;
+}
+
+/// A service's scalable target's SuspendedState: dynamic scale-in, scale-out, scheduled scaling.
+async fn target_suspended(aas: &aws_sdk_applicationautoscaling::Client, cluster: &str, service: &str) -> [bool; 3] {
+    let targets = aas
+        .describe_scalable_targets()
+        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+        .resource_ids(format!("service/{cluster}/{service}"))
+        .send()
+        .await
+        .expect("DescribeScalableTargets");
+    let state = targets.scalable_targets()[0].suspended_state();
+    [
+        state.and_then(|s| s.dynamic_scaling_in_suspended()).unwrap_or(false),
+        state.and_then(|s| s.dynamic_scaling_out_suspended()).unwrap_or(false),
+        state.and_then(|s| s.scheduled_scaling_suspended()).unwrap_or(false),
+    ]
 }
 
 #[tokio::test]
