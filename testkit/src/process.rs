@@ -44,6 +44,11 @@ impl FunctionProcess {
             // The responses go to a recorder (or moto's presigned URL) on 127.0.0.1, which a function
             // answers only when its owner lists it, as a user's local setup does; `env` may override it.
             .env(stackhand::cfn::ResponseUrlPolicy::ENV, "127.0.0.1")
+            // aurora-schema-init reaches the local MariaDB on 127.0.0.1 without TLS only where its owner
+            // allows both, as the local stack and the demo do; `env` may override them (an empty
+            // SCHEMA_ALLOWED_ENDPOINTS is the default list).
+            .env("SCHEMA_ALLOWED_ENDPOINTS", "127.0.0.1")
+            .env("SCHEMA_ALLOW_PLAINTEXT", "true")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
