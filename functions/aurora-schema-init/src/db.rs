@@ -1,5 +1,6 @@
-//! Connecting to the cluster: TLS against the built-in Amazon RDS CA bundle, and patience while the
-//! database comes up (refused connections, a name that does not resolve yet, a server starting).
+//! Connecting to the cluster: TLS against the built-in Amazon RDS CA bundle and Amazon Trust Services
+//! roots only, and patience while the database comes up (refused connections, a name that does not
+//! resolve yet, a server starting).
 
 use std::time::Duration;
 
@@ -8,24 +9,33 @@ use tokio::time::Instant;
 
 use crate::props::{Properties, Tls};
 use crate::source::Login;
+use crate::target::Target;
 use crate::SchemaError;
 
-/// Amazon RDS and Aurora CA certificates (scripts/update-rds-ca); the Mozilla roots come with rustls.
+/// Amazon RDS and Aurora CA certificates (scripts/update-rds-ca).
 const RDS_CA_BUNDLE: &[u8] = include_bytes!("../certs/rds-ca-bundle.pem");
+/// Amazon Root CA 1-4 and Starfield Services Root CA G2, the roots RDS Proxy's certificates chain to.
+/// No other root is trusted: mysql_async's built-in (webpki) roots are off, so a host with some public
+/// certificate does not pass.
+const AMAZON_TRUST_SERVICES: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Kept before the handler's deadline to report what was waited for.
 const REPORT_MARGIN: Duration = Duration::from_millis(500);
 
-fn options(props: &Properties, login: &Login) -> OptsBuilder {
+fn options(props: &Properties, target: &Target, login: &Login) -> OptsBuilder {
     let ssl = match props.tls {
-        Tls::Required => Some(SslOpts::default().with_root_certs(vec![RDS_CA_BUNDLE.into()])),
+        Tls::Required => Some(
+            SslOpts::default()
+                .with_root_certs(vec![RDS_CA_BUNDLE.into(), AMAZON_TRUST_SERVICES.into()])
+                .with_disable_built_in_roots(true),
+        ),
         Tls::Disabled => None,
     };
     OptsBuilder::default()
-        .ip_or_hostname(props.endpoint.clone())
-        .tcp_port(props.port)
+        .ip_or_hostname(target.host.clone())
+        .tcp_port(target.port)
         .user(Some(login.username.clone()))
         .pass(Some(login.password.clone()))
         .prefer_socket(false)
@@ -56,8 +66,13 @@ fn retryable(err: &mysql_async::Error) -> bool {
 }
 
 /// Connects, retrying with backoff until shortly before `deadline`.
-pub async fn connect(props: &Properties, login: &Login, deadline: Instant) -> Result<Conn, SchemaError> {
-    let endpoint = format!("{}:{}", props.endpoint, props.port);
+pub async fn connect(
+    props: &Properties,
+    target: &Target,
+    login: &Login,
+    deadline: Instant,
+) -> Result<Conn, SchemaError> {
+    let endpoint = target.to_string();
     let started = Instant::now();
     let give_up = deadline.checked_sub(REPORT_MARGIN).unwrap_or(deadline);
     let mut backoff = FIRST_BACKOFF;
@@ -65,21 +80,25 @@ pub async fn connect(props: &Properties, login: &Login, deadline: Instant) -> Re
     loop {
         attempts += 1;
         let left = give_up.saturating_duration_since(Instant::now());
-        let attempt = tokio::time::timeout(props.connect_timeout.min(left), Conn::new(options(props, login))).await;
+        let attempt =
+            tokio::time::timeout(props.connect_timeout.min(left), Conn::new(options(props, target, login))).await;
         let last = match attempt {
             Ok(Ok(conn)) => {
                 tracing::info!(%endpoint, attempts, waited_ms = started.elapsed().as_millis() as u64, "connected");
                 return Ok(conn);
             }
             Ok(Err(mysql_async::Error::Server(e))) if e.code == 1045 => {
-                return Err(SchemaError::Denied { endpoint, message: e.message });
+                return Err(SchemaError::Denied { endpoint, message: crate::migrate::server_message(&e.message) });
             }
             Ok(Err(e)) if props.tls == Tls::Required && tls_failure(&e).is_some() => {
                 let message = tls_failure(&e).map(ToString::to_string).unwrap_or_default();
                 return Err(SchemaError::Tls { endpoint, message });
             }
             Ok(Err(e)) if !retryable(&e) => {
-                return Err(SchemaError::Database(format!("connecting to {endpoint} failed: {e}")));
+                return Err(SchemaError::Database(format!(
+                    "connecting to {endpoint} failed: {}",
+                    crate::migrate::error_text(&e)
+                )));
             }
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {} s", props.connect_timeout.min(left).as_secs_f64()),
@@ -96,6 +115,42 @@ pub async fn connect(props: &Properties, login: &Login, deadline: Instant) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The Amazon Trust Services roots, by SHA-256 fingerprint (https://www.amazontrust.com/repository/).
+    #[test]
+    fn the_amazon_trust_services_roots_are_exactly_the_five() {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::CertificateDer;
+        use sha2::{Digest, Sha256};
+        let mut found: Vec<String> = CertificateDer::pem_slice_iter(AMAZON_TRUST_SERVICES)
+            .map(|c| crate::source::hex(&Sha256::digest(c.unwrap().as_ref())))
+            .collect();
+        found.sort();
+        let mut expected = [
+            "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e", // Amazon Root CA 1
+            "1ba5b2aa8c65401a82960118f80bec4f62304d83cec4713a19c39c011ea46db4", // Amazon Root CA 2
+            "18ce6cfe7bf14e60b2e347b8dfe868cb31d02ebb3ada271569f50343b46db3a4", // Amazon Root CA 3
+            "e35d28419ed02025cfa69038cd623962458da5c695fbdea3c22b0bfb25897092", // Amazon Root CA 4
+            "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5", // Starfield Services Root CA G2
+        ];
+        expected.sort();
+        assert_eq!(found, expected);
+    }
+
+    /// Only the built-in roots: mysql_async would otherwise add the whole webpki (Mozilla) store.
+    #[test]
+    fn tls_trusts_no_built_in_roots() {
+        let props: Properties = stackhand::props::parse(&serde_json::json!({
+            "Endpoint": "h", "Username": "u", "PasswordParameter": "/app/p", "SqlParameter": "/app/s"
+        }))
+        .unwrap();
+        let target = Target { host: "h".into(), port: 3306 };
+        let login = Login { username: "u".into(), password: "secret-pw".into() };
+        let opts = mysql_async::Opts::from(options(&props, &target, &login));
+        let ssl = opts.ssl_opts().expect("TLS by default");
+        assert!(ssl.disable_built_in_roots());
+        assert_eq!(ssl.root_certs().len(), 2, "the RDS bundle and the Amazon Trust Services roots");
+    }
 
     #[test]
     fn the_bundle_holds_the_rds_roots() {
@@ -233,8 +288,9 @@ mod tests {
         }))
         .unwrap();
         let login = Login { username: "u".into(), password: "secret-pw".into() };
+        let target = Target { host: "127.0.0.1".into(), port };
         let started = Instant::now();
-        let err = connect(&props, &login, started + Duration::from_secs(20)).await.expect_err("refused");
+        let err = connect(&props, &target, &login, started + Duration::from_secs(20)).await.expect_err("refused");
         assert!(started.elapsed() < Duration::from_secs(3), "not retried: {:?}", started.elapsed());
         let text = err.to_string();
         assert!(matches!(err, SchemaError::Tls { .. }), "{text}");

@@ -11,6 +11,9 @@ pub enum SchemaError {
     Input(String),
     #[error(transparent)]
     Aws(#[from] stackhand::aws::AwsError),
+    /// A property the function's owner does not allow (or that the credentials rule out).
+    #[error(transparent)]
+    Refused(#[from] crate::policy::Refusal),
     #[error(
         "the database at {endpoint} did not accept a connection within {:.1} s ({attempts} attempts); \
          last error: {last}", waited.as_secs_f64()
@@ -18,8 +21,8 @@ pub enum SchemaError {
     Unavailable { endpoint: String, waited: Duration, attempts: u32, last: String },
     #[error(
         "the TLS handshake with {endpoint} failed: {message}. With Tls required (the default) the server's \
-         certificate must chain to the Amazon RDS CAs built into the function (the global bundle) and carry the \
-         Endpoint's name: give the cluster's Endpoint.Address, not an IP address or a DNS alias of your own"
+         certificate must chain to the Amazon RDS CAs (the global bundle) or the Amazon Trust Services roots (RDS \
+         Proxy), both built into the function, and carry the Endpoint's name: give the cluster's Endpoint.Address, not an IP address or a DNS alias of your own"
     )]
     Tls { endpoint: String, message: String },
     #[error("the database at {endpoint} refused the login: {message}; check the credentials' user name and password")]

@@ -4,9 +4,11 @@
 mod db;
 pub mod error;
 mod migrate;
+pub mod policy;
 mod props;
 pub mod schema;
 pub mod source;
 mod split;
+mod target;
 
 pub use error::SchemaError;

@@ -4,7 +4,7 @@
 // query depth allows.
 #![recursion_limit = "256"]
 
-use aurora_schema_init::{schema, source};
+use aurora_schema_init::{policy, schema, source};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -13,6 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sources = source::Sources {
         ssm: stackhand::client!(aws_sdk_ssm, &config),
         secrets: stackhand::client!(aws_sdk_secretsmanager, &config),
+        rds: stackhand::client!(aws_sdk_rds, &config),
     };
-    stackhand::cfn::run(schema::Schema::new(sources)).await
+    stackhand::cfn::run(schema::Schema::new(sources, policy::Policy::from_env())).await
 }

@@ -8,8 +8,11 @@ use stackhand::props;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Properties {
-    pub endpoint: String,
-    pub port: u16,
+    /// Optional with a secret that names its host (RDS format) or its cluster (RDS-managed): then it
+    /// is taken from there.
+    pub endpoint: Option<String>,
+    /// Optional: from the secret or the cluster, else 3306.
+    pub port: Option<u16>,
     pub database: Option<String>,
     pub credentials: Credentials,
     pub sql: SqlSource,
@@ -44,7 +47,7 @@ impl SqlSource {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Tls {
-    /// Verify the server against the Amazon RDS CA bundle (built in) and the Mozilla roots.
+    /// Verify the server against the Amazon RDS CA bundle and the Amazon Trust Services roots (built in).
     #[default]
     Required,
     /// Plain TCP: local testing only.
@@ -65,7 +68,8 @@ impl std::str::FromStr for Tls {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct Raw {
-    endpoint: String,
+    #[serde(default)]
+    endpoint: Option<String>,
     #[serde(default, deserialize_with = "props::optional_number")]
     port: Option<u16>,
     #[serde(default)]
@@ -110,15 +114,18 @@ fn validate(raw: Raw) -> Result<Properties, String> {
                     Secrets Manager (SecretArn) or an SSM SecureString (Username + PasswordParameter)"
             .into());
     }
-    let endpoint = raw.endpoint.trim().to_owned();
-    let host_ok = !endpoint.is_empty()
-        && endpoint.len() <= 253
-        && endpoint.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
-    if !host_ok {
-        return Err(format!("Endpoint {endpoint:?} is not a host name or address (the cluster's Endpoint.Address)"));
+    let endpoint = blank_to_none(raw.endpoint);
+    if let Some(endpoint) = &endpoint {
+        let host_ok = endpoint.len() <= 253
+            && endpoint.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+        if !host_ok {
+            return Err(format!(
+                "Endpoint {endpoint:?} is not a host name or address (the cluster's Endpoint.Address)"
+            ));
+        }
     }
-    let port = raw.port.unwrap_or(3306);
-    if port == 0 {
+    let port = raw.port;
+    if port == Some(0) {
         return Err("Port must be 1-65535 (Aurora MySQL listens on 3306 unless set otherwise)".into());
     }
     let database = blank_to_none(raw.database);
@@ -142,6 +149,11 @@ fn validate(raw: Raw) -> Result<Properties, String> {
         }
         (None, Some(username), Some(parameter)) => {
             check_parameter_name("PasswordParameter", &parameter)?;
+            if endpoint.is_none() {
+                return Err("Endpoint is required with Username + PasswordParameter (the cluster's \
+                            Endpoint.Address); only a secret can name its own endpoint"
+                    .into());
+            }
             Credentials::Parameter { username, parameter }
         }
         (None, Some(_), None) => {
@@ -219,7 +231,7 @@ mod tests {
     #[test]
     fn the_usual_shapes_parse_with_defaults() {
         let p = parse(json!({"Endpoint": "db.cluster-abc.us-east-1.rds.amazonaws.com", "SecretArn": SECRET, "SqlParameter": "/app/schema.sql"})).unwrap();
-        assert_eq!(p.port, 3306);
+        assert_eq!(p.port, None, "from the secret or the cluster, else 3306");
         assert_eq!(p.tls, Tls::Required);
         assert_eq!(p.connect_timeout, Duration::from_secs(5));
         assert_eq!(p.sql, SqlSource::Parameter("/app/schema.sql".into()));
@@ -229,7 +241,7 @@ mod tests {
             "ConnectTimeoutSeconds": "2"
         }))
         .unwrap();
-        assert_eq!(p.port, 3307);
+        assert_eq!(p.port, Some(3307));
         assert_eq!(p.database.as_deref(), Some("app"));
         assert_eq!(p.sql, SqlSource::Path("/app/schema".into()), "a trailing slash is dropped");
         assert_eq!(
@@ -269,6 +281,13 @@ mod tests {
         assert!(with(json!({"Tls": "preferred"})).contains("required (the default) or disabled"));
         assert!(with(json!({"Database": "a.b"})).contains("Database"));
         assert!(with(json!({"ConnectTimeoutSeconds": "0"})).contains("ConnectTimeoutSeconds"));
-        assert!(with(json!({"Endpoint": null})).contains("Endpoint"));
+        let no_endpoint = json!({"Endpoint": null, "SecretArn": null, "Username": "u", "PasswordParameter": "/p"});
+        assert!(with(no_endpoint).contains("Endpoint is required with Username + PasswordParameter"));
+    }
+
+    #[test]
+    fn a_secret_may_name_the_endpoint_itself() {
+        let p = parse(json!({"SecretArn": SECRET, "SqlParameter": "/app/schema.sql"})).unwrap();
+        assert_eq!((p.endpoint, p.port), (None, None));
     }
 }

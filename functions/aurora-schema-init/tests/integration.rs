@@ -37,7 +37,7 @@ async fn put(name: &str, value: &str, secure: bool) {
 
 /// The password as an SSM SecureString; returns the parameter name.
 async fn password_parameter(tag: &str) -> String {
-    let name = format!("/{tag}/db-password");
+    let name = format!("/app/{tag}/db-password");
     put(&name, MARIADB_PASSWORD, true).await;
     name
 }
@@ -46,7 +46,7 @@ async fn password_parameter(tag: &str) -> String {
 async fn secret(tag: &str, password: &str) -> String {
     let body = json!({"engine": "mysql", "username": MARIADB_USER, "password": password}).to_string();
     let out =
-        local::secrets().await.create_secret().name(format!("{tag}-db")).secret_string(body).send().await.unwrap();
+        local::secrets().await.create_secret().name(format!("rds!{tag}-db")).secret_string(body).send().await.unwrap();
     out.arn().unwrap().to_owned()
 }
 
@@ -89,7 +89,7 @@ fn merge(mut a: Value, b: Value) -> Value {
 async fn the_seeds_script_creates_its_table_once_and_delete_keeps_it() {
     let tag = unique("seed");
     create_database(&tag).await;
-    let sql_name = format!("/{tag}/schema.sql");
+    let sql_name = format!("/app/{tag}/schema.sql");
     put(&sql_name, &format!("USE {tag}; CREATE TABLE t (dt datetime);"), false).await;
     let props = merge(
         base_props(mariadb_port()),
@@ -123,7 +123,7 @@ async fn the_seeds_script_creates_its_table_once_and_delete_keeps_it() {
 #[tokio::test]
 async fn one_path_applied_to_two_databases_on_one_server_builds_both() {
     let tag = unique("two_dbs");
-    let path = format!("/{tag}/schema");
+    let path = format!("/app/{tag}/schema");
     put(&format!("{path}/0001-accounts"), "CREATE TABLE accounts (id int primary key);", false).await;
     let password = password_parameter(&tag).await;
     let h = harness().await;
@@ -155,7 +155,7 @@ async fn one_path_applied_to_two_databases_on_one_server_builds_both() {
 async fn migrations_under_a_path_apply_in_order_and_only_new_ones_later() {
     let tag = unique("path");
     create_database(&tag).await;
-    let path = format!("/{tag}/schema");
+    let path = format!("/app/{tag}/schema");
     put(&format!("{path}/0002-orders"), "CREATE TABLE orders (id int primary key, customer int);", false).await;
     put(
         &format!("{path}/0001-customers"),
@@ -193,7 +193,7 @@ async fn migrations_under_a_path_apply_in_order_and_only_new_ones_later() {
 async fn a_changed_applied_migration_fails_and_touches_nothing() {
     let tag = unique("changed");
     create_database(&tag).await;
-    let path = format!("/{tag}/schema");
+    let path = format!("/app/{tag}/schema");
     put(&format!("{path}/0001-init"), "CREATE TABLE a (x int);", false).await;
     let props = merge(
         base_props(mariadb_port()),
@@ -219,7 +219,7 @@ async fn a_changed_applied_migration_fails_and_touches_nothing() {
 async fn two_concurrent_runs_apply_exactly_once() {
     let tag = unique("race");
     create_database(&tag).await;
-    let path = format!("/{tag}/schema");
+    let path = format!("/app/{tag}/schema");
     put(
         &format!("{path}/0001-seed"),
         "CREATE TABLE counter (n int);\nINSERT INTO counter VALUES (1);\nDO SLEEP(1);",
@@ -246,7 +246,7 @@ async fn two_concurrent_runs_apply_exactly_once() {
 async fn a_database_unavailable_for_20_seconds_is_waited_for() {
     let tag = unique("late");
     create_database(&tag).await;
-    let sql = format!("/{tag}/schema.sql");
+    let sql = format!("/app/{tag}/schema.sql");
     put(&sql, "CREATE TABLE late (x int);", false).await;
     let port = local::Relay::start(Duration::from_secs(20), mariadb_port()).await.port;
     let props = merge(
@@ -263,11 +263,11 @@ async fn a_database_unavailable_for_20_seconds_is_waited_for() {
 #[tokio::test]
 async fn a_database_that_never_comes_up_is_reported_before_the_deadline() {
     let tag = unique("never");
-    put(&format!("/{tag}/schema.sql"), "SELECT 1;", false).await;
+    put(&format!("/app/{tag}/schema.sql"), "SELECT 1;", false).await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let props = merge(
         base_props(closed),
-        json!({"Username": MARIADB_USER, "PasswordParameter": password_parameter(&tag).await, "SqlParameter": format!("/{tag}/schema.sql")}),
+        json!({"Username": MARIADB_USER, "PasswordParameter": password_parameter(&tag).await, "SqlParameter": format!("/app/{tag}/schema.sql")}),
     );
     let h = harness().await;
     let (_, body) = h.request("n1", h.event("n1", "Create", "Schema", props), Duration::from_secs(6)).await;
@@ -281,7 +281,7 @@ async fn a_database_that_never_comes_up_is_reported_before_the_deadline() {
 async fn bad_sql_names_the_migration_and_statement_and_a_fixed_run_resumes() {
     let tag = unique("bad");
     create_database(&tag).await;
-    let path = format!("/{tag}/schema");
+    let path = format!("/app/{tag}/schema");
     let param = format!("{path}/0001-tables");
     put(&param, "CREATE TABLE a (x int);\nCREATE TABLE b (y int);\nCREATE TABL c (z int);", false).await;
     let props = merge(
@@ -313,7 +313,7 @@ async fn bad_sql_names_the_migration_and_statement_and_a_fixed_run_resumes() {
 async fn procedures_with_delimiter_and_strings_with_semicolons_arrive_intact() {
     let tag = unique("proc");
     create_database(&tag).await;
-    let sql = format!("/{tag}/schema.sql");
+    let sql = format!("/app/{tag}/schema.sql");
     let script = format!(
         "USE {tag};\n\
          CREATE TABLE notes (body text); -- a comment; with a semicolon\n\
@@ -343,11 +343,11 @@ async fn procedures_with_delimiter_and_strings_with_semicolons_arrive_intact() {
 #[tokio::test]
 async fn a_wrong_password_is_refused_at_once_and_never_shown() {
     let tag = unique("denied");
-    put(&format!("/{tag}/schema.sql"), "SELECT 1;", false).await;
+    put(&format!("/app/{tag}/schema.sql"), "SELECT 1;", false).await;
     let wrong = "wrong-password-do-not-show";
     let props = merge(
         base_props(mariadb_port()),
-        json!({"SecretArn": secret(&tag, wrong).await, "SqlParameter": format!("/{tag}/schema.sql")}),
+        json!({"SecretArn": secret(&tag, wrong).await, "SqlParameter": format!("/app/{tag}/schema.sql")}),
     );
     let h = harness().await;
     let (_, body) = h.request("w1", h.event("w1", "Create", "Schema", props), TIMEOUT).await;
@@ -359,10 +359,10 @@ async fn a_wrong_password_is_refused_at_once_and_never_shown() {
 #[tokio::test]
 async fn tls_required_against_a_server_without_tls_fails_clearly() {
     let tag = unique("tls");
-    put(&format!("/{tag}/schema.sql"), "SELECT 1;", false).await;
+    put(&format!("/app/{tag}/schema.sql"), "SELECT 1;", false).await;
     let mut props = merge(
         base_props(mariadb_port()),
-        json!({"SecretArn": secret(&tag, MARIADB_PASSWORD).await, "SqlParameter": format!("/{tag}/schema.sql")}),
+        json!({"SecretArn": secret(&tag, MARIADB_PASSWORD).await, "SqlParameter": format!("/app/{tag}/schema.sql")}),
     );
     props.as_object_mut().unwrap().remove("Tls");
     let h = harness().await;
@@ -379,12 +379,12 @@ async fn missing_parameters_and_secrets_are_named() {
     let h = harness().await;
     let props = merge(
         base_props(mariadb_port()),
-        json!({"Username": MARIADB_USER, "PasswordParameter": format!("/{tag}/nope"), "SqlParameter": format!("/{tag}/nope.sql")}),
+        json!({"Username": MARIADB_USER, "PasswordParameter": format!("/app/{tag}/nope"), "SqlParameter": format!("/app/{tag}/nope.sql")}),
     );
     let (_, body) = h.request("m1", h.event("m1", "Create", "Schema", props), TIMEOUT).await;
     assert_eq!(status(&body), "FAILED");
     let reason = body["Reason"].as_str().unwrap();
-    assert!(reason.starts_with(&format!("SqlParameter /{tag}/nope.sql does not exist")), "{reason}");
+    assert!(reason.starts_with(&format!("SqlParameter /app/{tag}/nope.sql does not exist")), "{reason}");
     let props =
         merge(base_props(mariadb_port()), json!({"Username": "u", "Password": "plain-text-pw", "SqlParameter": "/x"}));
     let (_, body) = h.request("m2", h.event("m2", "Create", "Schema", props), TIMEOUT).await;
@@ -396,7 +396,7 @@ async fn missing_parameters_and_secrets_are_named() {
 async fn a_failing_insert_rolls_back_its_batch_and_the_fix_resumes_exactly() {
     let tag = unique("batch");
     create_database(&tag).await;
-    let path = format!("/{tag}/schema");
+    let path = format!("/app/{tag}/schema");
     let param = format!("{path}/0001-data");
     let script = "CREATE TABLE t (id int primary key);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);\nINSERT INTO t VALUES (1);";
     put(&param, script, false).await;
@@ -435,7 +435,7 @@ fn matrix() -> FaultMatrix<'static> {
     let tag = unique("fault");
     let props = merge(
         base_props(mariadb_port()),
-        json!({"Username": MARIADB_USER, "PasswordParameter": format!("/{tag}/missing"), "SqlParameter": format!("/{tag}/missing.sql")}),
+        json!({"Username": MARIADB_USER, "PasswordParameter": format!("/app/{tag}/missing"), "SqlParameter": format!("/app/{tag}/missing.sql")}),
     );
     let mut wrong = props.clone();
     wrong["Port"] = json!(["3306"]);
@@ -455,7 +455,7 @@ testkit::fault_matrix!(matrix);
 async fn throttled_ssm_and_secrets_manager_still_converge() {
     let tag = unique("throttle");
     create_database(&tag).await;
-    let path = format!("/{tag}/schema");
+    let path = format!("/app/{tag}/schema");
     put(&format!("{path}/0001-a"), "CREATE TABLE a (x int);", false).await;
     put(&format!("{path}/0002-b"), "CREATE TABLE b (y int);", false).await;
     let props = merge(
@@ -507,7 +507,7 @@ fn connection_in(reason: &str) -> u64 {
 async fn a_connection_lost_mid_statement_is_never_repeated_blindly() {
     let tag = unique("cut");
     create_database(&tag).await;
-    let path = format!("/{tag}/schema");
+    let path = format!("/app/{tag}/schema");
     let script = "CREATE TABLE a (x int PRIMARY KEY);\nINSERT INTO a VALUES (1);\nINSERT INTO a VALUES (2);\n\
                   DO SLEEP(3);\nCREATE TABLE b (y int);\nINSERT INTO a VALUES (3);";
     put(&format!("{path}/0001-data"), script, false).await;
@@ -567,7 +567,7 @@ async fn a_connection_lost_mid_statement_is_never_repeated_blindly() {
 async fn a_statement_still_running_at_the_deadline_is_killed_and_not_rerun() {
     let tag = unique("slow");
     create_database(&tag).await;
-    let path = format!("/{tag}/schema");
+    let path = format!("/app/{tag}/schema");
     let script = "CREATE TABLE a (x int);\n\
                   DELIMITER $$\n\
                   CREATE PROCEDURE slow_ddl() BEGIN CREATE TABLE b (y int); DO SLEEP(120); END$$\n\
@@ -616,7 +616,7 @@ async fn a_statement_still_running_at_the_deadline_is_killed_and_not_rerun() {
 async fn no_statement_starts_too_close_to_the_deadline_and_the_next_run_resumes() {
     let tag = unique("late_stmt");
     create_database(&tag).await;
-    let path = format!("/{tag}/schema");
+    let path = format!("/app/{tag}/schema");
     // Against a 30 s invocation the handler has about 18 s: after the sleep, under 10 s are left.
     put(&format!("{path}/0001-long"), "CREATE TABLE a (x int);\nDO SLEEP(9);\nCREATE TABLE b (y int);", false).await;
     let props = merge(
@@ -646,7 +646,7 @@ async fn no_statement_starts_too_close_to_the_deadline_and_the_next_run_resumes(
 async fn a_lock_held_by_a_leftover_session_names_it() {
     let tag = unique("held");
     create_database(&tag).await;
-    let sql = format!("/{tag}/schema.sql");
+    let sql = format!("/app/{tag}/schema.sql");
     put(&sql, "CREATE TABLE t (x int);", false).await;
     let props = merge(
         base_props(mariadb_port()),
@@ -668,7 +668,7 @@ async fn a_lock_held_by_a_leftover_session_names_it() {
 #[tokio::test]
 async fn a_failing_statement_with_a_password_in_it_never_shows_the_password() {
     let tag = unique("literal");
-    let sql = format!("/{tag}/schema.sql");
+    let sql = format!("/app/{tag}/schema.sql");
     let password = "app-user-password-in-sql";
     put(&sql, &format!("CREATE USERR 'app'@'%' IDENTIFIED BY '{password}';"), false).await;
     let props = merge(

@@ -21,12 +21,14 @@ use tokio::time::Instant;
 
 use self::history::{History, InFlight};
 use self::plan::{interruption, plan, InterruptedBy};
-use self::sql::{db_error, excerpt, is_dml, is_session_statement, is_transaction_control, server_message};
+use self::sql::{db_error, excerpt, is_dml, is_session_statement, is_transaction_control};
 use crate::props::Properties;
 use crate::source::Login;
+use crate::target::Target;
 use crate::{db, SchemaError};
 
 pub use self::prepare::{prepare, Prepared};
+pub(crate) use self::sql::{error_text, server_message};
 
 /// No statement starts with less than this left before the deadline: one that outlives the invocation
 /// leaves its outcome unknown. The run stops cleanly instead, and the next run resumes there.
@@ -56,10 +58,7 @@ async fn record_failure(
     failed: usize,
     e: mysql_async::Error,
 ) -> SchemaError {
-    let message = match &e {
-        mysql_async::Error::Server(s) => format!("{} (error {})", server_message(&s.message), s.code),
-        other => other.to_string(),
-    };
+    let message = error_text(&e);
     let id = &p.migration.id;
     history.record_failed(conn, id, committed, &p.prefixes[committed], &message).await;
     let mut committed_text = if committed == 0 {
@@ -89,10 +88,11 @@ async fn record_failure(
     }
 }
 
-/// What a run needs besides the migrations: the properties, the login for a second connection (to
-/// kill a statement that outlives its time) and the deadline.
+/// What a run needs besides the migrations: the properties, the endpoint and login for a second
+/// connection (to kill a statement that outlives its time) and the deadline.
 pub struct Context<'a> {
     pub props: &'a Properties,
+    pub target: &'a Target,
     pub login: &'a Login,
     pub deadline: Instant,
 }
@@ -166,7 +166,7 @@ async fn apply_all(conn: &mut Conn, cx: &Context<'_>, prepared: &[Prepared]) -> 
 /// client is gone): the server rolls back its transaction and frees its schema lock. On success the
 /// new connection replaces `conn`. Says what happened, for the Reason.
 async fn kill(conn: &mut Conn, cx: &Context<'_>, id: u32) -> String {
-    let mut other = match db::connect(cx.props, cx.login, cx.deadline).await {
+    let mut other = match db::connect(cx.props, cx.target, cx.login, cx.deadline).await {
         Ok(other) => other,
         Err(e) => return format!("killing connection {id} from a new connection failed too ({e})"),
     };

@@ -4,7 +4,15 @@
 use crate::SchemaError;
 
 pub(super) fn db_error(what: &str, e: mysql_async::Error) -> SchemaError {
-    SchemaError::Database(format!("{what}: {e}"))
+    SchemaError::Database(format!("{what}: {}", error_text(&e)))
+}
+
+/// An error as a Reason may show it: a server's message with its quoted spans masked.
+pub(crate) fn error_text(e: &mysql_async::Error) -> String {
+    match e {
+        mysql_async::Error::Server(s) => format!("{} (error {})", server_message(&s.message), s.code),
+        other => other.to_string(),
+    }
 }
 
 /// The statement as one short line for a Reason, with string literals masked: a failing
@@ -49,15 +57,48 @@ fn mask_literals(text: &str) -> String {
     out
 }
 
-/// The server's message, with the literals in its `near '…'` fragment (raw SQL) masked.
-pub(super) fn server_message(message: &str) -> String {
+/// The server's message with every quoted span ('…', "…", `…`) masked: servers quote the values and
+/// names they complain about (`Duplicate entry '…' for key '…'`), and a value may be a secret. The
+/// `near '…'` fragment of a syntax error is SQL: it becomes a masked excerpt, as the statement's is.
+pub(crate) fn server_message(message: &str) -> String {
     match (message.find("near '"), message.rfind("' at line")) {
         (Some(start), Some(end)) if end > start + 6 => {
             let fragment = &message[start + 6..end];
-            format!("{}near '{}{}", &message[..start], mask_literals(fragment), &message[end..])
+            format!(
+                "{}near '{}'{}",
+                mask_quoted(&message[..start]),
+                excerpt(fragment),
+                mask_quoted(&message[end + 1..])
+            )
         }
-        _ => message.to_owned(),
+        _ => mask_quoted(message),
     }
+}
+
+/// Masks each quoted span of a message. Servers do not escape what they quote, so a span ends at its
+/// quote only where no letter or digit follows (`'it's'` is one span); an unclosed one runs to the end.
+fn mask_quoted(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        out.push(c);
+        i += 1;
+        if !matches!(c, '\'' | '"' | '`') {
+            continue;
+        }
+        out.push('…');
+        while i < chars.len() {
+            let closes = chars[i] == c && chars.get(i + 1).is_none_or(|n| !n.is_alphanumeric());
+            i += 1;
+            if closes {
+                out.push(c);
+                break;
+            }
+        }
+    }
+    out
 }
 
 fn first_keyword(text: &str) -> String {

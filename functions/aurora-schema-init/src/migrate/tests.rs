@@ -167,7 +167,20 @@ fn literals_never_reach_a_reason() {
     let shown = server_message(server);
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("near 'IDENTIFED BY '…'' at line 1"), "{shown}");
-    assert_eq!(server_message("Table 'a' already exists"), "Table 'a' already exists");
+    assert_eq!(server_message("Table 'a' already exists"), "Table '…' already exists");
+}
+
+#[test]
+fn every_quoted_span_of_a_server_message_is_masked() {
+    assert_eq!(server_message("Duplicate entry 'hunter2-pw' for key 'PRIMARY'"), "Duplicate entry '…' for key '…'");
+    assert_eq!(server_message("Duplicate entry 'it's-secret' for key 'k'"), "Duplicate entry '…' for key '…'");
+    assert_eq!(server_message("Unknown column \"pw-value\" in `t`"), "Unknown column \"…\" in `…`");
+    assert_eq!(server_message("Data too long 'unclosed secret"), "Data too long '…");
+    let syntax = "You have an error in your SQL syntax near 'VALUES ('pw-1', 2) and more' at line 3 of 'x'";
+    assert_eq!(
+        server_message(syntax),
+        "You have an error in your SQL syntax near 'VALUES ('…', 2) and more' at line 3 of '…'"
+    );
 }
 
 #[test]
