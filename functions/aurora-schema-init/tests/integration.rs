@@ -409,7 +409,7 @@ async fn a_failing_insert_rolls_back_its_batch_and_the_fix_resumes_exactly() {
     assert_eq!(status(&body), "FAILED");
     let reason = body["Reason"].as_str().unwrap();
     assert!(reason.contains("failed at statement 4 of 4"), "{reason}");
-    assert!(reason.contains("Duplicate entry"), "{reason}");
+    assert!(reason.contains("Duplicate entry '…' for key '…'"), "the value is masked: {reason}");
     assert!(reason.contains("Statements 1-1 of it were applied"), "{reason}");
     assert!(reason.contains("Statements 2-3 ran in one transaction with it and were rolled back"), "{reason}");
     let rows: Vec<u32> = local::mariadb().await.query(format!("SELECT id FROM `{tag}`.t")).await.unwrap();
@@ -682,4 +682,252 @@ async fn a_failing_statement_with_a_password_in_it_never_shows_the_password() {
     assert!(reason.contains("failed at statement 1 of 1") && reason.contains("error 1064"), "{reason}");
     assert!(reason.contains("IDENTIFIED BY '…'"), "{reason}");
     h.assert_no_secrets(&[password, MARIADB_PASSWORD]).await;
+}
+
+// --- The owner's guardrails (issue 19): where the credentials may go, and what a property may name ---
+
+/// A harness whose function runs with `extra` on top of the local stack's settings.
+async fn harness_with(extra: &[(&str, &str)]) -> Harness {
+    let mut env = aws_env(&moto_url());
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Harness::start(BIN, TYPE, &env).await
+}
+
+/// The owner's settings as deployed from the template with its defaults: no local allowlist.
+const DEFAULT_ENDPOINTS: (&str, &str) = ("SCHEMA_ALLOWED_ENDPOINTS", "");
+
+/// A TCP listener on 127.0.0.1 that counts the connections it accepts (and closes them).
+struct Listener {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Listener {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        Self { port, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A secret in Secrets Manager's RDS format, naming its host and port; returns its ARN.
+async fn rds_format_secret(tag: &str, password: &str, host: &str, port: u16) -> String {
+    let body = json!({"engine": "mysql", "host": host, "port": port, "username": MARIADB_USER, "password": password});
+    let out = local::secrets()
+        .await
+        .create_secret()
+        .name(format!("rds!{tag}-hosted"))
+        .secret_string(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    out.arn().unwrap().to_owned()
+}
+
+/// An Aurora cluster in moto and the master user secret RDS would manage for it (tagged as RDS tags
+/// it); returns the secret's ARN and the cluster's writer endpoint.
+async fn managed_secret(tag: &str) -> (String, String) {
+    let rds = aws_sdk_rds::Client::new(&local::sdk_config(&moto_url()).await);
+    let id = tag.replace('_', "-");
+    let cluster = rds
+        .create_db_cluster()
+        .db_cluster_identifier(&id)
+        .engine("aurora-mysql")
+        .master_username("admin")
+        .master_user_password("moto-only-password")
+        .send()
+        .await
+        .expect("CreateDBCluster")
+        .db_cluster
+        .unwrap();
+    let tag_ = aws_sdk_secretsmanager::types::Tag::builder()
+        .key("aws:rds:primaryDBClusterArn")
+        .value(cluster.db_cluster_arn().unwrap())
+        .build();
+    let body = json!({"username": MARIADB_USER, "password": MARIADB_PASSWORD}).to_string();
+    let out = local::secrets()
+        .await
+        .create_secret()
+        .name(format!("rds!cluster-{id}"))
+        .secret_string(body)
+        .tags(tag_)
+        .send()
+        .await
+        .unwrap();
+    (out.arn().unwrap().to_owned(), cluster.endpoint().unwrap().to_owned())
+}
+
+/// The attack: an author names another team's secret and their own listener. The secret names its
+/// endpoint (RDS format) or its cluster (RDS-managed); the listener on 127.0.0.1 is even on the local
+/// allowlist, yet it never sees a connection, and the SQL is never read (it does not exist).
+#[tokio::test]
+async fn a_listener_that_is_not_the_secrets_host_and_port_never_sees_a_connection() {
+    let tag = unique("bound");
+    let listener = Listener::start().await;
+    let hosted = rds_format_secret(&tag, MARIADB_PASSWORD, "127.0.0.1", mariadb_port()).await;
+    let (managed, writer) = managed_secret(&tag).await;
+    let h = harness().await;
+    let cases = [
+        (
+            hosted.clone(),
+            json!(listener.port.to_string()),
+            format!("Port {} is refused: SecretArn {hosted}", listener.port),
+        ),
+        (
+            managed.clone(),
+            json!(listener.port.to_string()),
+            format!("Endpoint 127.0.0.1 is refused: SecretArn {managed} is the master user secret of cluster"),
+        ),
+    ];
+    for (i, (secret, port, refusal)) in cases.into_iter().enumerate() {
+        let props = merge(
+            base_props(listener.port),
+            json!({"SecretArn": secret, "Port": port, "SqlParameter": format!("/app/{tag}/never-read.sql")}),
+        );
+        let name = format!("a{i}");
+        let (_, body) = h.request(&name, h.event(&name, "Create", "Schema", props), TIMEOUT).await;
+        assert_eq!(status(&body), "FAILED", "{body}");
+        let reason = body["Reason"].as_str().unwrap();
+        assert!(reason.starts_with(&refusal), "{reason}");
+        assert!(!reason.contains("does not exist"), "refused before the SQL was read: {reason}");
+        if i == 1 {
+            assert!(reason.contains(&writer), "names the cluster's endpoints: {reason}");
+        }
+    }
+    // Under the owner's default list, Username + PasswordParameter may not name 127.0.0.1 either.
+    let h = harness_with(&[DEFAULT_ENDPOINTS]).await;
+    let props = merge(
+        base_props(listener.port),
+        json!({"Username": MARIADB_USER, "PasswordParameter": format!("/app/{tag}/never-read"),
+               "SqlParameter": format!("/app/{tag}/never-read.sql")}),
+    );
+    let (_, body) = h.request("a3", h.event("a3", "Create", "Schema", props), TIMEOUT).await;
+    assert_eq!(status(&body), "FAILED", "{body}");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.starts_with("Endpoint 127.0.0.1 is refused: "), "{reason}");
+    assert!(reason.contains("SCHEMA_ALLOWED_ENDPOINTS (*.rds.amazonaws.com)"), "{reason}");
+    assert_eq!(listener.accepted(), 0, "the author's listener saw a connection");
+    h.assert_no_secrets(&[MARIADB_PASSWORD]).await;
+}
+
+#[tokio::test]
+async fn an_rds_format_secret_supplies_the_endpoint_and_port() {
+    let tag = unique("hosted");
+    create_database(&tag).await;
+    let sql = format!("/app/{tag}/schema.sql");
+    put(&sql, "CREATE TABLE t (x int);", false).await;
+    let secret = rds_format_secret(&tag, MARIADB_PASSWORD, "127.0.0.1", mariadb_port()).await;
+    let props = json!({"Tls": "disabled", "Database": tag, "SecretArn": secret, "SqlParameter": sql});
+    // Bound by the secret, not by the owner's list: the default one does not name 127.0.0.1.
+    let h = harness_with(&[DEFAULT_ENDPOINTS]).await;
+    let (_, body) = h.request("h1", h.event("h1", "Create", "Schema", props), TIMEOUT).await;
+    assert_eq!(status(&body), "SUCCESS", "{body}");
+    assert_eq!(tables(&tag).await, ["t"]);
+    let id = body["PhysicalResourceId"].as_str().unwrap();
+    assert!(id.starts_with("aurora-schema:secret-"), "{id}");
+    assert!(h.process.output().contains(&format!("127.0.0.1:{}", mariadb_port())), "logs the bound endpoint");
+}
+
+#[tokio::test]
+async fn plaintext_and_sources_outside_the_owners_rules_are_refused_naming_the_setting() {
+    let tag = unique("rules");
+    let listener = Listener::start().await;
+    let password = password_parameter(&tag).await;
+    let sql = format!("/app/{tag}/schema.sql");
+    put(&sql, "SELECT 1;", false).await;
+    let props = merge(
+        base_props(listener.port),
+        json!({"Username": MARIADB_USER, "PasswordParameter": password, "SqlParameter": sql}),
+    );
+
+    let h = harness_with(&[("SCHEMA_ALLOW_PLAINTEXT", "false")]).await;
+    let (_, body) = h.request("r1", h.event("r1", "Create", "Schema", props.clone()), TIMEOUT).await;
+    assert_eq!(status(&body), "FAILED", "{body}");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.starts_with("Tls disabled is refused: "), "{reason}");
+    assert!(reason.contains("SCHEMA_ALLOW_PLAINTEXT=true"), "{reason}");
+
+    let h = harness().await;
+    let outside = merge(props.clone(), json!({"SqlParameter": format!("/team-b/{tag}/schema.sql")}));
+    let (_, body) = h.request("r2", h.event("r2", "Create", "Schema", outside), TIMEOUT).await;
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.starts_with(&format!("SqlParameter /team-b/{tag}/schema.sql is refused: ")), "{reason}");
+    assert!(reason.contains("SchemaParameterPrefix (env SCHEMA_PARAMETER_PREFIX)"), "{reason}");
+
+    let other = format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:team-b/{tag}-AbCdEf");
+    let foreign = merge(base_props(listener.port), json!({"SecretArn": other, "SqlParameter": sql}));
+    let (_, body) = h.request("r3", h.event("r3", "Create", "Schema", foreign), TIMEOUT).await;
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.starts_with(&format!("SecretArn {other} is refused: ")), "{reason}");
+    assert!(reason.contains("SchemaSecretNamePattern (env SCHEMA_SECRET_NAME_PATTERN)"), "{reason}");
+
+    // A password too short to mask is refused, never used (and never shown).
+    let short = rds_format_secret(&tag, "pw1", "127.0.0.1", listener.port).await;
+    let weak = merge(base_props(listener.port), json!({"SecretArn": short, "SqlParameter": sql}));
+    let (_, body) = h.request("r4", h.event("r4", "Create", "Schema", weak), TIMEOUT).await;
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!("the password in SecretArn {short} is refused: it is 3 characters")),
+        "{reason}"
+    );
+    assert_eq!(listener.accepted(), 0, "no refused request connected");
+}
+
+/// An existing stack updated after the upgrade, with the properties it always had: bound by its secret
+/// it keeps working; bound by nothing, it fails naming the setting its owner adds.
+#[tokio::test]
+async fn an_existing_stacks_update_keeps_working_or_names_what_to_add() {
+    let tag = unique("upgrade");
+    create_database(&tag).await;
+    let path = format!("/app/{tag}/schema");
+    put(&format!("{path}/0001-a"), "CREATE TABLE a (x int);", false).await;
+    let old_style = merge(
+        base_props(mariadb_port()),
+        json!({"Database": tag, "Username": MARIADB_USER, "PasswordParameter": password_parameter(&tag).await,
+               "SqlParameterPath": path}),
+    );
+    let local = harness().await;
+    let (_, created) = local.request("u1", local.event("u1", "Create", "Schema", old_style.clone()), TIMEOUT).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+
+    put(&format!("{path}/0002-b"), "CREATE TABLE b (y int);", false).await;
+    let owner = harness_with(&[DEFAULT_ENDPOINTS]).await;
+    let mut update = owner.event("u2", "Update", "Schema", old_style.clone());
+    update["PhysicalResourceId"] = created["PhysicalResourceId"].clone();
+    update["OldResourceProperties"] = old_style.clone();
+    let (_, body) = owner.request("u2", update, TIMEOUT).await;
+    assert_eq!(status(&body), "FAILED", "{body}");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.starts_with("Endpoint 127.0.0.1 is refused: "), "{reason}");
+    assert!(reason.contains("add it to the template parameter SchemaAllowedEndpoints"), "{reason}");
+    assert_eq!(tables(&tag).await, ["a"], "nothing applied");
+
+    // The same stack with its credentials in an RDS-format secret for that host and port: the old
+    // Endpoint and Port properties agree with it, and the update goes through under the defaults.
+    let secret = rds_format_secret(&tag, MARIADB_PASSWORD, "127.0.0.1", mariadb_port()).await;
+    let mut props = old_style.clone();
+    let o = props.as_object_mut().unwrap();
+    o.remove("Username");
+    o.remove("PasswordParameter");
+    o.insert("SecretArn".into(), json!(secret));
+    let mut update = owner.event("u3", "Update", "Schema", props);
+    update["PhysicalResourceId"] = created["PhysicalResourceId"].clone();
+    update["OldResourceProperties"] = old_style;
+    let (_, body) = owner.request("u3", update, TIMEOUT).await;
+    assert_eq!(status(&body), "SUCCESS", "{body}");
+    assert_eq!(body["Data"]["AppliedMigrations"], "0002-b");
+    assert_eq!(body["PhysicalResourceId"], created["PhysicalResourceId"], "the same resource");
+    assert_eq!(tables(&tag).await, ["a", "b"]);
 }
