@@ -306,8 +306,10 @@ def aurora_schema(demo: Demo, ssm, secrets) -> bool:
         "CREATE TABLE orders (id int PRIMARY KEY, customer int, placed datetime);\n"
         "DELIMITER $$\nCREATE PROCEDURE place(IN c int) BEGIN INSERT INTO orders VALUES (NULL, c, NOW()); END$$\n"
         "DELIMITER ;"))
+    # In Secrets Manager's RDS format: its host and port bind the Endpoint and Port the function may use.
     arn = secrets.create_secret(Name="rds!cluster-demo", SecretString=json.dumps(
-        {"engine": "mysql", "username": DB_USER, "password": DB_PASSWORD}))["ARN"]
+        {"engine": "mysql", "host": "127.0.0.1", "port": demo.db_port, "username": DB_USER,
+         "password": DB_PASSWORD}))["ARN"]
     demo.say(f"seeded: database `app`, migrations /app/schema/0001-customers and 0002-orders in SSM, secret {arn.split(':')[-1]}")
     physical = {}
 
