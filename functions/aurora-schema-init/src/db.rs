@@ -100,7 +100,7 @@ pub async fn connect(
                     crate::migrate::error_text(&e)
                 )));
             }
-            Ok(Err(e)) => e.to_string(),
+            Ok(Err(e)) => crate::migrate::error_text(&e),
             Err(_) => format!("no answer within {} s", props.connect_timeout.min(left).as_secs_f64()),
         };
         tracing::warn!(%endpoint, attempts, error = %last, "database not reachable yet");

@@ -177,7 +177,7 @@ async fn kill(conn: &mut Conn, cx: &Context<'_>, id: u32) -> String {
             *conn = other;
             format!("connection {id} was killed")
         }
-        Err(e) => format!("killing connection {id} failed too ({e})"),
+        Err(e) => format!("killing connection {id} failed too ({})", error_text(&e)),
     }
 }
 
