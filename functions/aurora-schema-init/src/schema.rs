@@ -28,13 +28,14 @@ impl Schema {
         let migrations = self.sources.migrations(&props.sql).await?;
         // Every script is split before anything connects: one that cannot be split applies nothing.
         let prepared = migrate::prepare(migrations)?;
+        let by = bound.by;
         let login = match (bound.login, &props.credentials) {
             (Some(login), _) => login,
             (None, Credentials::Parameter { username, parameter }) => self.sources.login(username, parameter).await?,
             (None, Credentials::Secret { arn }) => self.sources.secret(arn).await?.login,
         };
         let target = bound.target;
-        tracing::info!(endpoint = %target, "endpoint bound to the credentials");
+        tracing::info!(endpoint = %target, bound_by = by, "endpoint bound to the credentials");
         let mut conn = db::connect(props, &target, &login, request.deadline).await?;
         let cx = migrate::Context { props, target: &target, login: &login, deadline: request.deadline };
         let result = migrate::run(&mut conn, &cx, &prepared).await;

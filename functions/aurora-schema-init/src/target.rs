@@ -36,6 +36,8 @@ impl fmt::Display for Target {
 pub struct Bound {
     pub target: Target,
     pub login: Option<Login>,
+    /// What bound it, for the log line.
+    pub by: &'static str,
 }
 
 /// Binds the endpoint to the credentials (module docs). Reads the secret's metadata, its cluster, and
@@ -44,23 +46,30 @@ pub async fn bind(sources: &Sources, policy: &Policy, props: &Properties) -> Res
     match &props.credentials {
         Credentials::Parameter { .. } => {
             let target = allowed(policy, props, "Username + PasswordParameter name no endpoint of their own")?;
-            Ok(Bound { target, login: None })
+            Ok(Bound { target, login: None, by: "the owner's list" })
         }
         Credentials::Secret { arn } => {
             if let Some(cluster) = sources.secret_cluster(arn).await? {
                 let cluster = sources.cluster(&cluster).await?;
-                return Ok(Bound { target: on_cluster(props, arn, &cluster)?, login: None });
+                return Ok(Bound {
+                    target: on_cluster(props, arn, &cluster)?,
+                    login: None,
+                    by: "the secret's cluster",
+                });
             }
             let secret = sources.secret(arn).await?;
-            let target = match &secret.host {
-                Some(host) => on_host(props, arn, host, secret.port)?,
-                None => allowed(
-                    policy,
-                    props,
-                    &format!("SecretArn {arn} names no host (RDS format) and no cluster (tag {CLUSTER_TAG})"),
-                )?,
+            let (target, by) = match &secret.host {
+                Some(host) => (on_host(props, arn, host, secret.port)?, "the secret's host and port"),
+                None => (
+                    allowed(
+                        policy,
+                        props,
+                        &format!("SecretArn {arn} names no host (RDS format) and no cluster (tag {CLUSTER_TAG})"),
+                    )?,
+                    "the owner's list",
+                ),
             };
-            Ok(Bound { target, login: Some(secret.login) })
+            Ok(Bound { target, login: Some(secret.login), by })
         }
     }
 }

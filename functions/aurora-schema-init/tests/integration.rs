@@ -837,7 +837,9 @@ async fn an_rds_format_secret_supplies_the_endpoint_and_port() {
     assert_eq!(tables(&tag).await, ["t"]);
     let id = body["PhysicalResourceId"].as_str().unwrap();
     assert!(id.starts_with("aurora-schema:secret-"), "{id}");
-    assert!(h.process.output().contains(&format!("127.0.0.1:{}", mariadb_port())), "logs the bound endpoint");
+    let log = h.process.output();
+    assert!(log.contains(&format!("127.0.0.1:{}", mariadb_port())), "logs the bound endpoint: {log}");
+    assert!(log.contains("the secret's host and port"), "and what bound it: {log}");
 }
 
 #[tokio::test]
