@@ -21,6 +21,8 @@ pub enum Outcome {
     Fallback(String),
     Skipped(String),
     Failed(String),
+    /// Not sent: EC2's buckets would not admit it before the run's cutoff (the next run does it).
+    Deferred,
 }
 
 const THROTTLING: [&str; 4] = ["RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException"];

@@ -7,6 +7,7 @@ mod direction;
 mod ecs;
 mod inventory;
 mod metrics;
+mod pace;
 mod plan;
 mod request;
 pub mod schedule;

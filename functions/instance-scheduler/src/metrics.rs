@@ -1,5 +1,5 @@
 //! CloudWatch metrics in Embedded Metric Format: one log line per target and run, which CloudWatch Logs
-//! turns into the metrics `Started`, `Stopped`, `Skipped`, `Failed` and `Unchanged` (namespace
+//! turns into the metrics `Started`, `Stopped`, `Skipped`, `Failed`, `Unchanged` and `Deferred` (namespace
 //! `stackhand`, dimensions `function` and `target`, and `function` alone for the totals). No API call,
 //! no permission: the function's log group is enough. A dry run emits nothing (it moved nothing).
 
@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::summary::{Summary, TargetSummary};
 
 pub const NAMESPACE: &str = "stackhand";
-const METRICS: [&str; 5] = ["Started", "Stopped", "Skipped", "Failed", "Unchanged"];
+const METRICS: [&str; 6] = ["Started", "Stopped", "Skipped", "Failed", "Unchanged", "Deferred"];
 
 /// Writes the run's EMF lines to `out` (stdout in the function: Lambda sends it to CloudWatch Logs).
 pub fn emit(summary: &Summary, out: &mut impl Write) {
@@ -28,7 +28,7 @@ pub fn emit(summary: &Summary, out: &mut impl Write) {
 /// One target's EMF document.
 pub fn line(function: &str, target: &TargetSummary, timestamp_ms: i64) -> Value {
     let metrics: Vec<Value> = METRICS.iter().map(|name| json!({"Name": name, "Unit": "Count"})).collect();
-    let counts = [target.started, target.stopped, target.skipped, target.failed, target.unchanged];
+    let counts = [target.started, target.stopped, target.skipped, target.failed, target.unchanged, target.deferred];
     let mut doc = json!({
         "_aws": {
             "Timestamp": timestamp_ms,

@@ -38,6 +38,9 @@ pub struct Summary {
     pub skipped: Vec<Skipped>,
     pub failed: Vec<Failed>,
     pub unchanged: usize,
+    /// EC2 instances not started or stopped because EC2's request or instance buckets would not admit
+    /// the call before the run's cutoff: no failure, no marker; the next run does them.
+    pub deferred: Vec<String>,
     /// What was started or stopped otherwise than asked, and why.
     pub notes: Vec<Note>,
     /// Per account and Region: the counts, and why the whole target failed when it did.
@@ -53,6 +56,7 @@ pub struct TargetSummary {
     pub skipped: usize,
     pub failed: usize,
     pub unchanged: usize,
+    pub deferred: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -76,6 +80,7 @@ impl Summary {
         self.stopped.sort();
         self.skipped.sort();
         self.failed.sort();
+        self.deferred.sort();
         self.notes.sort();
     }
 
@@ -94,7 +99,9 @@ impl Summary {
                     entry.skipped = run.skipped.len();
                     entry.failed = run.failed.len();
                     entry.unchanged = run.unchanged;
+                    entry.deferred = run.deferred.len();
                     total.unchanged += run.unchanged;
+                    total.deferred.extend(run.deferred.into_iter().map(|r| name(&target, r)));
                     total.started.extend(run.started.into_iter().map(|r| name(&target, r)));
                     total.stopped.extend(run.stopped.into_iter().map(|r| name(&target, r)));
                     total.skipped.extend(
@@ -140,7 +147,7 @@ impl Summary {
     pub fn for_log(&self) -> Value {
         let mut value = self.to_value();
         let mut truncated = false;
-        for list in ["started", "stopped", "skipped", "failed", "notes"] {
+        for list in ["started", "stopped", "skipped", "failed", "deferred", "notes"] {
             if let Some(Value::Array(items)) = value.get_mut(list) {
                 truncated |= items.len() > LOGGED_PER_LIST;
                 items.truncate(LOGGED_PER_LIST);
@@ -152,6 +159,7 @@ impl Summary {
             "skipped": self.skipped.len(),
             "failed": self.failed.len(),
             "unchanged": self.unchanged,
+            "deferred": self.deferred.len(),
             "notes": self.notes.len(),
         });
         if truncated {

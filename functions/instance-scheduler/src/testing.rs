@@ -111,6 +111,7 @@ pub fn clients_on(config: &SdkConfig, rules: Rules<'_>) -> Clients {
         autoscaling: stackhand::client!(aws_sdk_autoscaling, config, builder => builder.interceptor(asg)),
         ecs: stackhand::client!(aws_sdk_ecs, config, builder => builder.interceptor(ecs)),
         applicationautoscaling: stackhand::client!(aws_sdk_applicationautoscaling, config, builder => builder.interceptor(aas)),
+        pacer: crate::pace::Pacer::default(),
     }
 }
 
