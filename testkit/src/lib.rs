@@ -5,6 +5,7 @@
 mod faults;
 pub mod fleet;
 mod harness;
+mod iam_context;
 pub mod local;
 mod process;
 mod recorder;

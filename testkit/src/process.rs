@@ -5,8 +5,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 /// The directory where every function process started under `STACKHAND_OBSERVED_CALLS` writes the AWS
-/// calls it made (as IAM actions, one per line) when it ends: `scripts/iam-check.py --observed` checks
-/// them against the function's policy in template.yaml.
+/// calls it made when it ends, for `scripts/iam-check.py --observed`, which evaluates them against the
+/// function's policy in template.yaml as IAM would. The file: `# home-region <stack's Region>`,
+/// `# home-account <its own account>`, `# env <JSON>` (its environment but the AWS_ variables and
+/// anything named like a secret: the values the template's parameters had), then one line per distinct
+/// call, `<action> <region> <account|-> <JSON context>` ([`crate::ThrottlingProxy::scoped_actions`]).
 pub const OBSERVED_CALLS: &str = "STACKHAND_OBSERVED_CALLS";
 
 pub struct FunctionProcess {
@@ -16,6 +19,8 @@ pub struct FunctionProcess {
     observer: Option<(crate::ThrottlingProxy, std::path::PathBuf)>,
     /// The process's `AWS_REGION` (the stack's Region), written with the observed calls.
     observed_region: Option<String>,
+    /// The process's own account (moto's, from its access key) and its non-secret environment.
+    observed_env: (String, String),
     /// When the process was started.
     pub started: std::time::Instant,
 }
@@ -31,6 +36,7 @@ impl FunctionProcess {
         let mut env = env.to_vec();
         let observer = observe(&cmd, &mut env);
         let observed_region = env.iter().find(|(k, _)| k == "AWS_REGION").map(|(_, v)| v.clone());
+        let observed_env = observed_env(&env);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
@@ -75,7 +81,7 @@ impl FunctionProcess {
                 }
             });
         }
-        Self { child, output, observer, observed_region, started }
+        Self { child, output, observer, observed_region, observed_env, started }
     }
 
     /// Peak resident memory so far (VmHWM), in KiB.
@@ -157,14 +163,30 @@ impl Drop for FunctionProcess {
             let calls = proxy.scoped_actions();
             if !calls.is_empty() {
                 let home = self.observed_region.as_deref().unwrap_or("-");
-                let text: String = std::iter::once(format!("# home-region {home}"))
-                    .chain(calls)
-                    .map(|line| format!("{line}\n"))
-                    .collect();
+                let (account, env) = &self.observed_env;
+                let text: String =
+                    [format!("# home-region {home}"), format!("# home-account {account}"), format!("# env {env}")]
+                        .into_iter()
+                        .chain(calls)
+                        .map(|line| format!("{line}\n"))
+                        .collect();
                 let _ = std::fs::write(file, text);
             }
         }
     }
+}
+
+/// The account a process's calls act in (moto's rule for its access key) and, as JSON, its environment
+/// without the AWS_ variables and anything named like a secret.
+fn observed_env(env: &[(String, String)]) -> (String, String) {
+    let key = env.iter().find(|(k, _)| k == "AWS_ACCESS_KEY_ID").map(|(_, v)| v.as_str()).unwrap_or_default();
+    let secret = |k: &str| ["SECRET", "PASSWORD", "TOKEN", "CREDENTIAL"].iter().any(|w| k.to_uppercase().contains(w));
+    let kept: serde_json::Map<String, serde_json::Value> = env
+        .iter()
+        .filter(|(k, _)| !k.starts_with("AWS_") && !secret(k))
+        .map(|(k, v)| (k.clone(), v.clone().into()))
+        .collect();
+    (crate::iam_context::own_account(key), serde_json::Value::Object(kept).to_string())
 }
 
 /// With [`OBSERVED_CALLS`] set and an AWS endpoint in `env`: puts a counting proxy in front of it.

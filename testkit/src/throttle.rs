@@ -54,8 +54,11 @@ struct Inner {
     actions: std::sync::Mutex<BTreeMap<String, usize>>,
     /// Each IAM action with where it was called: `ec2:StopInstances ca-central-1 210987654321` (the
     /// Region of the request's SigV4 scope; the account whose role the credentials came from, or `-`
-    /// for the caller's own).
+    /// for the caller's own), and with `contexts`, what IAM sees of it as a fourth field
+    /// ([`crate::iam_context`]).
     scoped: std::sync::Mutex<BTreeMap<String, usize>>,
+    /// Whether to learn each call's IAM context (its resources' tags, asked of the upstream).
+    contexts: bool,
     /// Access key ids that AssumeRole answered, with the role's account.
     assumed: std::sync::Mutex<std::collections::HashMap<String, String>>,
     http: reqwest::Client,
@@ -85,14 +88,21 @@ impl ThrottlingProxy {
     /// protocols' XML error shape; counted, not throttled).
     pub async fn refusing(upstream: &str, rule: impl Fn(&Call<'_>) -> Option<Refusal> + Send + Sync + 'static) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
-        Self::serve_with(upstream, Box::new(|_| false), Some(Box::new(rule)), std::time::Duration::ZERO, listener)
+        Self::serve_with(
+            upstream,
+            Box::new(|_| false),
+            Some(Box::new(rule)),
+            std::time::Duration::ZERO,
+            listener,
+            false,
+        )
     }
 
     /// Forwards to `upstream` after `delay` per request (answered concurrently): an endpoint as far away
     /// as a real one, for measuring what concurrency buys when calls wait on the network.
     pub async fn delaying(upstream: &str, delay: std::time::Duration) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
-        Self::serve_with(upstream, Box::new(|_| false), None, delay, listener)
+        Self::serve_with(upstream, Box::new(|_| false), None, delay, listener, false)
     }
 
     /// [`ThrottlingProxy::counting`] from synchronous code running on a Tokio runtime.
@@ -100,11 +110,11 @@ impl ThrottlingProxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         listener.set_nonblocking(true).expect("a non-blocking listener");
         let listener = tokio::net::TcpListener::from_std(listener).expect("a Tokio listener");
-        Self::serve(upstream, Box::new(|_| false), listener)
+        Self::serve_with(upstream, Box::new(|_| false), None, std::time::Duration::ZERO, listener, true)
     }
 
     fn serve(upstream: &str, rule: ThrottleRule, listener: tokio::net::TcpListener) -> Self {
-        Self::serve_with(upstream, rule, None, std::time::Duration::ZERO, listener)
+        Self::serve_with(upstream, rule, None, std::time::Duration::ZERO, listener, false)
     }
 
     fn serve_with(
@@ -113,6 +123,7 @@ impl ThrottlingProxy {
         refuse: Option<RefuseRule>,
         delay: std::time::Duration,
         listener: tokio::net::TcpListener,
+        contexts: bool,
     ) -> Self {
         let inner = Arc::new(Inner {
             upstream: upstream.trim_end_matches('/').to_owned(),
@@ -124,6 +135,7 @@ impl ThrottlingProxy {
             operations: Default::default(),
             actions: Default::default(),
             scoped: Default::default(),
+            contexts,
             assumed: Default::default(),
             http: reqwest::Client::new(),
         });
@@ -149,7 +161,9 @@ impl ThrottlingProxy {
     }
 
     /// The calls as `<action> <region> <account>` lines (account `-`: the caller's own credentials),
-    /// for `scripts/iam-check.py --observed`, which evaluates each against the policy of that account.
+    /// followed by the call's IAM context as JSON on a proxy that learns it
+    /// ([`ThrottlingProxy::counting_now`], the one [`crate::FunctionProcess`] records with), for
+    /// `scripts/iam-check.py --observed`, which evaluates each against the policy of that account.
     pub fn scoped_actions(&self) -> Vec<String> {
         self.inner.scoped.lock().unwrap().keys().cloned().collect()
     }
@@ -181,6 +195,13 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if headers.contains_key(crate::iam_context::LOOKUP_HEADER) {
+        // Another proxy learning a call's context: straight through.
+        return send(&inner, method, &uri, &headers, body)
+            .await
+            .map(|(status, headers, bytes)| (status, headers, Body::from(bytes)).into_response())
+            .unwrap_or_else(|e| e);
+    }
     inner.seen.fetch_add(1, Ordering::SeqCst);
     let operation = operation(&headers, &body);
     let nth = {
@@ -193,7 +214,15 @@ async fn forward(
     let action = format!("{}:{operation}", service(&headers, &text));
     let (key_id, region) = credential_scope(&headers);
     let account = inner.assumed.lock().unwrap().get(&key_id).cloned().unwrap_or_else(|| "-".into());
-    *inner.scoped.lock().unwrap().entry(format!("{action} {region} {account}")).or_default() += 1;
+    let mut scoped = format!("{action} {region} {account}");
+    if inner.contexts {
+        let arn_account = if account == "-" { crate::iam_context::own_account(&key_id) } else { account.clone() };
+        let up = crate::iam_context::Upstream { http: &inner.http, url: &inner.upstream, headers: &headers };
+        let (svc, _) = action.split_once(':').unwrap_or_default();
+        let context = crate::iam_context::context(svc, &operation, &text, &region, &arn_account, &up).await;
+        scoped = format!("{scoped} {context}");
+    }
+    *inner.scoped.lock().unwrap().entry(scoped).or_default() += 1;
     *inner.actions.lock().unwrap().entry(action).or_default() += 1;
     let role_account = (operation == "AssumeRole").then(|| role_account(&text)).flatten();
     if !inner.delay.is_zero() {
@@ -225,8 +254,33 @@ async fn forward(
             (StatusCode::SERVICE_UNAVAILABLE, [("content-type", "text/xml")], body).into_response()
         };
     }
-    let target = format!("{}{}", inner.upstream, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
     let body_sent = body.clone();
+    match send(&inner, method, &uri, &headers, body).await {
+        Ok((status, response_headers, mut bytes)) => {
+            if status.is_success() && operation == "DescribeNetworkInterfaces" && is_ec2(&body_sent) {
+                bytes = Bytes::from(crate::shapes::aws_shaped_interfaces(&String::from_utf8_lossy(&bytes)));
+            }
+            if let (true, Some(account)) = (status.is_success(), role_account) {
+                let answer = String::from_utf8_lossy(&bytes);
+                if let Some(key_id) = between(&answer, "<AccessKeyId>", "</AccessKeyId>") {
+                    inner.assumed.lock().unwrap().insert(key_id.to_owned(), account);
+                }
+            }
+            (status, response_headers, Body::from(bytes)).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+/// Forwards a request to the upstream: its status, headers and body, or a 502 answer.
+async fn send(
+    inner: &Inner,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, HeaderMap, Bytes), Response> {
+    let target = format!("{}{}", inner.upstream, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
     let mut request = inner.http.request(method, target).body(body);
     for (name, value) in headers.iter().filter(|(n, _)| !matches!(n.as_str(), "host" | "content-length" | "connection"))
     {
@@ -241,19 +295,9 @@ async fn forward(
                     response_headers.insert(name.clone(), value.clone());
                 }
             }
-            let mut bytes = upstream.bytes().await.unwrap_or_default();
-            if status.is_success() && operation == "DescribeNetworkInterfaces" && is_ec2(&body_sent) {
-                bytes = Bytes::from(crate::shapes::aws_shaped_interfaces(&String::from_utf8_lossy(&bytes)));
-            }
-            if let (true, Some(account)) = (status.is_success(), role_account) {
-                let answer = String::from_utf8_lossy(&bytes);
-                if let Some(key_id) = between(&answer, "<AccessKeyId>", "</AccessKeyId>") {
-                    inner.assumed.lock().unwrap().insert(key_id.to_owned(), account);
-                }
-            }
-            (status, response_headers, Body::from(bytes)).into_response()
+            Ok((status, response_headers, upstream.bytes().await.unwrap_or_default()))
         }
-        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+        Err(e) => Err((StatusCode::BAD_GATEWAY, e.to_string()).into_response()),
     }
 }
 
