@@ -23,9 +23,18 @@ sources (functions/<binary>/src and the workspace crates it uses, #[cfg(test)] i
     a KMS permission that a called action uses on its behalf (INDIRECT below): least privilege.
 
 With --observed DIR (run by scripts/test after the integration tests): every AWS call each function
-binary made in those tests, as recorded by testkit (DIR/<binary>.*.txt, one IAM action per line, from
-the counting proxy it puts in front of the emulator when STACKHAND_OBSERVED_CALLS is set), must be
-allowed by an Allow statement of that function's policy; a function none of whose calls was observed
+binary made in those tests, as recorded by testkit (DIR/<binary>.*.txt, from the counting proxy it puts
+in front of the emulator when STACKHAND_OBSERVED_CALLS is set: `<action> <region> <account|-> <JSON>`),
+is evaluated as IAM would against the policy where it was made (the function's own in its account,
+123456789012 in the tests unless recorded otherwise; SPOKE_TEMPLATES' role in an account whose role
+it assumed): each resource ARN it names (partition, Region, account, id; "*" for a call on none) must
+be named by the Resource/NotResource of an Allow statement for the action whose Condition holds with
+the keys the call carried (aws:ResourceTag/* from the resource's tags before the call, aws:RequestTag/*,
+aws:TagKeys, aws:ResourceAccount, aws:RequestedRegion, ec2:Vpc, application-autoscaling's namespace and
+dimension; operators String*, Arn*, Bool, Null, ForAllValues/ForAnyValue, IfExists), and no Deny may
+apply. Other keys (kms:ViaService, kms:GrantIsForAWSResource, ...) and Numeric/Date/Ip operators are
+taken as holding and listed as "not evaluated". Parameters take the value the function's environment
+gave them (else their Default in conditions, "*" in ARNs). A function none of whose calls was observed
 fails too (its tests did not run, or did not go through the proxy).
 
 Prints one line per finding, a line per function, and "iam: N passed, M failed"; exits 1 on any failure.
@@ -742,35 +751,100 @@ def check(template: dict, root: Path, report: Report, iam: Iam) -> None:
         print(f"note {note}")
 
 
-def render_arns(value, home: str) -> list[str]:
-    """A Resource value as the ARN patterns a deployment in Region `home` gives: ${AWS::Region} is
-    `home`, ${AWS::Partition} `aws`, a Sub variable each of its Fn::If branches, anything else `*`."""
+# --- observed calls, evaluated as IAM does -------------------------------------------------------------
+
+
+class Wild(str):
+    """A rendered value with a deployment parameter of unknown value in it ("*" there): compared as a
+    pattern, so any value of the parameter counts."""
+
+
+@dataclass
+class Scope:
+    """Where a policy is evaluated: the stack's Region, the account it lives in, and the parameters'
+    values where known (from the environment the function ran with, else the parameter's Default for
+    condition values)."""
+
+    home: str
+    account: str = "*"
+    params: dict = field(default_factory=dict)  # parameter -> value the process ran with
+    defaults: dict = field(default_factory=dict)  # parameter -> Default (condition values only)
+    tag_keys: dict = field(default_factory=dict)  # a tag key the conditions fix -> the one the process used
+
+    def region(self) -> str:
+        return "*" if self.home == "-" else self.home
+
+
+def render_arns(value, home, account: str = "*", params: dict | None = None) -> list[str]:
+    """A Resource value as the ARN patterns a deployment in Region `home` gives (`home` a Region or a
+    Scope): ${AWS::Region} is `home`, ${AWS::Partition} `aws`, ${AWS::AccountId} `account`, a parameter
+    its value where known, a Sub variable each of its Fn::If branches, anything else `*`."""
+    if isinstance(home, Scope):
+        home, account, params = home.region(), home.account, home.params
+    params = params or {}
+
+    def pseudo(name: str) -> str | None:
+        return {"AWS::Partition": "aws", "AWS::Region": home, "AWS::AccountId": account}.get(name)
+
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict) and set(value) == {"Fn::If"}:
-        return render_arns(value["Fn::If"][1], home) + render_arns(value["Fn::If"][2], home)
-    if isinstance(value, dict) and value.get("Ref") == "AWS::Region":
-        return [home]
+        return render_arns(value["Fn::If"][1], home, account, params) + render_arns(value["Fn::If"][2], home, account, params)
+    if isinstance(value, dict) and "Ref" in value:
+        name = value["Ref"]
+        return [pseudo(name) or params.get(name, "*")]
     if isinstance(value, dict) and "Fn::Sub" in value:
         sub = value["Fn::Sub"]
         text, variables = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
         names = re.findall(r"\$\{([^}!]+)\}", text)
         choices = []
         for name in names:
-            if name == "AWS::Partition":
-                choices.append(["aws"])
-            elif name == "AWS::Region":
-                choices.append([home])
+            if pseudo(name) is not None:
+                choices.append([pseudo(name)])
             elif name in variables:
-                choices.append(render_arns(variables[name], home))
+                choices.append(render_arns(variables[name], home, account, params))
             else:
-                choices.append(["*"])
+                choices.append([params.get(name, "*")])
         out = []
         for combo in itertools.product(*choices):
             values = iter(combo)
             out.append(re.sub(r"\$\{([^}!]+)\}", lambda m: next(values), text))
         return out
     return ["*"]
+
+
+def render_values(value, scope: Scope) -> list[str]:
+    """A condition's value(s) as strings; a parameter whose value is unknown becomes a Wild "*"."""
+    if isinstance(value, list):
+        return [v for item in value for v in render_values(item, scope)]
+    if isinstance(value, bool):
+        return [str(value).lower()]
+    if isinstance(value, (int, float)):
+        return [str(value)]
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        return render_values(value["Fn::If"][1], scope) + render_values(value["Fn::If"][2], scope)
+    if isinstance(value, dict) and "Fn::Split" in value:
+        sep, inner = value["Fn::Split"]
+        out = []
+        for v in render_values(inner, scope):
+            out += [Wild(p) for p in v.split(sep)] if isinstance(v, Wild) else v.split(sep)
+        return out
+    known = {**scope.defaults, **scope.params}
+    if isinstance(value, dict) and "Ref" in value:
+        name = value["Ref"]
+        if name in known:
+            return [known[name]]
+        return render_arns(value, scope.region(), scope.account) if name.startswith("AWS::") else [Wild("*")]
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        text, variables = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
+        names = re.findall(r"\$\{([^}!]+)\}", text)
+        unknown = any(not n.startswith("AWS::") and n not in variables and n not in known for n in names)
+        rendered = render_arns(value, scope.region(), scope.account, known)
+        return [Wild(r) if unknown else r for r in rendered]
+    return [Wild("*")]
 
 
 def region_allows(pattern: str, region: str) -> bool:
@@ -784,66 +858,286 @@ def region_allows(pattern: str, region: str) -> bool:
     return fnmatch_ci(fields[3], region)
 
 
-def observed_calls(directory: Path, binary: str) -> list[tuple[str, str, str, str]]:
-    """(action, region, account, home Region) of every call a function's processes recorded."""
-    calls = set()
+def glob(pattern: str, text: str, ignore_case: bool = False) -> bool:
+    """IAM's wildcard match: * any run of characters, ? one; everything else literal."""
+    rx = "^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$"
+    return re.match(rx, text, re.S | (re.I if ignore_case else 0)) is not None
+
+
+def arn_like(pattern: str, arn: str) -> bool:
+    """ArnLike, and how a Resource element matches: each of the six colon-separated fields on its own
+    (the resource field may hold colons), wildcards within a field; "*" alone matches anything."""
+    if pattern == "*":
+        return True
+    p, a = pattern.split(":", 5), arn.split(":", 5)
+    if len(p) != 6 or len(a) != 6:
+        return glob(pattern, arn)
+    return all(glob(x, y, ignore_case=i < 3) for i, (x, y) in enumerate(zip(p, a)))
+
+
+# Condition keys a recorded call carries (lower-cased); any other key is not evaluated.
+OBSERVABLE_KEYS = {"aws:tagkeys", "aws:resourceaccount", "aws:requestedregion", "ec2:vpc",
+                   "application-autoscaling:service-namespace", "application-autoscaling:scalable-dimension"}
+OBSERVABLE_PREFIXES = ("aws:resourcetag/", "aws:requesttag/")
+UNEVALUATED_OPERATORS = ("Numeric", "Date", "IpAddress", "NotIpAddress", "Binary")
+
+
+def observable(key: str) -> bool:
+    k = key.lower()
+    return k in OBSERVABLE_KEYS or k.startswith(OBSERVABLE_PREFIXES) or re.match(r"^[a-z0-9-]+:resourcetag/", k) is not None
+
+
+def request_context(call: dict, resource: dict, region: str) -> tuple[dict, bool]:
+    """The condition keys IAM has for one resource of a call (lower-cased key -> value, a list for
+    multi-valued keys), and whether the resource's tags were recorded."""
+    ctx: dict = {"aws:requestedregion": region}
+    arn = resource.get("arn", "*")
+    fields = arn.split(":")
+    if arn != "*" and len(fields) >= 6 and re.fullmatch(r"[0-9]{12}", fields[4]):
+        ctx["aws:resourceaccount"] = fields[4]
+    tags = resource.get("tags")
+    for key, value in (tags or {}).items():
+        ctx[f"aws:resourcetag/{key.lower()}"] = value
+        ctx[f"{fields[2] if len(fields) > 2 else 'aws'}:resourcetag/{key.lower()}"] = value
+    for key, value in (call.get("request_tags") or {}).items():
+        ctx[f"aws:requesttag/{key.lower()}"] = value
+    if call.get("tag_keys"):
+        ctx["aws:tagkeys"] = list(call["tag_keys"])
+    for key, value in {**(call.get("keys") or {}), **(resource.get("keys") or {})}.items():
+        ctx[key.lower()] = value
+    return ctx, tags is not None
+
+
+def value_matches(base: str, have: str, wanted: list[str]) -> bool:
+    """Whether one context value matches one of a condition's values, for a positive operator."""
+    for want in wanted:
+        wild = isinstance(want, Wild)
+        if base == "StringEquals" and (glob(want, have) if wild else have == want):
+            return True
+        if base == "StringEqualsIgnoreCase" and (glob(want, have, True) if wild else have.lower() == want.lower()):
+            return True
+        if base == "StringLike" and glob(want, have):
+            return True
+        if base in ("ArnEquals", "ArnLike") and arn_like(want, have):
+            return True
+        if base == "Bool" and have.lower() == want.lower():
+            return True
+    return False
+
+
+NEGATED = {"StringNotEquals": "StringEquals", "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+           "StringNotLike": "StringLike", "ArnNotEquals": "ArnEquals", "ArnNotLike": "ArnLike"}
+
+
+def condition_holds(condition: dict, ctx: dict, tags_known: bool, scope: Scope, unevaluated: set) -> str | None:
+    """None when every operator and key of a Condition holds in `ctx`; else why not. Keys and
+    operators this cannot evaluate count as holding and are added to `unevaluated`."""
+    for operator, block in (condition or {}).items():
+        if not isinstance(block, dict):
+            continue
+        qualifier, _, base = operator.rpartition(":")
+        if_exists = base.endswith("IfExists")
+        base = base[: -len("IfExists")] if if_exists else base
+        for key, raw in block.items():
+            wanted = render_values(raw, scope)
+            k = key.lower()
+            prefix, _, tag = k.partition("/")
+            if tag in scope.tag_keys and prefix.endswith(("resourcetag", "requesttag")):
+                k = f"{prefix}/{scope.tag_keys[tag].lower()}"
+            if k == "aws:tagkeys":
+                wanted = [scope.tag_keys.get(w.lower(), w) for w in wanted]
+            if not observable(key) or base.startswith(UNEVALUATED_OPERATORS):
+                unevaluated.add(f"{operator} {key}")
+                continue
+            if "resourcetag/" in k and not tags_known:
+                unevaluated.add(f"{key} (the resource's tags were not recorded)")
+                continue
+            present = k in ctx
+            if base == "Null":
+                if present == (wanted[0].lower() == "true"):
+                    return f"Null {key}={wanted[0]}: the key is {'present' if present else 'absent'}"
+                continue
+            if not present:
+                if if_exists or base in NEGATED or qualifier == "ForAllValues":
+                    continue
+                return f"{operator} {key}: the call has no {key}"
+            have = ctx[k] if isinstance(ctx[k], list) else [ctx[k]]
+            positive = NEGATED.get(base, base)
+            hits = [value_matches(positive, str(h), wanted) != (base in NEGATED) for h in have]
+            ok = all(hits) if qualifier == "ForAllValues" else any(hits)
+            if not ok:
+                shown = have if isinstance(ctx[k], list) else have[0]
+                return f"{operator} {key} {wanted}: the call has {shown}"
+    return None
+
+
+@dataclass
+class ObservedFile:
+    home: str
+    account: str
+    env: dict
+    calls: list  # (action, region, account, context dict or None)
+
+
+def observed_files(directory: Path, binary: str) -> list[ObservedFile]:
+    """What each of a function's processes recorded (testkit/src/process.rs writes one file each)."""
+    out = []
     for f in sorted(directory.glob(f"{binary}.*.txt")):
-        home = "-"
+        rec = ObservedFile("-", "123456789012", {}, [])
+        seen = set()
         for line in f.read_text().splitlines():
             if line.startswith("# home-region "):
-                home = line.split()[-1]
-                continue
-            parts = line.split()
-            if parts:
+                rec.home = line.split()[-1]
+            elif line.startswith("# home-account "):
+                rec.account = line.split()[-1]
+            elif line.startswith("# env "):
+                rec.env = json.loads(line[len("# env "):])
+            elif line.strip() and not line.startswith("#"):
+                parts = line.split(" ", 3)
                 action, region, account = (parts + ["-", "-"])[:3]
-                calls.add((action, region, account, home))
-    return sorted(calls)
+                context = json.loads(parts[3]) if len(parts) > 3 else None
+                key = (action, region, account, parts[3] if len(parts) > 3 else "")
+                if key not in seen:
+                    seen.add(key)
+                    rec.calls.append((action, region, account, context))
+        out.append(rec)
+    return out
 
+
+def parameter_values(template: dict, logical: str, env: dict) -> dict:
+    """The template parameters a function's environment carries (Environment.Variables: NAME: !Ref P,
+    or an Fn::If with it), with the value the process ran with (unset or empty: unknown)."""
+    variables = (((template.get("Resources", {}).get(logical, {}).get("Properties") or {}).get("Environment") or {})
+                 .get("Variables") or {})
+    out = {}
+    for name, node in variables.items():
+        for alt in alternatives(node):
+            if isinstance(alt, dict) and isinstance(alt.get("Ref"), str) and env.get(name):
+                out[alt["Ref"]] = env[name]
+    return out
+
+
+def parameter_defaults(template: dict) -> dict:
+    return {name: str(p["Default"]) for name, p in (template.get("Parameters") or {}).items() if isinstance(p, dict) and "Default" in p}
+
+
+# Tag keys the policies' conditions fix that a function's environment may rename, and the variable: the
+# template tells an owner who sets it to change the conditions to match, so the check reads them so
+# (the tests give each test its own key, as moto is shared).
+RENAMED_TAG_KEYS = {"instance-scheduler": {"schedule": "SCHEDULE_TAG_KEY"}}
 
 # Calls a function makes with credentials from another account's role: that role's template.
 SPOKE_TEMPLATES = {"instance-scheduler": ROOT / "examples/scheduler-spoke.yaml"}
 
 
+def statement_applies(st: dict, action: str) -> bool:
+    actions = as_list(st.get("Action"))
+    if "NotAction" in st:
+        return not any(isinstance(a, str) and fnmatch_ci(a, action) for a in as_list(st["NotAction"]))
+    return any(isinstance(a, str) and fnmatch_ci(a, action) for a in actions)
+
+
+def names_resource(st: dict, arn: str, scope: Scope) -> bool:
+    if "NotResource" in st:
+        return not any(arn_like(p, arn) for r in as_list(st["NotResource"]) for p in render_arns(r, scope))
+    return any(arn_like(p, arn) for r in as_list(st.get("Resource")) for p in render_arns(r, scope))
+
+
+def evaluate(action: str, region: str, context: dict, statements: list, scope: Scope, unevaluated: set) -> list[str]:
+    """Each resource of a call as IAM authorizes it: some Allow statement for the action names it
+    (Resource/NotResource) and its Condition holds, and no Deny does. Returns why each one fails."""
+    problems = []
+    resources = context["resources"] or [{"arn": "*"}]
+    for resource in resources:
+        arn = resource.get("arn", "*")
+        ctx, tags_known = request_context(context, resource, region)
+        applying = [st for st in statements if statement_applies(st, action) and names_resource(st, arn, scope)]
+        denied = [st for st in applying if st.get("Effect") == "Deny"
+                  and condition_holds(st.get("Condition"), ctx, tags_known, scope, unevaluated) is None]
+        if denied:
+            problems.append(f"{arn}: denied by {denied[0].get('Sid', 'a Deny statement')}")
+            continue
+        allows = [st for st in applying if st.get("Effect") == "Allow"]
+        if not allows:
+            problems.append(f"{arn}: no statement allowing {action} names it")
+            continue
+        whys = []
+        for st in allows:
+            why = condition_holds(st.get("Condition"), ctx, tags_known, scope, unevaluated)
+            if why is None:
+                break
+            whys.append(f"{st.get('Sid', 'a statement')}: {why}")
+        else:
+            problems.append(f"{arn}: the conditions do not hold ({'; '.join(whys)})")
+    return problems
+
+
 def observed(template: dict, directory: Path, report: Report) -> None:
-    """The calls the integration tests saw each function make, each evaluated against the policy that
-    applies where it was made: the function's own (its own account) or the spoke role's (an account
-    whose role it assumed); its action, and the Region field of the statements' Resource ARNs for a
-    stack deployed in the function's Region."""
+    """The calls the integration tests saw each function make, each evaluated as IAM would against the
+    policy that applies where it was made: the function's own (its own account) or the spoke role's
+    (an account whose role it assumed). With a recorded context (testkit/src/iam_context.rs): every
+    resource ARN (partition, Region, account, id) against the statements' rendered Resource/NotResource
+    and their Conditions with the keys the call carried. Without one (an older record, an operation the
+    recorder does not know): the action, and the Region field of the statements' Resource ARNs."""
     found, _ = policies(template)
+    defaults = parameter_defaults(template)
+    spoke = None
+    spoke_defaults: dict = {}
+    unevaluated: dict[str, set] = {}
+    unrecorded: set = set()
     for policy in found:
         if not policy.binary:
             continue
-        calls = observed_calls(directory, policy.binary)
-        if not calls:
+        files = observed_files(directory, policy.binary)
+        if not any(f.calls for f in files):
             report.fail(f"{policy.owner}: no AWS call of functions/{policy.binary} was observed in {directory}")
             continue
-        spoke = None
-        for action, region, account, home in calls:
-            where, statements = policy.owner, policy.statements
-            if account != "-":
-                if spoke is None and policy.binary in SPOKE_TEMPLATES:
-                    spoke = [st for p in policies(load_template(SPOKE_TEMPLATES[policy.binary]))[0] for st in p.statements]
-                where, statements = f"{policy.owner} (as the role in account {account})", spoke or []
-            matching = [
-                st
-                for st in statements
-                if st.get("Effect") == "Allow"
-                and any(isinstance(a, str) and fnmatch_ci(a, action) for a in as_list(st.get("Action")))
-            ]
-            called = f"{action} in {region}" + (f" (stack in {home})" if home != "-" else "")
-            if not matching:
-                report.fail(f"{where}: the integration tests saw it call {called}, which its policy does not allow")
-                continue
-            arns = [arn for st in matching for r in as_list(st.get("Resource")) for arn in render_arns(r, home)]
-            if region == "-" or home == "-" or any(region_allows(arn, region) for arn in arns):
-                report.ok(f"{where}: {called} observed and allowed")
-            else:
-                report.fail(
-                    f"{where}: the integration tests saw it call {called}, but every statement allowing it names "
-                    f"another Region ({', '.join(sorted(set(arns)))})"
-                )
-        actions = sorted({c[0] for c in calls})
+        for rec in files:
+            for action, region, account, context in rec.calls:
+                home = rec.home
+                where, statements = policy.owner, policy.statements
+                renamed = {k: rec.env[v] for k, v in RENAMED_TAG_KEYS.get(policy.binary, {}).items() if rec.env.get(v)}
+                scope = Scope(home, rec.account, parameter_values(template, policy.owner, rec.env), defaults, renamed)
+                if account != "-":
+                    if spoke is None and policy.binary in SPOKE_TEMPLATES:
+                        spoke_template = load_template(SPOKE_TEMPLATES[policy.binary])
+                        spoke = [st for p in policies(spoke_template)[0] for st in p.statements]
+                        spoke_defaults = parameter_defaults(spoke_template)
+                    where, statements = f"{policy.owner} (as the role in account {account})", spoke or []
+                    scope = Scope(home, account, {}, spoke_defaults, renamed)
+                called = f"{action} in {region}" + (f" (stack in {home})" if home != "-" else "")
+                matching = [st for st in statements if st.get("Effect") == "Allow" and statement_applies(st, action)]
+                if not matching:
+                    report.fail(f"{where}: the integration tests saw it call {called}, which its policy does not allow")
+                    continue
+                if context is not None and "resources" in context:
+                    skipped: set = set()
+                    problems = evaluate(action, region, context, statements, scope, skipped)
+                    for item in skipped:
+                        unevaluated.setdefault(f"{where}: {action}", set()).add(item)
+                    arns = [r.get("arn", "*") for r in context["resources"]] or ["*"]
+                    if problems:
+                        shown = problems[:3] + ([f"and {len(problems) - 3} more"] if len(problems) > 3 else [])
+                        report.fail(f"{where}: the integration tests saw it call {called}, which IAM would refuse: {'; '.join(shown)}")
+                    else:
+                        report.ok(f"{where}: {called} on {', '.join(arns)} {json.dumps(context, sort_keys=True)}")
+                    continue
+                if context is not None:
+                    unrecorded.add(action)
+                arns = [arn for st in matching for r in as_list(st.get("Resource")) for arn in render_arns(r, home)]
+                if region == "-" or home == "-" or any(region_allows(arn, region) for arn in arns):
+                    report.ok(f"{where}: {called} observed and allowed")
+                else:
+                    report.fail(
+                        f"{where}: the integration tests saw it call {called}, but every statement allowing it names "
+                        f"another Region ({', '.join(sorted(set(arns)))})"
+                    )
+        actions = sorted({c[0] for f in files for c in f.calls})
         print(f"     {policy.owner} (functions/{policy.binary}): observed {', '.join(actions)}")
+    for what, items in sorted(unevaluated.items()):
+        print(f"note {what}: not evaluated (taken as holding): {', '.join(sorted(items))}")
+    if unrecorded:
+        print(f"note resources not recorded (action and Region only): {', '.join(sorted(unrecorded))}")
 
 
 # --- self-test ----------------------------------------------------------------------------------------
@@ -971,8 +1265,31 @@ CASES = [
 ]
 
 
-# Observed calls (home Region, then "<action> <region> <account>" lines) against policies, and what
-# must fail: (name, observed lines, statements, expected failure substrings or [] for a pass).
+# Observed calls (home Region, then "<action> <region> <account> [<context>]" lines) against policies,
+# and what must fail: (name, observed lines, statements, expected failure substrings or [] for a pass).
+I1 = "arn:aws:ec2:eu-west-1:123456789012:instance/i-0001"
+I2 = "arn:aws:ec2:eu-west-1:123456789012:instance/i-0002"
+EIP = "arn:aws:ec2:eu-west-1:123456789012:elastic-ip/eipalloc-1"
+SG1 = "arn:aws:ec2:eu-west-1:123456789012:security-group/sg-1"
+EIPS = {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:elastic-ip/*"}
+
+
+def res(arn: str, tags: dict | None, keys: dict | None = None) -> dict:
+    out: dict = {"arn": arn}
+    if tags is not None:
+        out["tags"] = tags
+    if keys:
+        out["keys"] = keys
+    return out
+
+
+def call(action: str, resources: list, tags: dict | None = None, region: str = "eu-west-1", account: str = "-") -> str:
+    context: dict = {"resources": resources}
+    if tags:
+        context["request_tags"], context["tag_keys"] = tags, sorted(tags)
+    return f"{action} {region} {account} {json.dumps(context)}"
+
+
 PINNED = {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*"}
 ANY_REGION = {"Fn::Sub": ["arn:${AWS::Partition}:ec2:${Region}:${AWS::AccountId}:instance/*",
                           {"Region": {"Fn::If": ["Many", "*", {"Ref": "AWS::Region"}]}}]}
@@ -990,6 +1307,89 @@ OBSERVED_CASES = [
         ["ec2:StartInstances eu-west-1 -"],
         [allow("ec2:StopInstances", ANY_REGION)],
         ["saw it call ec2:StartInstances in eu-west-1"],
+    ),
+    # With the context testkit records (resources with their tags, the request's tags and tag keys).
+    (
+        "a tag condition the resource lacks fails",
+        [call("ec2:StopInstances", [res(I1, {"Name": "web"})])],
+        [allow("ec2:StopInstances", ANY_REGION, {"Null": {"aws:ResourceTag/Schedule": "false"}})],
+        [f"{I1}: the conditions do not hold", "Null aws:ResourceTag/Schedule=false: the key is absent"],
+    ),
+    (
+        "a tag condition the resource meets passes",
+        [call("ec2:StopInstances", [res(I1, {"Schedule": "office"}), res(I2, {"Schedule": "night"})])],
+        [allow("ec2:StopInstances", ANY_REGION, {"Null": {"aws:ResourceTag/Schedule": "false"}})],
+        [],
+    ),
+    (
+        "one untagged resource among tagged ones fails",
+        [call("ec2:StopInstances", [res(I1, {"Schedule": "office"}), res(I2, {})])],
+        [allow("ec2:StopInstances", ANY_REGION, {"Null": {"aws:ResourceTag/Schedule": "false"}})],
+        [f"{I2}: the conditions do not hold"],
+    ),
+    (
+        "a tag value other than the condition's fails",
+        [call("ec2:AssociateAddress", [res(EIP, {"stackhand:eip-bindable": "false"})])],
+        [allow("ec2:AssociateAddress", EIPS, {"StringEquals": {"aws:ResourceTag/stackhand:eip-bindable": "true"}})],
+        ["StringEquals aws:ResourceTag/stackhand:eip-bindable ['true']: the call has false"],
+    ),
+    (
+        "a TagKeys condition violated fails",
+        [call("ec2:CreateTags", [res(I1, {"Schedule": "x"})], tags={"b": "1"})],
+        [allow("ec2:CreateTags", ANY_REGION, {"Null": {"aws:TagKeys": "false"}, "ForAllValues:StringEquals": {"aws:TagKeys": ["a"]}})],
+        ["ForAllValues:StringEquals aws:TagKeys ['a']: the call has ['b']"],
+    ),
+    (
+        "a TagKeys condition kept passes, and so does a RequestTag one",
+        [call("ec2:CreateTags", [res(I1, {"Schedule": "x"})], tags={"a": "1"})],
+        [allow("ec2:CreateTags", ANY_REGION, {"Null": {"aws:TagKeys": "false", "aws:RequestTag/a": "false"},
+                                               "ForAllValues:StringEquals": {"aws:TagKeys": ["a"]}})],
+        [],
+    ),
+    (
+        "a DeleteTags naming no key fails a Null aws:TagKeys false",
+        [call("ec2:DeleteTags", [res(I1, {"a": "1"})])],
+        [allow("ec2:DeleteTags", ANY_REGION, {"Null": {"aws:TagKeys": "false"}, "ForAllValues:StringEquals": {"aws:TagKeys": ["a"]}})],
+        ["Null aws:TagKeys=false: the key is absent"],
+    ),
+    (
+        "a resource of another account fails",
+        [call("ec2:StopInstances", [res("arn:aws:ec2:eu-west-1:999999999999:instance/i-1", {"Schedule": "x"})])],
+        [allow("ec2:StopInstances", ANY_REGION, {"Null": {"aws:ResourceTag/Schedule": "false"}})],
+        ["arn:aws:ec2:eu-west-1:999999999999:instance/i-1: no statement allowing ec2:StopInstances names it"],
+    ),
+    (
+        "a resource in another Region than a pinned statement's fails",
+        [call("ec2:StopInstances", [res(I1.replace("eu-west-1", "us-east-1"), {"Schedule": "x"})], region="us-east-1")],
+        [allow("ec2:StopInstances", PINNED)],
+        ["instance/i-0001: no statement allowing ec2:StopInstances names it"],
+    ),
+    (
+        "a call on no resource needs Resource \"*\"",
+        [call("ec2:DescribeInstances", [])],
+        [allow("ec2:DescribeInstances", INSTANCE)],
+        ["*: no statement allowing ec2:DescribeInstances names it"],
+    ),
+    (
+        "an ArnLike on ec2:Vpc another VPC fails, IfExists on an absent key passes",
+        [call("ec2:RevokeSecurityGroupIngress", [res(SG1, {}, {"ec2:Vpc": "arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-2"})])],
+        [allow("ec2:RevokeSecurityGroupIngress", SG, {"ArnLike": {"ec2:Vpc": "arn:aws:ec2:*:*:vpc/vpc-1"},
+                                                       "StringEqualsIfExists": {"aws:RequestTag/x": "y"}})],
+        ["ArnLike ec2:Vpc"],
+    ),
+    (
+        "keys it cannot observe are taken as holding",
+        [call("ec2:StopInstances", [res(I1, {"Schedule": "x"})])],
+        [allow("ec2:StopInstances", ANY_REGION, {"StringEquals": {"kms:ViaService": "ec2.eu-west-1.amazonaws.com"},
+                                                  "Null": {"aws:ResourceTag/Schedule": "false"}})],
+        [],
+    ),
+    (
+        "a Deny that applies wins",
+        [call("ec2:StopInstances", [res(I1, {"Schedule": "x"})])],
+        [allow("ec2:StopInstances", ANY_REGION), {"Effect": "Deny", "Action": "ec2:*", "Resource": "*",
+                                                  "Condition": {"StringEquals": {"aws:ResourceTag/Schedule": "x"}}}],
+        ["denied by"],
     ),
 ]
 
