@@ -783,3 +783,41 @@ async fn an_existing_allowlist_on_an_untagged_group_fails_its_update_naming_the_
     let left = rules(&w.group).await;
     assert_eq!(left.len(), 1, "only the unrelated rule: {left:?}");
 }
+
+/// Issue 20 item 13: a changed RuleDescription reaches every rule the Update keeps, not only the rules
+/// it adds; a rule someone else made keeps its own words.
+#[tokio::test]
+async fn an_update_with_a_new_rule_description_relabels_the_rules_it_keeps() {
+    let w = world("relabel", 27).await;
+    let h = harness().await;
+    let mut first = props(&w, json!(["8080"]));
+    first["RuleDescription"] = json!("app tier v1");
+    let (_, created) = h.request("l1", h.event("l1", "Create", "Relabel", first.clone()), TIMEOUT).await;
+    assert_eq!(status(&created), "SUCCESS", "{created}");
+    let id = created["PhysicalResourceId"].as_str().unwrap().to_owned();
+
+    let mut second = props(&w, json!(["8080", "443"]));
+    second["RuleDescription"] = json!("app tier v2");
+    let mut update = h.event("l2", "Update", "Relabel", second);
+    update["PhysicalResourceId"] = json!(id);
+    update["OldResourceProperties"] = first;
+    let (_, updated) = h.request("l2", update, TIMEOUT).await;
+    assert_eq!(status(&updated), "SUCCESS", "{updated}");
+
+    let out = local::ec2()
+        .await
+        .describe_security_group_rules()
+        .filters(Filter::builder().name("group-id").values(&w.group).build())
+        .send()
+        .await
+        .expect("DescribeSecurityGroupRules");
+    let ingress: Vec<_> = out.security_group_rules().iter().filter(|r| r.is_egress() != Some(true)).collect();
+    let (mine, theirs): (Vec<_>, Vec<_>) = ingress
+        .into_iter()
+        .partition(|r| r.tags().iter().any(|t| t.key().is_some_and(|k| k.starts_with(&format!("{OWNER_TAG}:")))));
+    assert_eq!(mine.len(), expected(&w, &[(443, 443), (8080, 8080)]).len(), "{mine:?}");
+    for rule in &mine {
+        assert_eq!(rule.description(), Some("app tier v2"), "kept and added rules alike: {rule:?}");
+    }
+    assert!(!theirs.is_empty() && theirs.iter().all(|r| r.description().unwrap_or_default().is_empty()), "{theirs:?}");
+}
