@@ -411,7 +411,22 @@ async fn rds(
     account: &str,
     up: &Upstream<'_>,
 ) -> Option<Vec<Resource>> {
+    let named = |kind: &str, id: &str| {
+        if id.starts_with("arn:") {
+            id.to_owned()
+        } else {
+            format!("arn:aws:rds:{region}:{account}:{kind}:{id}")
+        }
+    };
     let arn = match operation {
+        // A describe naming one database or cluster is authorized on that resource (IAM's resource for
+        // rds:DescribeDBClusters is the cluster); one naming none, on every resource (`*`).
+        "DescribeDBClusters" if param(query, "DBClusterIdentifier").is_some() => {
+            named("cluster", param(query, "DBClusterIdentifier")?)
+        }
+        "DescribeDBInstances" if param(query, "DBInstanceIdentifier").is_some() => {
+            named("db", param(query, "DBInstanceIdentifier")?)
+        }
         op if op.starts_with("Describe") || op == "ListTagsForResource" => return Some(Vec::new()),
         "StartDBInstance" | "StopDBInstance" | "RebootDBInstance" => {
             format!("arn:aws:rds:{region}:{account}:db:{}", param(query, "DBInstanceIdentifier")?)
