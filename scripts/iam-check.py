@@ -679,9 +679,34 @@ def check_named_roles(template: dict, report: Report) -> None:
                         f"over several Regions fails on \"already exists\"")
 
 
+def check_scheduler_invocation(template: dict, report: Report) -> None:
+    """The scheduler runs one at a time and is never retried by Lambda: a retried or overlapping run
+    (Lambda's default 2 retries at about +1 and +3 minutes) would stop again what people started
+    meanwhile, or race another run on a group's saved capacity (issue 20, items 5 and 9)."""
+    resources = template.get("Resources", {})
+    function = resources.get("InstanceSchedulerFunction")
+    if not function:
+        return
+    reserved = (function.get("Properties") or {}).get("ReservedConcurrentExecutions")
+    if reserved == 1:
+        report.ok("InstanceSchedulerFunction: ReservedConcurrentExecutions 1 (one run at a time)")
+    else:
+        report.fail(f"InstanceSchedulerFunction: ReservedConcurrentExecutions is {reserved!r}, not 1: overlapping runs "
+                    f"race on saved capacities")
+    configs = [r for r in resources.values() if r.get("Type") == "AWS::Lambda::EventInvokeConfig"
+               and ref_of((r.get("Properties") or {}).get("FunctionName")) == "InstanceSchedulerFunction"]
+    retries = [alt for c in configs for alt in alternatives((c.get("Properties") or {}).get("MaximumRetryAttempts"))]
+    if configs and retries and all(r == 0 for r in retries):
+        report.ok("InstanceSchedulerFunction: MaximumRetryAttempts 0 in every mode")
+    else:
+        report.fail(f"InstanceSchedulerFunction: its EventInvokeConfig allows retries ({retries or 'none set'}): a "
+                    f"retried action or Scheduled Event stops again what people started in between")
+
+
 def check(template: dict, root: Path, report: Report, iam: Iam) -> None:
     check_alarm_topics(template, report)
     check_named_roles(template, report)
+    check_scheduler_invocation(template, report)
     found, notes = policies(template)
     resolver = Resolver(template)
     for note in notes:
@@ -1440,15 +1465,29 @@ ALARM_CASES = [
 
 def self_test(iam: Iam) -> int:
     passed, failed = self_test_observed()
+    scheduler = {"Resources": {
+        "InstanceSchedulerFunction": {"Type": "AWS::Serverless::Function", "Properties": {}},
+        "Config": {"Type": "AWS::Lambda::EventInvokeConfig", "Properties": {
+            "FunctionName": {"Ref": "InstanceSchedulerFunction"},
+            "MaximumRetryAttempts": {"Fn::If": ["Reconciles", 0, 2]}}}}}
+    report = Report()
+    with contextlib.redirect_stdout(io.StringIO()):
+        check_scheduler_invocation(scheduler, report)
+    good = (any("ReservedConcurrentExecutions is None" in f for f in report.failed)
+            and any("allows retries ([0, 2])" in f for f in report.failed))
+    print(f"{'ok  ' if good else 'FAIL'} self-test: a scheduler with retries in one mode and no reserved concurrency fails")
+    passed, failed = passed + good, failed + (not good)
     named = {"Resources": {"R": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "x"}}}}
     report = Report()
-    check_named_roles(named, report)
+    with contextlib.redirect_stdout(io.StringIO()):
+        check_named_roles(named, report)
     good = any("needs a Condition on AWS::Region" in f for f in report.failed)
     print(f"{'ok  ' if good else 'FAIL'} self-test: a named role without a Region condition fails")
     passed, failed = passed + good, failed + (not good)
     for name, template, expected in ALARM_CASES:
         report = Report()
-        check_alarm_topics(template, report)
+        with contextlib.redirect_stdout(io.StringIO()):
+            check_alarm_topics(template, report)
         good = any(expected in f for f in report.failed) if expected else (not report.failed and report.passed)
         print(f"{'ok  ' if good else 'FAIL'} self-test (alarm topic): {name}" + ("" if good else f": {report.failed}"))
         passed, failed = passed + bool(good), failed + (not good)
