@@ -100,7 +100,20 @@ class Demo:
         return answer
 
 
-class Recorder(http.server.ThreadingHTTPServer):
+class LocalServer(http.server.ThreadingHTTPServer):
+    """An HTTP server on 127.0.0.1 (a free port), serving `handler` on a daemon thread."""
+
+    def __init__(self, handler: type) -> None:
+        handler.log_message = lambda *args: None
+        super().__init__(("127.0.0.1", 0), handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class Recorder(LocalServer):
     """Stands in for CloudFormation's presigned S3 ResponseURL: keeps every PUT body."""
 
     def __init__(self) -> None:
@@ -114,15 +127,7 @@ class Recorder(http.server.ThreadingHTTPServer):
                 self.send_response(200)
                 self.end_headers()
 
-            def log_message(self, *args) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        super().__init__(Handler)
 
 
 AWS_MANAGED_TAG = "testkit:aws-managed"  # as testkit/src/shapes.rs
@@ -159,7 +164,7 @@ def aws_shaped_interfaces(body: str) -> str:
     return body[:start] + "".join(shaped) + body[end:]
 
 
-class AwsShapedProxy(http.server.ThreadingHTTPServer):
+class AwsShapedProxy(LocalServer):
     """Stands between a function and moto, as testkit's proxy does in the tests: forwards every request
     and reshapes DescribeNetworkInterfaces answers (aws_shaped_interfaces)."""
 
@@ -186,15 +191,7 @@ class AwsShapedProxy(http.server.ThreadingHTTPServer):
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = forward  # noqa: N815 (http.server's naming)
 
-            def log_message(self, *args) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        super().__init__(Handler)
 
 
 def run(cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:

@@ -626,6 +626,16 @@ async fn ecs_service(
         .expect("DescribeServices");
     let found = &out.services()[0];
     let tags = found.tags().iter().map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned())).collect();
+    let target = scalable_target(aas, cluster, service).await.map(|t| (t.min_capacity(), t.max_capacity()));
+    (found.desired_count(), target, tags)
+}
+
+/// A service's scalable target, if it has one.
+async fn scalable_target(
+    aas: &aws_sdk_applicationautoscaling::Client,
+    cluster: &str,
+    service: &str,
+) -> Option<aws_sdk_applicationautoscaling::types::ScalableTarget> {
     let targets = aas
         .describe_scalable_targets()
         .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
@@ -633,8 +643,7 @@ async fn ecs_service(
         .send()
         .await
         .expect("DescribeScalableTargets");
-    let target = targets.scalable_targets().first().map(|t| (t.min_capacity(), t.max_capacity()));
-    (found.desired_count(), target, tags)
+    targets.scalable_targets().first().cloned()
 }
 
 #[tokio::test]
@@ -703,14 +712,8 @@ async fn an_ecs_service_with_a_scalable_target_is_stopped_and_started_with_its_c
 
 /// A service's scalable target's SuspendedState: dynamic scale-in, scale-out, scheduled scaling.
 async fn target_suspended(aas: &aws_sdk_applicationautoscaling::Client, cluster: &str, service: &str) -> [bool; 3] {
-    let targets = aas
-        .describe_scalable_targets()
-        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
-        .resource_ids(format!("service/{cluster}/{service}"))
-        .send()
-        .await
-        .expect("DescribeScalableTargets");
-    let state = targets.scalable_targets()[0].suspended_state();
+    let target = scalable_target(aas, cluster, service).await.expect("a scalable target");
+    let state = target.suspended_state();
     [
         state.and_then(|s| s.dynamic_scaling_in_suspended()).unwrap_or(false),
         state.and_then(|s| s.dynamic_scaling_out_suspended()).unwrap_or(false),
