@@ -237,6 +237,8 @@ def show_rule_change(before: dict, after: dict) -> None:
     for k in sorted(set(after) & set(before)):
         if after[k][0] is None:
             print(f"       = {k}   (not ours: untouched)")
+        elif after[k][1] != before[k][1]:
+            print(f"       ~ {k}   (kept, relabeled: {after[k][1]})")
 
 
 def nlb_allowlist(demo: Demo, ec2) -> bool:
