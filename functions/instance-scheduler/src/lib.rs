@@ -12,6 +12,7 @@ mod plan;
 mod request;
 pub mod schedule;
 pub mod scheduler;
+mod settings;
 mod summary;
 pub mod targets;
 #[cfg(test)]

@@ -14,13 +14,18 @@ use tokio::time::{Duration, Instant};
 use crate::actions::{self, Outcome};
 use crate::direction::Direction;
 use crate::ecs;
-use crate::inventory::{self, Hibernation, Kind, Resource, State, TagKeys};
+use crate::inventory::{self, Hibernation, Kind, Resource, State};
 use crate::metrics;
 use crate::plan::{decide_transition, needs_definitions, selected, Decision, Named};
 use crate::request::{self, Action, Request};
 use crate::schedule::{self, Definitions};
 use crate::summary::{Failed, Note, Skipped, Summary};
-use crate::targets::{is_account, Hub, Identity, Target};
+use crate::targets::{Hub, Identity, Target};
+
+pub use crate::settings::{
+    Settings, SettingsError, DEFAULT_HIBERNATE_TAG, DEFAULT_MAX_RESTORED_CAPACITY, DEFAULT_OVERRIDE_TAG,
+    DEFAULT_ROLE_NAME, DEFAULT_SCHEDULE_TAG, SAVED_CAPACITY_TAG, SCHEDULE_APPLIED_TAG,
+};
 
 /// One target's SDK clients (an account in a Region), built on the target's first run in the process.
 pub struct Clients {
@@ -61,157 +66,8 @@ impl Definer {
     }
 }
 
-/// Configuration from the function's environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    pub keys: TagKeys,
-    /// `SCHEDULES_PARAMETER`: an SSM parameter with named schedules, `{"name": "<schedule>", …}`.
-    pub definitions_parameter: Option<String>,
-    /// Instances per StartInstances/StopInstances call.
-    pub batch_size: usize,
-    /// Calls in flight at once.
-    pub concurrency: usize,
-    /// `RECONCILE_INTERVAL_MINUTES`: how often the reconcile rule fires. A Scheduled Event whose `time`
-    /// is further than this from now (a retried or long-queued one) is evaluated at now instead.
-    pub interval: chrono::TimeDelta,
-    /// `SCHEDULER_ACCOUNTS`: the accounts to schedule (none: the function's own).
-    pub accounts: Vec<String>,
-    /// `SCHEDULER_REGIONS`: the Regions to schedule in (none: the function's own).
-    pub regions: Vec<String>,
-    /// `SCHEDULER_ROLE_NAME`: the role assumed in every other account.
-    pub role_name: String,
-    /// `SCHEDULER_EXTERNAL_ID`: sent with every AssumeRole when set.
-    pub external_id: Option<String>,
-    /// `SCHEDULER_CONCURRENT_TARGETS`: targets run at once.
-    pub target_concurrency: usize,
-    /// `SCHEDULER_MAX_RESTORED_CAPACITY`: the largest maximum or desired count a start restores from a
-    /// saved-capacity tag. Whoever can write that tag could otherwise have the scheduler start any size.
-    pub max_restored_capacity: i32,
-}
-
-pub const DEFAULT_SCHEDULE_TAG: &str = "Schedule";
-pub const DEFAULT_OVERRIDE_TAG: &str = "ScheduleOverride";
-pub const DEFAULT_HIBERNATE_TAG: &str = "ScheduleHibernate";
-pub const SAVED_CAPACITY_TAG: &str = "stackhand:saved-capacity";
-/// On each resource, the schedule transition a reconcile last applied to it (RFC 3339, UTC).
-pub const SCHEDULE_APPLIED_TAG: &str = "stackhand:schedule-applied";
-const BATCH_SIZE: usize = 100;
-const CONCURRENCY: usize = 8;
-const TARGET_CONCURRENCY: usize = 8;
-/// The template's default `SchedulerMaxRestoredCapacity`.
-pub const DEFAULT_MAX_RESTORED_CAPACITY: i32 = 100;
-pub const DEFAULT_ROLE_NAME: &str = "stackhand-instance-scheduler";
-/// The template's default `SchedulerReconcileMinutes`.
-const DEFAULT_INTERVAL_MINUTES: i64 = 5;
 /// Calls not begun this long before the invocation's deadline are left for the next run.
 const RESERVE: Duration = Duration::from_secs(3);
-
-/// A setting in the function's environment that can't be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SettingsError {
-    #[error("RECONCILE_INTERVAL_MINUTES is \"{0}\": give the reconcile rule's interval as a whole number of minutes, 1 or more")]
-    Interval(String),
-    #[error("SCHEDULER_ACCOUNTS has \"{0}\": give 12-digit account ids separated by commas (e.g. 111122223333,444455556666), or leave it empty for the function's own account")]
-    Account(String),
-    #[error("SCHEDULER_REGIONS has \"{0}\": give Region codes separated by commas (e.g. eu-west-1,us-east-1), or leave it empty for the function's own Region")]
-    Region(String),
-    #[error("SCHEDULER_ROLE_NAME is \"{0}\": give the spoke role's name only (letters, digits and +=,.@_-, up to 64), not its ARN")]
-    RoleName(String),
-    #[error("SCHEDULER_CONCURRENT_TARGETS is \"{0}\": give a whole number from 1 to 64")]
-    TargetConcurrency(String),
-    #[error("SCHEDULER_EXTERNAL_ID has {0} character(s), or one outside letters, digits and +=,.@:/_-: STS takes 2 to 1,224 of those (leave it unset for none)")]
-    ExternalId(usize),
-    #[error("SCHEDULER_MAX_RESTORED_CAPACITY is \"{0}\": give a whole number from 1 to 100000, the largest group or service size a start may restore")]
-    MaxRestoredCapacity(String),
-}
-
-/// STS's ExternalId: 2 to 1,224 characters of `[\w+=,.@:/-]`.
-fn is_external_id(id: &str) -> bool {
-    (2..=1224).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c))
-}
-
-/// A comma-separated list, blanks dropped; each item checked by `valid`, the first bad one named by `error`.
-fn comma_list(
-    text: Option<String>,
-    valid: impl Fn(&str) -> bool,
-    error: impl Fn(String) -> SettingsError,
-) -> Result<Vec<String>, SettingsError> {
-    let mut items = Vec::new();
-    for item in text.iter().flat_map(|t| t.split(',')).map(str::trim).filter(|i| !i.is_empty()) {
-        if !valid(item) {
-            return Err(error(item.to_owned()));
-        }
-        items.push(item.to_owned());
-    }
-    Ok(items)
-}
-
-/// `eu-west-1`, `us-gov-west-1`, `ap-southeast-5`: lowercase words, then a number.
-fn is_region(text: &str) -> bool {
-    let parts: Vec<&str> = text.split('-').collect();
-    parts.len() >= 3
-        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1].parse::<u8>().is_ok()
-}
-
-fn is_role_name(text: &str) -> bool {
-    (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
-}
-
-impl Settings {
-    pub fn from_env() -> Result<Self, SettingsError> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
-    }
-
-    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let interval = match get("RECONCILE_INTERVAL_MINUTES") {
-            None => DEFAULT_INTERVAL_MINUTES,
-            Some(text) => match text.trim().parse::<i64>() {
-                Ok(minutes) if (1..=i64::from(u32::MAX)).contains(&minutes) => minutes,
-                _ => return Err(SettingsError::Interval(text)),
-            },
-        };
-        Ok(Self {
-            keys: TagKeys {
-                schedule: get("SCHEDULE_TAG_KEY").unwrap_or_else(|| DEFAULT_SCHEDULE_TAG.into()),
-                override_until: get("SCHEDULE_OVERRIDE_TAG_KEY").unwrap_or_else(|| DEFAULT_OVERRIDE_TAG.into()),
-                saved_capacity: SAVED_CAPACITY_TAG.into(),
-                hibernate: get("SCHEDULE_HIBERNATE_TAG_KEY").unwrap_or_else(|| DEFAULT_HIBERNATE_TAG.into()),
-                applied: SCHEDULE_APPLIED_TAG.into(),
-            },
-            definitions_parameter: get("SCHEDULES_PARAMETER"),
-            batch_size: BATCH_SIZE,
-            concurrency: CONCURRENCY,
-            interval: chrono::TimeDelta::minutes(interval),
-            accounts: comma_list(get("SCHEDULER_ACCOUNTS"), is_account, SettingsError::Account)?,
-            regions: comma_list(get("SCHEDULER_REGIONS"), is_region, SettingsError::Region)?,
-            role_name: match get("SCHEDULER_ROLE_NAME") {
-                Some(name) if !is_role_name(name.trim()) => return Err(SettingsError::RoleName(name)),
-                Some(name) => name.trim().to_owned(),
-                None => DEFAULT_ROLE_NAME.into(),
-            },
-            external_id: match get("SCHEDULER_EXTERNAL_ID") {
-                Some(id) if id.is_empty() => None,
-                Some(id) if !is_external_id(&id) => return Err(SettingsError::ExternalId(id.chars().count())),
-                id => id,
-            },
-            target_concurrency: match get("SCHEDULER_CONCURRENT_TARGETS") {
-                None => TARGET_CONCURRENCY,
-                Some(text) => match text.trim().parse::<usize>() {
-                    Ok(n) if (1..=64).contains(&n) => n,
-                    _ => return Err(SettingsError::TargetConcurrency(text)),
-                },
-            },
-            max_restored_capacity: match get("SCHEDULER_MAX_RESTORED_CAPACITY") {
-                None => DEFAULT_MAX_RESTORED_CAPACITY,
-                Some(text) => match text.trim().parse::<i32>() {
-                    Ok(n) if (1..=100_000).contains(&n) => n,
-                    _ => return Err(SettingsError::MaxRestoredCapacity(text)),
-                },
-            },
-        })
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
@@ -709,69 +565,6 @@ async fn definitions(ssm: &aws_sdk_ssm::Client, parameter: &str) -> Result<Defin
         .map_err(|e| e.to_string())?;
     let text = out.parameter().and_then(|p| p.value()).unwrap_or_default();
     schedule::parse_definitions(text).map_err(|e| format!("SSM parameter {parameter}: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn settings_default_and_from_the_environment() {
-        let defaults = Settings::from_lookup(|_| None).unwrap();
-        assert_eq!(defaults.keys.schedule, "Schedule");
-        assert_eq!(defaults.keys.override_until, "ScheduleOverride");
-        assert_eq!(defaults.keys.saved_capacity, "stackhand:saved-capacity");
-        assert_eq!(defaults.definitions_parameter, None);
-        let env: HashMap<&str, &str> = [
-            ("SCHEDULE_TAG_KEY", "office-schedule"),
-            ("SCHEDULE_OVERRIDE_TAG_KEY", "hold-until"),
-            ("SCHEDULES_PARAMETER", "/stackhand/schedules"),
-        ]
-        .into();
-        let set = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
-        assert_eq!(set.keys.schedule, "office-schedule");
-        assert_eq!(set.keys.override_until, "hold-until");
-        assert_eq!(set.definitions_parameter.as_deref(), Some("/stackhand/schedules"));
-    }
-
-    #[test]
-    fn the_reconcile_interval_defaults_to_five_minutes_and_must_be_a_whole_number() {
-        let with = |value: &str| Settings::from_lookup(|k| (k == "RECONCILE_INTERVAL_MINUTES").then(|| value.into()));
-        assert_eq!(Settings::from_lookup(|_| None).unwrap().interval, chrono::TimeDelta::minutes(5));
-        assert_eq!(with(" 15 ").unwrap().interval, chrono::TimeDelta::minutes(15));
-        for bad in ["0", "-5", "five", "2.5"] {
-            let e = with(bad).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("RECONCILE_INTERVAL_MINUTES is \"{bad}\": ")), "{e}");
-        }
-    }
-
-    #[test]
-    fn an_external_id_is_what_sts_takes_2_to_1224_characters() {
-        let with =
-            |value: String| Settings::from_lookup(move |k| (k == "SCHEDULER_EXTERNAL_ID").then(|| value.clone()));
-        assert_eq!(with("ab".into()).unwrap().external_id.as_deref(), Some("ab"));
-        assert_eq!(with("x".repeat(1224)).unwrap().external_id.map(|id| id.len()), Some(1224));
-        assert_eq!(with(String::new()).unwrap().external_id, None);
-        for bad in ["a".to_owned(), "x".repeat(1225), "has space".into(), "semi;colon".into()] {
-            let e = with(bad.clone()).unwrap_err().to_string();
-            assert!(e.starts_with("SCHEDULER_EXTERNAL_ID has ") && e.contains("2 to 1,224"), "{e}");
-            assert!(bad.len() < 3 || !e.contains(&bad), "the value itself is not echoed: {e}");
-        }
-    }
-
-    #[test]
-    fn the_restored_capacity_bound_defaults_to_100_and_must_be_a_positive_size() {
-        let with = |value: &str| {
-            let value = value.to_owned();
-            Settings::from_lookup(move |k| (k == "SCHEDULER_MAX_RESTORED_CAPACITY").then(|| value.clone()))
-        };
-        assert_eq!(Settings::from_lookup(|_| None).unwrap().max_restored_capacity, 100);
-        assert_eq!(with(" 250 ").unwrap().max_restored_capacity, 250);
-        for bad in ["0", "-1", "lots", "100001"] {
-            let e = with(bad).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("SCHEDULER_MAX_RESTORED_CAPACITY is \"{bad}\": ")), "{e}");
-        }
-    }
 }
 
 /// Runs against mocked AWS answers: what moto can't give (a failed UpdateAutoScalingGroup, a start that
