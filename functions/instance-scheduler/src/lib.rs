@@ -3,10 +3,12 @@
 //! runtime; fuzz/ uses [`schedule`] (its hooks behind the `fuzzing` feature).
 
 mod actions;
+mod call;
 mod direction;
 mod ecs;
 mod inventory;
 mod metrics;
+mod named;
 mod pace;
 mod plan;
 mod request;

@@ -8,7 +8,6 @@ use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
-use stackhand::aws::AwsResultExt as _;
 use tokio::time::{Duration, Instant};
 
 use crate::actions::{self, Outcome};
@@ -16,12 +15,14 @@ use crate::direction::Direction;
 use crate::ecs;
 use crate::inventory::{self, Hibernation, Kind, Resource, State};
 use crate::metrics;
-use crate::plan::{decide_transition, needs_definitions, selected, Decision, Named};
-use crate::request::{self, Action, Request};
-use crate::schedule::{self, Definitions};
+use crate::plan::{decide_transition, selected, Decision, Named};
+use crate::request::{self, Request};
 use crate::summary::{Failed, Note, Skipped, Summary};
 use crate::targets::{Hub, Identity, Target};
 
+use crate::call::by_cutoff;
+use crate::named::named;
+pub use crate::named::Definer;
 pub use crate::settings::{
     Settings, SettingsError, DEFAULT_HIBERNATE_TAG, DEFAULT_MAX_RESTORED_CAPACITY, DEFAULT_OVERRIDE_TAG,
     DEFAULT_ROLE_NAME, DEFAULT_SCHEDULE_TAG, SAVED_CAPACITY_TAG, SCHEDULE_APPLIED_TAG,
@@ -49,20 +50,6 @@ impl Clients {
             applicationautoscaling: stackhand::client!(aws_sdk_applicationautoscaling, config),
             pacer: crate::pace::Pacer::default(),
         }
-    }
-}
-
-/// The named schedules' SSM parameter, in the hub's own account and Region: read at most once per run,
-/// by the first target whose resources name a schedule.
-pub struct Definer {
-    ssm: Option<aws_sdk_ssm::Client>,
-    parameter: Option<String>,
-    read: tokio::sync::OnceCell<Result<Definitions, String>>,
-}
-
-impl Definer {
-    pub fn with_client(ssm: Option<aws_sdk_ssm::Client>, settings: &Settings) -> Self {
-        Self { ssm, parameter: settings.definitions_parameter.clone(), read: tokio::sync::OnceCell::new() }
     }
 }
 
@@ -269,19 +256,6 @@ async fn list(
     Ok(Listed { resources, failed, named })
 }
 
-/// The named schedules: their parameter read (once per run, whichever target asks first) only for a
-/// reconcile over resources that name one.
-async fn named(definer: &Definer, request: &Request, resources: &[Resource], cutoff: Instant) -> Named {
-    let mut named = Named::new(definer.parameter.clone(), None);
-    if let (Some(parameter), Some(ssm)) = (&definer.parameter, &definer.ssm) {
-        if request.action == Action::Reconcile && needs_definitions(resources) {
-            let read = definer.read.get_or_init(|| by_cutoff(cutoff, "GetParameter", definitions(ssm, parameter)));
-            named.definitions = Some(read.await.clone());
-        }
-    }
-    named
-}
-
 /// Each resource's decision: EC2 instances to start or stop go in batches, every other resource in a
 /// job of its own; a dry run sends nothing.
 fn plan<'a>(resources: &'a [Resource], request: &Request, settings: &Settings, named: &Named) -> Plan<'a> {
@@ -404,18 +378,6 @@ fn summarize(request: &Request, listed: Listed, decided: Decided, done: Done) ->
     }
     summary.sort();
     summary
-}
-
-/// `work`, or (when it is not done by `cutoff`) an error saying `operation` had no answer in time.
-async fn by_cutoff<T, E: std::fmt::Display>(
-    cutoff: Instant,
-    operation: &str,
-    work: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, String> {
-    match tokio::time::timeout_at(cutoff, work).await {
-        Ok(done) => done.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("{operation} had no complete answer by the run's cutoff; the next run tries again")),
-    }
 }
 
 async fn execute_job(clients: &Clients, settings: &Settings, job: Job<'_>, cutoff: Instant) -> Done {
@@ -554,24 +516,12 @@ async fn mark_job(clients: &Clients, key: &str, job: MarkJob, cutoff: Instant) -
         .collect()
 }
 
-async fn definitions(ssm: &aws_sdk_ssm::Client, parameter: &str) -> Result<Definitions, String> {
-    let out = ssm
-        .get_parameter()
-        .name(parameter)
-        .with_decryption(true)
-        .send()
-        .await
-        .op("GetParameter")
-        .map_err(|e| e.to_string())?;
-    let text = out.parameter().and_then(|p| p.value()).unwrap_or_default();
-    schedule::parse_definitions(text).map_err(|e| format!("SSM parameter {parameter}: {e}"))
-}
-
 /// Runs against mocked AWS answers: what moto can't give (a failed UpdateAutoScalingGroup, a start that
 /// fell back to stopped, stop protection, global databases, a call that never answers).
 #[cfg(test)]
 mod mocked {
     use super::*;
+    use crate::request::Action;
     use crate::testing::{self, error_meta, Rules, KEY, SAVED};
     use aws_sdk_autoscaling::operation::create_or_update_tags::CreateOrUpdateTagsOutput;
     use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
