@@ -4,6 +4,7 @@
 
 mod actions;
 mod call;
+mod clients;
 mod direction;
 mod ecs;
 mod inventory;

@@ -21,37 +21,13 @@ use crate::summary::{Failed, Note, Skipped, Summary};
 use crate::targets::{Hub, Identity, Target};
 
 use crate::call::by_cutoff;
+pub use crate::clients::Clients;
 use crate::named::named;
 pub use crate::named::Definer;
 pub use crate::settings::{
     Settings, SettingsError, DEFAULT_HIBERNATE_TAG, DEFAULT_MAX_RESTORED_CAPACITY, DEFAULT_OVERRIDE_TAG,
     DEFAULT_ROLE_NAME, DEFAULT_SCHEDULE_TAG, SAVED_CAPACITY_TAG, SCHEDULE_APPLIED_TAG,
 };
-
-/// One target's SDK clients (an account in a Region), built on the target's first run in the process.
-pub struct Clients {
-    pub ec2: aws_sdk_ec2::Client,
-    pub rds: aws_sdk_rds::Client,
-    pub autoscaling: aws_sdk_autoscaling::Client,
-    pub ecs: aws_sdk_ecs::Client,
-    /// ECS services' scalable targets.
-    pub applicationautoscaling: aws_sdk_applicationautoscaling::Client,
-    /// This account and Region's StartInstances/StopInstances buckets.
-    pub pacer: crate::pace::Pacer,
-}
-
-impl Clients {
-    pub fn new(config: &aws_config::SdkConfig) -> Self {
-        Self {
-            ec2: stackhand::client!(aws_sdk_ec2, config),
-            rds: stackhand::client!(aws_sdk_rds, config),
-            autoscaling: stackhand::client!(aws_sdk_autoscaling, config),
-            ecs: stackhand::client!(aws_sdk_ecs, config),
-            applicationautoscaling: stackhand::client!(aws_sdk_applicationautoscaling, config),
-            pacer: crate::pace::Pacer::default(),
-        }
-    }
-}
 
 /// Calls not begun this long before the invocation's deadline are left for the next run.
 const RESERVE: Duration = Duration::from_secs(3);

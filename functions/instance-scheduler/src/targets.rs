@@ -13,7 +13,8 @@ use aws_config::{Region, SdkConfig};
 use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
 use stackhand::aws::AwsResultExt as _;
 
-use crate::scheduler::{Clients, Definer};
+use crate::clients::Clients;
+use crate::named::Definer;
 use crate::settings::Settings;
 
 /// One account in one Region.
