@@ -105,16 +105,10 @@ impl Allowlist {
             tracing::info!(%group, ports = %ports, addresses = cidrs.len(), "authorized");
         }
         if !plan.claim.is_empty() {
-            let sent = self
-                .ec2
-                .create_tags()
-                .set_resources(Some(plan.claim.clone()))
-                .tags(Tag::builder().key(owner_key(owner)).value(owner).build())
-                .send()
-                .await
-                .op("CreateTags");
-            if let Err(e) = sent {
-                return conflict_or(e, RULE_GONE);
+            if let Applied::Conflict(why) =
+                self.tag(&plan.claim, Tag::builder().key(owner_key(owner)).value(owner).build()).await?
+            {
+                return Ok(Applied::Conflict(why));
             }
             tracing::info!(%group, rules = plan.claim.len(), "shared rules another stackhand allowlist owns");
         }
@@ -129,16 +123,8 @@ impl Allowlist {
         }
         if !plan.mark.is_empty() {
             // Rules of an earlier version, to be re-described: IAM requires the marker first.
-            let sent = self
-                .ec2
-                .create_tags()
-                .set_resources(Some(plan.mark.clone()))
-                .tags(marker())
-                .send()
-                .await
-                .op("CreateTags");
-            if let Err(e) = sent {
-                return conflict_or(e, RULE_GONE);
+            if let Applied::Conflict(why) = self.tag(&plan.mark, marker()).await? {
+                return Ok(Applied::Conflict(why));
             }
             tracing::info!(%group, rules = plan.mark.len(), "marked rules of an earlier version");
         }
@@ -195,6 +181,14 @@ impl Allowlist {
             .map(|r| r.id)
             .collect();
         self.revoke(group, &orphans).await
+    }
+
+    async fn tag(&self, rule_ids: &[String], tag: Tag) -> Result<Applied, AllowlistError> {
+        let sent = self.ec2.create_tags().set_resources(Some(rule_ids.to_vec())).tags(tag).send().await;
+        match sent.op("CreateTags") {
+            Ok(_) => Ok(Applied::Done),
+            Err(e) => conflict_or(e, RULE_GONE),
+        }
     }
 
     pub(crate) async fn untag(&self, rule_ids: &[String], tags: Vec<Tag>) -> Result<Applied, AllowlistError> {
