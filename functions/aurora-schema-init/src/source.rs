@@ -119,25 +119,15 @@ impl Sources {
 
     /// The cluster a secret RDS manages belongs to ([`CLUSTER_TAG`]), from its metadata: no value read.
     pub async fn secret_cluster(&self, arn: &str) -> Result<Option<String>, SchemaError> {
-        let out =
-            self.secrets.describe_secret().secret_id(arn).send().await.op("DescribeSecret").map_err(|e| {
-                match e.code() {
-                    Some("ResourceNotFoundException") => SchemaError::Input(format!("SecretArn {arn} does not exist")),
-                    _ => SchemaError::Aws(e),
-                }
-            })?;
+        let out = self.secrets.describe_secret().secret_id(arn).send().await.op("DescribeSecret");
+        let out = out.map_err(|e| secret_error(arn, e))?;
         Ok(out.tags().iter().find(|t| t.key() == Some(CLUSTER_TAG)).and_then(|t| t.value()).map(str::to_owned))
     }
 
     /// The secret's value: its login (the password registered at once) and the host and port it names.
     pub async fn secret(&self, arn: &str) -> Result<SecretValue, SchemaError> {
-        let out =
-            self.secrets.get_secret_value().secret_id(arn).send().await.op("GetSecretValue").map_err(|e| {
-                match e.code() {
-                    Some("ResourceNotFoundException") => SchemaError::Input(format!("SecretArn {arn} does not exist")),
-                    _ => SchemaError::Aws(e),
-                }
-            })?;
+        let out = self.secrets.get_secret_value().secret_id(arn).send().await.op("GetSecretValue");
+        let out = out.map_err(|e| secret_error(arn, e))?;
         let text = out.secret_string().unwrap_or_default();
         let shape = || {
             SchemaError::Input(format!(
@@ -164,20 +154,14 @@ impl Sources {
 
     /// The cluster `arn` names, with its endpoints.
     pub async fn cluster(&self, arn: &str) -> Result<Cluster, SchemaError> {
-        let out =
-            self.rds.describe_db_clusters().db_cluster_identifier(arn).send().await.op("DescribeDBClusters").map_err(
-                |e| match e.code() {
-                    Some("DBClusterNotFoundFault") => {
-                        SchemaError::Input(format!("the secret's cluster {arn} (its tag {CLUSTER_TAG}) does not exist"))
-                    }
-                    _ => SchemaError::Aws(e),
-                },
-            )?;
-        let Some(c) = out.db_clusters().first() else {
-            return Err(SchemaError::Input(format!(
-                "the secret's cluster {arn} (its tag {CLUSTER_TAG}) does not exist"
-            )));
-        };
+        let missing =
+            || SchemaError::Input(format!("the secret's cluster {arn} (its tag {CLUSTER_TAG}) does not exist"));
+        let out = self.rds.describe_db_clusters().db_cluster_identifier(arn).send().await.op("DescribeDBClusters");
+        let out = out.map_err(|e| match e.code() {
+            Some("DBClusterNotFoundFault") => missing(),
+            _ => SchemaError::Aws(e),
+        })?;
+        let Some(c) = out.db_clusters().first() else { return Err(missing()) };
         let mut endpoints: Vec<String> =
             c.endpoint().into_iter().chain(c.reader_endpoint()).map(str::to_owned).collect();
         endpoints.extend(c.custom_endpoints().iter().cloned());
@@ -197,6 +181,14 @@ impl Sources {
                 }
             })?;
         Ok(out.parameter().and_then(|p| p.value()).unwrap_or_default().to_owned())
+    }
+}
+
+/// A Secrets Manager error about `arn`: one that does not exist is the author's input to fix.
+fn secret_error(arn: &str, e: stackhand::aws::AwsError) -> SchemaError {
+    match e.code() {
+        Some("ResourceNotFoundException") => SchemaError::Input(format!("SecretArn {arn} does not exist")),
+        _ => SchemaError::Aws(e),
     }
 }
 
