@@ -81,6 +81,11 @@ impl TaskCount {
 }
 
 impl TaskCount {
+    /// No task, and no room for one: desired 0 and a scalable target (if any) of 0..0.
+    pub fn is_zero(&self) -> bool {
+        self.desired == 0 && self.target.is_none_or(|t| t == (0, 0))
+    }
+
     /// This count, if a start may restore it: a target's min ≤ max, and everything within `bound`.
     pub fn restorable(self, bound: i32) -> Result<Self, String> {
         let max = match self.target {
@@ -147,7 +152,7 @@ pub async fn services(
             service.suspended = target.map(|(_, flags)| flags.clone()).unwrap_or_default();
             // Stopped only when every part of a stop is done: the tag alone may be a stop whose
             // UpdateService failed, and such a service is stopped again (keeping the tag).
-            let zero = service.count.desired == 0 && service.count.target.is_none_or(|t| t == (0, 0));
+            let zero = service.count.is_zero();
             if zero {
                 resource.state = State::Stopped;
                 if resource.saved.is_none() {
@@ -235,7 +240,7 @@ pub async fn stop(
 ) -> Outcome {
     let Some(service) = &resource.service else { return Outcome::Failed("not an ECS service".into()) };
     let keeps_saved = resource.saved.as_deref().is_some_and(|saved| TaskCount::parse(saved).is_ok());
-    let zero = service.count.desired == 0 && service.count.target.is_none_or(|t| t == (0, 0));
+    let zero = service.count.is_zero();
     // Application Auto Scaling's scheduled actions and scaling policies would bring a service at 0/0
     // back: the stop suspends them (recorded in the tag), the start resumes exactly those.
     let suspend: Vec<String> = match resource.saved.as_deref() {
