@@ -4,7 +4,7 @@ use stackhand::aws::AwsResultExt as _;
 use tokio::time::Instant;
 
 use crate::call::by_cutoff;
-use crate::inventory::Resource;
+use crate::kinds::Resource;
 use crate::plan::{needs_definitions, Named};
 use crate::request::{Action, Request};
 use crate::schedule::{self, Definitions};
@@ -30,7 +30,9 @@ pub async fn named(definer: &Definer, request: &Request, resources: &[Resource],
     let mut named = Named::new(definer.parameter.clone(), None);
     if let (Some(parameter), Some(ssm)) = (&definer.parameter, &definer.ssm) {
         if request.action == Action::Reconcile && needs_definitions(resources) {
-            let read = definer.read.get_or_init(|| by_cutoff(cutoff, "GetParameter", definitions(ssm, parameter)));
+            let read = definer.read.get_or_init(|| async {
+                by_cutoff(cutoff, "GetParameter", definitions(ssm, parameter)).await.map_err(|e| e.to_string())
+            });
             named.definitions = Some(read.await.clone());
         }
     }

@@ -7,9 +7,10 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use crate::direction::Direction;
-use crate::inventory::{Kind, Resource, State, TagKeys};
+use crate::kinds::{Resource, State};
 use crate::request::{Action, Request};
 use crate::schedule::{self, Definitions, Schedule, TagValue};
+use crate::settings::TagKeys;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -146,7 +147,7 @@ pub fn decide(resource: &Resource, request: &Request, keys: &TagKeys, named: &Na
             Decision::Skip("is stopping; it can be started once it has stopped".into())
         }
         // A group at capacity 0 whose protected instances outlive it is not really stopped.
-        (Direction::Stop, State::Stopped | State::Stopping) => match resource.scale_in_protection() {
+        (Direction::Stop, State::Stopped | State::Stopping) => match &resource.left_running {
             Some(why) => Decision::Skip(format!("is stopped, but {why}")),
             None => Decision::Unchanged,
         },
@@ -157,14 +158,9 @@ pub fn decide(resource: &Resource, request: &Request, keys: &TagKeys, named: &Na
         (Direction::Stop, State::Starting) => {
             Decision::Skip("is starting; it can be stopped once it is running".into())
         }
-        (Direction::Stop, State::Busy(status)) => {
-            Decision::Skip(format!("has status \"{status}\"; AWS stops a database only when it is available"))
-        }
+        (Direction::Stop, State::Busy(status)) => Decision::Skip(resource.kind.busy(status)),
     }
 }
-
-/// AWS starts a database that has been stopped for 7 days by itself.
-const RDS_RESTART: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// A reconcile's decision, transitions by default: what to do, and the transition to record on the
 /// resource (the marker tag's new value) once that is done. A resource whose marker already holds the
@@ -248,12 +244,13 @@ fn transition(
             return (decision, Some(since));
         }
     }
-    let database = matches!(resource.kind, Kind::DbInstance | Kind::DbCluster);
+    // A database stopped for 7 days is started by AWS, not by a person.
+    let restarted_by_aws = resource.kind.restarts_after().is_some_and(|after| at - since >= after);
     match decision {
         // A start that fell back to stopped is no person's stop: try again.
         Decision::Start if resource.start_failure.is_some() => (decision, None),
         // A database stopped for 7 days is started by AWS, not by a person: stop it again.
-        Decision::Stop if database && at - since >= RDS_RESTART => (decision, None),
+        Decision::Stop if restarted_by_aws => (decision, None),
         Decision::Start | Decision::Stop => (Decision::Skip(changed_by_hand(&decision, since, marker_key)), None),
         Decision::Unchanged | Decision::Skip(_) => (decision, None),
     }
@@ -312,26 +309,9 @@ mod tests {
     }
 
     fn resource(state: State, schedule: &str) -> Resource {
-        Resource {
-            kind: Kind::Ec2Instance,
-            id: "i-0123456789abcdef0".into(),
-            state,
-            schedule: schedule.into(),
-            override_until: None,
-            hold: None,
-            unstoppable: None,
-            capacity: None,
-            saved: None,
-            start_failure: None,
-            protected: Vec::new(),
-            protects_new: false,
-            hibernate: Default::default(),
-            service: None,
-            applied: None,
-            tag_count: 1,
-            suspended: Vec::new(),
-            arn: None,
-        }
+        let mut resource = Resource::new(&crate::kinds::ec2::Instances, "i-0123456789abcdef0", state, schedule);
+        resource.tag_count = 1;
+        resource
     }
 
     fn request(action: Action, at: &str) -> Request {
@@ -680,7 +660,7 @@ mod tests {
         // A database whose stop was applied 7 days ago or more: AWS started it; stopped again.
         let key = "stackhand:schedule-applied";
         let mut db = marked(State::Running, OFFICE, Some("2026-11-16T19:00:00Z"));
-        db.kind = Kind::DbCluster;
+        db.kind = &crate::kinds::rds::Clusters;
         let since = instant("2026-11-16T19:00:00Z");
         let at = |t: &str| instant(t);
         assert_eq!(
@@ -691,7 +671,7 @@ mod tests {
             transition(&db, Decision::Stop, false, since, at("2026-11-23T18:59:00Z"), key).0,
             Decision::Skip(_)
         ));
-        db.kind = Kind::Ec2Instance;
+        db.kind = &crate::kinds::ec2::Instances;
         assert!(matches!(
             transition(&db, Decision::Stop, false, since, at("2026-11-30T19:00:00Z"), key).0,
             Decision::Skip(_)

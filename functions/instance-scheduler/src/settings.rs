@@ -2,8 +2,17 @@
 //! the hub's accounts, Regions and role, and the owner's bounds. Each bad value is an error naming the
 //! variable and what it takes.
 
-use crate::inventory::TagKeys;
-use crate::targets::is_account;
+/// The tag keys the scheduler reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagKeys {
+    pub schedule: String,
+    pub override_until: String,
+    pub saved_capacity: String,
+    /// `SCHEDULE_HIBERNATE_TAG_KEY`: an EC2 instance with this tag = `true` is hibernated on a stop.
+    pub hibernate: String,
+    /// The marker of the schedule transition last applied (`stackhand:schedule-applied`).
+    pub applied: String,
+}
 
 /// Configuration from the function's environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +74,11 @@ pub enum SettingsError {
     ExternalId(usize),
     #[error("SCHEDULER_MAX_RESTORED_CAPACITY is \"{0}\": give a whole number from 1 to 100000, the largest group or service size a start may restore")]
     MaxRestoredCapacity(String),
+}
+
+/// A 12-digit AWS account id.
+pub fn is_account(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// STS's ExternalId: 2 to 1,224 characters of `[\w+=,.@:/-]`.

@@ -66,6 +66,16 @@ pub struct TargetSummary {
 const LOGGED_PER_LIST: usize = 500;
 
 impl Summary {
+    /// An empty summary of `request`.
+    pub fn of(request: &crate::request::Request) -> Self {
+        Summary {
+            action: request.action.name().into(),
+            at: request.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            dry_run: request.dry_run,
+            ..Default::default()
+        }
+    }
+
     /// The list of what was (or would be) moved in `direction`: `started` or `stopped`.
     pub fn moved(&mut self, direction: Direction) -> &mut Vec<String> {
         match direction {

@@ -15,7 +15,7 @@ use stackhand::aws::AwsResultExt as _;
 
 use crate::clients::Clients;
 use crate::named::Definer;
-use crate::settings::Settings;
+use crate::settings::{is_account, Settings};
 
 /// One account in one Region.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -54,11 +54,6 @@ impl Identity {
             _ => None,
         }
     }
-}
-
-/// A 12-digit AWS account id.
-pub fn is_account(text: &str) -> bool {
-    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 struct Cached {

@@ -19,9 +19,12 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_types::error::ErrorMetadata;
 
-use crate::inventory::TagKeys;
+use crate::clients::Clients;
+use crate::named::Definer;
 use crate::request::{Action, Request};
-use crate::scheduler::{Clients, Definer, Settings};
+use crate::settings::{Settings, TagKeys};
+
+pub mod fixtures;
 
 pub const KEY: &str = "Schedule";
 
@@ -37,12 +40,12 @@ pub fn keys() -> TagKeys {
         override_until: "ScheduleOverride".into(),
         saved_capacity: SAVED.into(),
         hibernate: HIBERNATE.into(),
-        applied: crate::scheduler::SCHEDULE_APPLIED_TAG.into(),
+        applied: crate::settings::SCHEDULE_APPLIED_TAG.into(),
     }
 }
 
-pub const SAVED: &str = crate::scheduler::SAVED_CAPACITY_TAG;
-pub const HIBERNATE: &str = crate::scheduler::DEFAULT_HIBERNATE_TAG;
+pub const SAVED: &str = crate::settings::SAVED_CAPACITY_TAG;
+pub const HIBERNATE: &str = crate::settings::DEFAULT_HIBERNATE_TAG;
 
 pub fn request(action: Action) -> Request {
     Request { action, schedule: None, dry_run: false, at: "2026-11-23T12:00:00Z".parse().unwrap() }

@@ -2,13 +2,9 @@
 //! evaluation: whether a schedule has a resource running at an instant.
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Offset, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
-
-use super::error::ScheduleError;
-use super::parse::{parse, parse_spec};
 
 /// Minutes in a day; also the encoding of the `24:00` end time.
 pub(super) const DAY_MINUTES: u16 = 24 * 60;
@@ -501,14 +497,6 @@ impl fmt::Display for Schedule {
     }
 }
 
-impl FromStr for Schedule {
-    type Err = ScheduleError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_spec(s)
-    }
-}
-
 /// A `Schedule` tag value: a full schedule, or the name of one defined elsewhere.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TagValue {
@@ -535,13 +523,5 @@ impl fmt::Display for TagValue {
             TagValue::Spec(schedule) => schedule.fmt(f),
             TagValue::Named(name) => f.write_str(name),
         }
-    }
-}
-
-impl FromStr for TagValue {
-    type Err = ScheduleError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse(s)
     }
 }

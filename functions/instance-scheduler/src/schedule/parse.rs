@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use std::str::FromStr;
+
 use super::error::ScheduleError;
 use super::eval::{
     nth_bit, wrapping_runs_mask, DaySet, Holidays, Period, Schedule, TagValue, DAY_MINUTES, LAST_DAY_BIT,
@@ -486,4 +488,20 @@ pub(super) fn parse_time_range(token: &str) -> Result<(u16, u16), ScheduleError>
         return Err(ScheduleError::EmptyPeriod { range: token.to_string() });
     }
     Ok((start, end))
+}
+
+impl FromStr for Schedule {
+    type Err = ScheduleError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_spec(s)
+    }
+}
+
+impl FromStr for TagValue {
+    type Err = ScheduleError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse(s)
+    }
 }

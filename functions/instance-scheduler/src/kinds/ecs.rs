@@ -14,8 +14,68 @@ use aws_sdk_ecs::types::{SchedulingStrategy, ServiceField, Tag};
 use stackhand::aws::{AwsError, AwsResultExt as _};
 use tokio::time::Instant;
 
-use crate::actions::{aws_call, outcome, CallError, Outcome};
-use crate::inventory::{saved_suspended, saved_value, tag, within_bound, Kind, Resource, SavedFields, State, TagKeys};
+use futures_util::future::BoxFuture;
+
+use super::kind::{tag, Act, Acted, Detail, Kind, Marked, Resource, State};
+use super::saved::{saved_suspended, saved_value, within_bound, SavedError, SavedFields, ZERO_WITHOUT_SAVED};
+use crate::call::{aws_call, outcome, CallError, Outcome};
+use crate::clients::Clients;
+use crate::direction::Direction;
+use crate::settings::TagKeys;
+
+/// The kind: `ecs-service/<cluster>/<service>`.
+pub struct Services;
+
+impl Kind for Services {
+    fn label(&self) -> &'static str {
+        "ecs-service"
+    }
+
+    fn listing(&self) -> (&'static str, &'static str) {
+        ("ecs-services", "ListServices")
+    }
+
+    fn list<'a>(&'a self, clients: &'a Clients, keys: &'a TagKeys) -> BoxFuture<'a, Result<Vec<Resource>, AwsError>> {
+        Box::pin(services(&clients.ecs, &clients.applicationautoscaling, keys))
+    }
+
+    fn act<'a>(&'a self, act: Act<'a>, direction: Direction, batch: Vec<&'a Resource>) -> BoxFuture<'a, Acted> {
+        Box::pin(async move {
+            let (ecs, aas) = (&act.clients.ecs, &act.clients.applicationautoscaling);
+            let key = &act.settings.keys.saved_capacity;
+            let mut acted = Vec::new();
+            for resource in batch {
+                let outcome = match direction {
+                    Direction::Start => {
+                        start(ecs, aas, resource, key, act.settings.max_restored_capacity, act.cutoff).await
+                    }
+                    Direction::Stop => stop(ecs, aas, resource, key, act.cutoff).await,
+                };
+                acted.push((resource.name(), outcome));
+            }
+            acted
+        })
+    }
+
+    /// One service's marker: `ecs:TagResource` takes one ARN per call.
+    fn mark<'a>(&'a self, act: Act<'a>, key: &'a str, batch: Vec<(&'a Resource, String)>) -> BoxFuture<'a, Marked> {
+        Box::pin(async move {
+            let mut marked = Vec::new();
+            for (resource, value) in batch {
+                let result = match &resource.arn {
+                    Some(arn) => {
+                        let tag = Tag::builder().key(key).value(value).build();
+                        let request = act.clients.ecs.tag_resource().resource_arn(arn).tags(tag);
+                        aws_call(act.cutoff, "TagResource", request.send()).await
+                    }
+                    None => Err(CallError::other("its listing gave no ARN to tag")),
+                };
+                marked.push((resource.name(), result));
+            }
+            marked
+        })
+    }
+}
 
 /// Services per DescribeServices call (the API's limit).
 const DESCRIBE_BATCH: usize = 10;
@@ -63,13 +123,9 @@ pub struct TaskCount {
 
 impl TaskCount {
     /// Reads the saved-capacity tag value written by `Display`.
-    pub fn parse(value: &str) -> Result<Self, String> {
+    pub fn parse(value: &str) -> Result<Self, SavedError> {
         let SavedFields { min, max, desired, unknown, .. } = SavedFields::read(value);
-        let form = || {
-            format!(
-                "\"{value}\" is not a saved task count: expected \"desired=<n>\" or \"min=<n> max=<n> desired=<n>\""
-            )
-        };
+        let form = || SavedError::TaskCount(value.to_owned());
         match (!unknown, min, max, desired) {
             (true, None, None, Some(Some(desired))) => Ok(TaskCount { desired, target: None }),
             (true, Some(Some(min)), Some(Some(max)), Some(Some(desired))) => {
@@ -87,10 +143,10 @@ impl TaskCount {
     }
 
     /// This count, if a start may restore it: a target's min ≤ max, and everything within `bound`.
-    pub fn restorable(self, bound: i32) -> Result<Self, String> {
+    pub fn restorable(self, bound: i32) -> Result<Self, SavedError> {
         let max = match self.target {
             Some((min, max)) if min > max => {
-                return Err(format!("\"{self}\" is not a scalable target's range (min <= max)"));
+                return Err(SavedError::Range(self.to_string()));
             }
             Some((_, max)) => max,
             None => 0,
@@ -114,7 +170,7 @@ fn last_part(arn: &str) -> &str {
 }
 
 /// Every ECS service carrying the schedule tag, in every cluster of the Region.
-pub async fn services(
+async fn services(
     ecs: &aws_sdk_ecs::Client,
     aas: &aws_sdk_applicationautoscaling::Client,
     keys: &TagKeys,
@@ -124,7 +180,7 @@ pub async fn services(
     while let Some(page) = pages.next().await {
         clusters.extend(page.op("ListClusters")?.cluster_arns().iter().cloned());
     }
-    let mut found = Vec::new();
+    let mut found: Vec<(Resource, Service)> = Vec::new();
     for cluster in &clusters {
         let mut arns = Vec::new();
         let mut pages = ecs.list_services().cluster(cluster).max_results(100).into_paginator().send();
@@ -145,8 +201,7 @@ pub async fn services(
     }
     if !found.is_empty() {
         let targets = scalable_targets(aas).await?;
-        for resource in &mut found {
-            let service = resource.service.as_mut().expect("an ECS service");
+        for (resource, service) in &mut found {
             let target = targets.get(&service.target_id());
             service.count.target = target.map(|(bounds, _)| *bounds);
             service.suspended = target.map(|(_, flags)| flags.clone()).unwrap_or_default();
@@ -156,25 +211,24 @@ pub async fn services(
             if zero {
                 resource.state = State::Stopped;
                 if resource.saved.is_none() {
-                    resource.hold = Some(crate::inventory::ZERO_WITHOUT_SAVED.into());
+                    resource.hold = Some(ZERO_WITHOUT_SAVED.into());
                 }
             }
         }
     }
-    Ok(found)
+    Ok(found.into_iter().map(|(resource, service)| Resource { detail: Detail::new(service), ..resource }).collect())
 }
 
 /// A described service as a resource (running until its scalable target is known), if it is tagged.
-fn resource(service: &aws_sdk_ecs::types::Service, keys: &TagKeys) -> Option<Resource> {
+fn resource(service: &aws_sdk_ecs::types::Service, keys: &TagKeys) -> Option<(Resource, Service)> {
     let tags = || service.tags().iter().map(|t| (t.key(), t.value()));
     let schedule = tag(tags(), &keys.schedule)?;
     let (arn, name, cluster) = (service.service_arn()?, service.service_name()?, service.cluster_arn()?);
     let cluster = last_part(cluster);
-    let mut resource = Resource::new(Kind::EcsService, &format!("{cluster}/{name}"), State::Running, schedule);
-    resource.tag_count = service.tags().len();
-    resource.override_until = tag(tags(), &keys.override_until).map(Into::into);
+    let id = format!("{cluster}/{name}");
+    let mut resource = Resource::new(&Services, &id, State::Running, schedule).with_tags(tags(), keys);
     resource.saved = tag(tags(), &keys.saved_capacity).map(Into::into);
-    resource.applied = tag(tags(), &keys.applied).map(Into::into);
+    resource.arn = Some(arn.to_owned());
     if service.scheduling_strategy() == Some(&SchedulingStrategy::Daemon) {
         resource.unstoppable = Some(
             "uses the DAEMON scheduling strategy, which has no desired count: schedule its container instances \
@@ -186,14 +240,14 @@ fn resource(service: &aws_sdk_ecs::types::Service, keys: &TagKeys) -> Option<Res
         resource.hold = Some(format!("has status \"{status}\""));
     }
     let count = TaskCount { desired: service.desired_count(), target: None };
-    resource.service = Some(Service {
+    let service = Service {
         arn: arn.to_owned(),
         cluster: cluster.to_owned(),
         name: name.to_owned(),
         count,
         suspended: Vec::new(),
-    });
-    Some(resource)
+    };
+    Some((resource, service))
 }
 
 /// The (minimum, maximum) of every ECS service's scalable target, by ResourceId.
@@ -231,14 +285,14 @@ async fn scalable_targets(
 /// fails), then its scalable target set to 0..0 (else Application Auto Scaling would bring it back to
 /// its minimum), then its desired count to 0. A service that already has a valid saved count (a stop
 /// half done) keeps it: only the rest is done again.
-pub async fn stop(
+async fn stop(
     ecs: &aws_sdk_ecs::Client,
     aas: &aws_sdk_applicationautoscaling::Client,
     resource: &Resource,
     saved_key: &str,
     cutoff: Instant,
 ) -> Outcome {
-    let Some(service) = &resource.service else { return Outcome::Failed("not an ECS service".into()) };
+    let Some(service) = resource.detail::<Service>() else { return Outcome::Failed("not an ECS service".into()) };
     let keeps_saved = resource.saved.as_deref().is_some_and(|saved| TaskCount::parse(saved).is_ok());
     let zero = service.count.is_zero();
     // Application Auto Scaling's scheduled actions and scaling policies would bring a service at 0/0
@@ -274,7 +328,7 @@ pub async fn stop(
 
 /// Starting a service: its scalable target's bounds restored (when it still has one), then its desired
 /// count, then the tag removed.
-pub async fn start(
+async fn start(
     ecs: &aws_sdk_ecs::Client,
     aas: &aws_sdk_applicationautoscaling::Client,
     resource: &Resource,
@@ -282,7 +336,7 @@ pub async fn start(
     bound: i32,
     cutoff: Instant,
 ) -> Outcome {
-    let Some(service) = &resource.service else { return Outcome::Failed("not an ECS service".into()) };
+    let Some(service) = resource.detail::<Service>() else { return Outcome::Failed("not an ECS service".into()) };
     let saved = resource.saved.as_deref().unwrap_or_default();
     let count = match TaskCount::parse(saved).and_then(|c| c.restorable(bound)) {
         Ok(count) => count,
@@ -381,218 +435,4 @@ mod tests {
 
 /// Runs against mocked ECS and Application Auto Scaling answers: the failures moto can't produce.
 #[cfg(test)]
-mod mocked {
-    use super::*;
-    use crate::request::Action;
-    use crate::scheduler::run;
-    use crate::summary::Summary;
-    use crate::testing::{self, error_meta, Rules, KEY, SAVED};
-    use aws_sdk_applicationautoscaling::operation::describe_scalable_targets::{
-        DescribeScalableTargetsError, DescribeScalableTargetsOutput,
-    };
-    use aws_sdk_applicationautoscaling::operation::register_scalable_target::RegisterScalableTargetOutput;
-    use aws_sdk_applicationautoscaling::types::ScalableTarget;
-    use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
-    use aws_sdk_ecs::operation::list_clusters::ListClustersOutput;
-    use aws_sdk_ecs::operation::list_services::ListServicesOutput;
-    use aws_sdk_ecs::operation::tag_resource::TagResourceOutput;
-    use aws_sdk_ecs::operation::untag_resource::UntagResourceOutput;
-    use aws_sdk_ecs::operation::update_service::{UpdateServiceError, UpdateServiceOutput};
-    use aws_sdk_ecs::types::Service as EcsService;
-    use aws_smithy_mocks::{mock, Rule};
-    use tokio::time::Duration;
-
-    const CLUSTER: &str = "arn:aws:ecs:eu-west-1:123456789012:cluster/dev";
-
-    fn arn(name: &str) -> String {
-        format!("arn:aws:ecs:eu-west-1:123456789012:service/dev/{name}")
-    }
-
-    /// A service in cluster `dev` with the schedule tag, `desired` tasks and, if given, a saved count.
-    fn service(name: &str, desired: i32, saved: Option<&str>) -> EcsService {
-        let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
-        let mut service = EcsService::builder()
-            .service_arn(arn(name))
-            .service_name(name)
-            .cluster_arn(CLUSTER)
-            .status("ACTIVE")
-            .desired_count(desired)
-            .tags(tag(KEY, "office"));
-        if let Some(saved) = saved {
-            service = service.tags(tag(SAVED, saved));
-        }
-        service.build()
-    }
-
-    /// ListClusters (one cluster), ListServices and DescribeServices (answering for the services asked).
-    fn listing(services: Vec<EcsService>) -> [Rule; 3] {
-        let arns: Vec<String> = services.iter().filter_map(|s| s.service_arn().map(Into::into)).collect();
-        [
-            mock!(aws_sdk_ecs::Client::list_clusters)
-                .then_output(|| ListClustersOutput::builder().cluster_arns(CLUSTER).build()),
-            mock!(aws_sdk_ecs::Client::list_services)
-                .then_output(move || ListServicesOutput::builder().set_service_arns(Some(arns.clone())).build()),
-            mock!(aws_sdk_ecs::Client::describe_services).then_compute_output(move |input| {
-                let asked: Vec<EcsService> = services
-                    .iter()
-                    .filter(|s| input.services().iter().any(|a| Some(a.as_str()) == s.service_arn()))
-                    .cloned()
-                    .collect();
-                DescribeServicesOutput::builder().set_services(Some(asked)).build()
-            }),
-        ]
-    }
-
-    /// DescribeScalableTargets with these (service, min, max).
-    fn targets(targets: &[(&str, i32, i32)]) -> Rule {
-        let targets: Vec<ScalableTarget> = targets
-            .iter()
-            .map(|(name, min, max)| {
-                ScalableTarget::builder()
-                    .service_namespace(ServiceNamespace::Ecs)
-                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-                    .resource_id(format!("service/dev/{name}"))
-                    .min_capacity(*min)
-                    .max_capacity(*max)
-                    .role_arn("arn:aws:iam::123456789012:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService")
-                    .creation_time(aws_smithy_types::DateTime::from_secs(0))
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        mock!(aws_sdk_applicationautoscaling::Client::describe_scalable_targets).then_output(move || {
-            DescribeScalableTargetsOutput::builder().set_scalable_targets(Some(targets.clone())).build()
-        })
-    }
-
-    fn register(bounds: (i32, i32)) -> Rule {
-        mock!(aws_sdk_applicationautoscaling::Client::register_scalable_target)
-            .match_requests(move |r| {
-                (r.min_capacity(), r.max_capacity()) == (Some(bounds.0), Some(bounds.1))
-                    && r.resource_id() == Some("service/dev/web")
-            })
-            .then_output(|| RegisterScalableTargetOutput::builder().build())
-    }
-
-    fn updating(desired: i32) -> Rule {
-        mock!(aws_sdk_ecs::Client::update_service)
-            .match_requests(move |r| {
-                r.desired_count() == Some(desired) && r.cluster() == Some("dev") && r.service() == Some("web")
-            })
-            .then_output(|| UpdateServiceOutput::builder().build())
-    }
-
-    fn tagging(value: &'static str) -> Rule {
-        mock!(aws_sdk_ecs::Client::tag_resource)
-            .match_requests(move |r| {
-                r.resource_arn() == Some(arn("web").as_str())
-                    && r.tags().iter().any(|t| t.key() == Some(SAVED) && t.value() == Some(value))
-            })
-            .then_output(|| TagResourceOutput::builder().build())
-    }
-
-    async fn run_with(rules: Rules<'_>, action: Action, dry_run: bool) -> Summary {
-        let clients = testing::clients(rules);
-        let mut request = testing::request(action);
-        request.dry_run = dry_run;
-        let cutoff = Instant::now() + Duration::from_secs(600);
-        run(&clients, &testing::no_definitions(), &testing::settings(), &request, cutoff).await.expect("a summary")
-    }
-
-    fn failed<'a>(summary: &'a Summary, resource: &str) -> &'a str {
-        let found = summary.failed.iter().find(|f| f.resource == resource);
-        found.map(|f| f.error.as_str()).unwrap_or_else(|| panic!("{resource} failed in {summary:?}"))
-    }
-
-    // UpdateService failing after the tag was written and the target set to 0..0 leaves the service
-    // running with its saved count: the next run stops it again keeping that count, and a start
-    // restores it.
-    #[tokio::test]
-    async fn a_stop_whose_update_service_failed_is_finished_by_the_next_run_keeping_the_saved_count() {
-        let list = listing(vec![service("web", 2, None)]);
-        // The stop suspends the target's scaling (issue 20 item 6) and records what it suspended.
-        let (target, tag, zero) =
-            (targets(&[("web", 1, 4)]), tagging("min=1 max=4 desired=2 suspended=in,out,scheduled"), register((0, 0)));
-        let refused = mock!(aws_sdk_ecs::Client::update_service).then_error(|| {
-            UpdateServiceError::generic(error_meta("ServerException", "the service could not be updated"))
-        });
-        let [a, b, c] = &list;
-        let rules = Rules {
-            ecs: vec![a, b, c, &tag, &refused],
-            applicationautoscaling: vec![&target, &zero],
-            ..Default::default()
-        };
-        let first = run_with(rules, Action::Stop, false).await;
-        let why = failed(&first, "ecs-service/dev/web");
-        assert!(why.contains("UpdateService") && why.contains("ServerException"), "{why}");
-        assert_eq!((tag.num_calls(), zero.num_calls(), refused.num_calls()), (1, 1, 1));
-
-        // What the next run lists: the tag, the target at 0..0, the count unchanged.
-        let list = listing(vec![service("web", 2, Some("min=1 max=4 desired=2"))]);
-        let (target, tag, zero, update) =
-            (targets(&[("web", 0, 0)]), tagging("min=0 max=0 desired=2"), register((0, 0)), updating(0));
-        let [a, b, c] = &list;
-        let rules = Rules {
-            ecs: vec![a, b, c, &tag, &update],
-            applicationautoscaling: vec![&target, &zero],
-            ..Default::default()
-        };
-        let second = run_with(rules, Action::Stop, false).await;
-        assert_eq!(second.stopped, ["ecs-service/dev/web"], "{second:?}");
-        assert_eq!(second.unchanged, 0);
-        assert_eq!(tag.num_calls(), 0, "the saved count is kept, not overwritten");
-        assert_eq!((zero.num_calls(), update.num_calls()), (1, 1));
-
-        // Stopped: the tag, desired 0, the target at 0..0. A start restores the target, then the count.
-        let list = listing(vec![service("web", 0, Some("min=1 max=4 desired=2"))]);
-        let (target, bounds, update) = (targets(&[("web", 0, 0)]), register((1, 4)), updating(2));
-        let untag = mock!(aws_sdk_ecs::Client::untag_resource)
-            .match_requests(|r| r.tag_keys() == [SAVED])
-            .then_output(|| UntagResourceOutput::builder().build());
-        let [a, b, c] = &list;
-        let rules = Rules {
-            ecs: vec![a, b, c, &update, &untag],
-            applicationautoscaling: vec![&target, &bounds],
-            ..Default::default()
-        };
-        let started = run_with(rules, Action::Start, false).await;
-        assert_eq!(started.started, ["ecs-service/dev/web"], "{started:?}");
-        assert_eq!((bounds.num_calls(), update.num_calls(), untag.num_calls()), (1, 1, 1));
-    }
-
-    #[tokio::test]
-    async fn services_are_described_ten_at_a_time_and_what_cant_be_stopped_is_skipped() {
-        let mut services: Vec<EcsService> = (0..21).map(|i| service(&format!("svc-{i:02}"), 1, None)).collect();
-        let mut daemon = service("agent", 1, None);
-        daemon.scheduling_strategy = Some(SchedulingStrategy::Daemon);
-        let mut draining = service("old", 1, None);
-        draining.status = Some("DRAINING".into());
-        let mut untagged = service("other", 1, None);
-        untagged.tags = None;
-        services.extend([daemon, draining, untagged]);
-        let list = listing(services);
-        let [a, b, c] = &list;
-        let summary = run_with(Rules { ecs: vec![a, b, c], ..Default::default() }, Action::Stop, true).await;
-        assert_eq!(summary.stopped.len(), 21, "{summary:?}");
-        assert_eq!(c.num_calls(), 3, "24 services: 10 + 10 + 4");
-        let skipped: Vec<(&str, &str)> =
-            summary.skipped.iter().map(|s| (s.resource.as_str(), s.reason.as_str())).collect();
-        assert_eq!(skipped.len(), 2, "{skipped:?}");
-        assert!(skipped[0].0 == "ecs-service/dev/agent" && skipped[0].1.contains("DAEMON"), "{skipped:?}");
-        assert_eq!(skipped[1], ("ecs-service/dev/old", "has status \"DRAINING\""));
-    }
-
-    #[tokio::test]
-    async fn a_failed_scalable_target_listing_is_reported_like_the_other_listings() {
-        let list = listing(vec![service("web", 2, None)]);
-        let broken = mock!(aws_sdk_applicationautoscaling::Client::describe_scalable_targets).then_error(|| {
-            DescribeScalableTargetsError::generic(error_meta("AccessDeniedException", "not authorized"))
-        });
-        let [a, b, c] = &list;
-        let rules = Rules { ecs: vec![a, b, c], applicationautoscaling: vec![&broken], ..Default::default() };
-        let summary = run_with(rules, Action::Stop, false).await;
-        let why = failed(&summary, "ecs-services (listing)");
-        assert!(why.contains("DescribeScalableTargets") && why.contains("AccessDeniedException"), "{why}");
-        assert!(summary.stopped.is_empty(), "a service's bounds unknown, it is not touched: {summary:?}");
-    }
-}
+mod mocked;
