@@ -66,6 +66,7 @@ pub(crate) async fn context(
     let resources = match service {
         "ec2" => ec2(operation, &query, region, account, up).await,
         "rds" => rds(operation, &query, region, account, up).await,
+        "redshift" => redshift(operation, &query, region, account, up).await,
         "autoscaling" => autoscaling(operation, &query, region, account, up).await,
         "ecs" => ecs(operation, &json, region, account, up).await,
         "application-autoscaling" => {
@@ -443,6 +444,41 @@ async fn rds(
         if let Ok(doc) = roxmltree::Document::parse(&answer) {
             if let Some(result) = doc.descendants().find(|n| n.has_tag_name("ListTagsForResourceResult")) {
                 r.tags = Some(xml_tags(result, "TagList", "Key", "Value"));
+            }
+        }
+    }
+    Some(vec![r])
+}
+
+// --- Redshift -------------------------------------------------------------------------------------
+
+/// A cluster's pause, resume or tagging: the cluster's ARN (IAM's resource for each), with its tags
+/// from DescribeClusters.
+async fn redshift(
+    operation: &str,
+    query: &[(String, String)],
+    region: &str,
+    account: &str,
+    up: &Upstream<'_>,
+) -> Option<Vec<Resource>> {
+    let (arn, id) = match operation {
+        op if op.starts_with("Describe") => return Some(Vec::new()),
+        "PauseCluster" | "ResumeCluster" | "RebootCluster" => {
+            let id = param(query, "ClusterIdentifier")?;
+            (format!("arn:aws:redshift:{region}:{account}:cluster:{id}"), id.to_owned())
+        }
+        "CreateTags" | "DeleteTags" => {
+            let arn = param(query, "ResourceName")?;
+            (arn.to_owned(), arn.rsplit(':').next()?.to_owned())
+        }
+        _ => return None,
+    };
+    let mut r = Resource::new(arn);
+    let body = format!("Action=DescribeClusters&Version=2012-12-01&ClusterIdentifier={}", encode(&id));
+    if let Some(answer) = ask_query(up, body).await {
+        if let Ok(doc) = roxmltree::Document::parse(&answer) {
+            if let Some(cluster) = doc.descendants().find(|n| n.has_tag_name("Cluster")) {
+                r.tags = Some(xml_tags(cluster, "Tags", "Key", "Value"));
             }
         }
     }

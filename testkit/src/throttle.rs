@@ -203,15 +203,16 @@ async fn forward(
             .unwrap_or_else(|e| e);
     }
     inner.seen.fetch_add(1, Ordering::SeqCst);
-    let operation = operation(&headers, &body);
+    let text = String::from_utf8_lossy(&body);
+    let (svc, operation) =
+        rest(&method, uri.path(), &headers).unwrap_or_else(|| (service(&headers, &text), operation(&headers, &body)));
     let nth = {
         let mut operations = inner.operations.lock().unwrap();
         let count = operations.entry(operation.clone()).or_default();
         *count += 1;
         *count
     };
-    let text = String::from_utf8_lossy(&body);
-    let action = format!("{}:{operation}", service(&headers, &text));
+    let action = format!("{svc}:{operation}");
     let (key_id, region) = credential_scope(&headers);
     let account = inner.assumed.lock().unwrap().get(&key_id).cloned().unwrap_or_else(|| "-".into());
     let mut scoped = format!("{action} {region} {account}");
@@ -323,6 +324,29 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     Some(&text[from..from + text[from..].find(end)?])
 }
 
+/// The service and operation of a REST-JSON request (EKS): the service from SigV4's credential scope
+/// (`Credential=<key>/<date>/<region>/eks/aws4_request`), the operation from the method and path.
+fn rest(method: &Method, path: &str, headers: &HeaderMap) -> Option<(&'static str, String)> {
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let scope = auth.split("Credential=").nth(1)?.split(',').next()?;
+    if scope.split('/').nth(3)? != "eks" {
+        return None;
+    }
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let operation = match (method.as_str(), parts.as_slice()) {
+        ("GET", ["clusters"]) => "ListClusters",
+        ("GET", ["clusters", _]) => "DescribeCluster",
+        ("GET", ["clusters", _, "node-groups"]) => "ListNodegroups",
+        ("GET", ["clusters", _, "node-groups", _]) => "DescribeNodegroup",
+        ("POST", ["clusters", _, "node-groups", _, "update-config"]) => "UpdateNodegroupConfig",
+        ("POST", ["tags", ..]) => "TagResource",
+        ("DELETE", ["tags", ..]) => "UntagResource",
+        ("GET", ["tags", ..]) => "ListTagsForResource",
+        _ => "unknown",
+    };
+    Some(("eks", operation.to_owned()))
+}
+
 /// The operation of a request: the JSON protocols' `X-Amz-Target` suffix, or the query protocols' `Action`.
 fn operation(headers: &HeaderMap, body: &Bytes) -> String {
     if let Some(target) = headers.get("x-amz-target").and_then(|t| t.to_str().ok()) {
@@ -355,6 +379,7 @@ fn service(headers: &HeaderMap, body: &str) -> &'static str {
         Some("2011-01-01") => "autoscaling",
         Some("2011-06-15") => "sts",
         Some("2015-12-01") => "elasticloadbalancing",
+        Some("2012-12-01") => "redshift",
         _ => "unknown",
     }
 }

@@ -13,7 +13,7 @@ use aws_config::{Region, SdkConfig};
 use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
 use stackhand::aws::AwsResultExt as _;
 
-use crate::clients::Clients;
+use crate::clients::{Clients, Place};
 use crate::named::Definer;
 use crate::settings::{is_account, Settings};
 
@@ -160,7 +160,9 @@ impl Hub {
             let provider = SharedCredentialsProvider::new(credentials);
             (self.base.to_builder().region(region).credentials_provider(provider).build(), expires)
         };
-        let clients = Arc::new(Clients::new(&config));
+        let place =
+            Place { partition: own.partition.clone(), region: target.region.clone(), account: target.account.clone() };
+        let clients = Arc::new(Clients::new(&config, place));
         let cached = Cached { clients: Arc::clone(&clients), expires };
         self.cache.lock().unwrap().insert(target.clone(), cached);
         Ok(clients)

@@ -19,7 +19,7 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_types::error::ErrorMetadata;
 
-use crate::clients::Clients;
+use crate::clients::{Clients, Place};
 use crate::named::Definer;
 use crate::request::{Action, Request};
 use crate::settings::{Settings, TagKeys};
@@ -69,6 +69,8 @@ pub struct Rules<'a> {
     pub autoscaling: Vec<&'a Rule>,
     pub ecs: Vec<&'a Rule>,
     pub applicationautoscaling: Vec<&'a Rule>,
+    pub redshift: Vec<&'a Rule>,
+    pub eks: Vec<&'a Rule>,
 }
 
 fn interceptor(rules: &[&Rule], defaults: &[Rule]) -> MockResponseInterceptor {
@@ -101,6 +103,11 @@ pub fn clients_on(config: &SdkConfig, rules: Rules<'_>) -> Clients {
     let ecs = [mock!(aws_sdk_ecs::Client::list_clusters).then_output(|| ListClustersOutput::builder().build())];
     let aas = [mock!(aws_sdk_applicationautoscaling::Client::describe_scalable_targets)
         .then_output(|| DescribeScalableTargetsOutput::builder().build())];
+    let redshift = [mock!(aws_sdk_redshift::Client::describe_clusters)
+        .then_output(|| aws_sdk_redshift::operation::describe_clusters::DescribeClustersOutput::builder().build())];
+    let eks = [mock!(aws_sdk_eks::Client::list_clusters)
+        .then_output(|| aws_sdk_eks::operation::list_clusters::ListClustersOutput::builder().build())];
+    let (redshift, eks) = (interceptor(&rules.redshift, &redshift), interceptor(&rules.eks, &eks));
     let (ec2, rds, asg, ecs, aas) = (
         interceptor(&rules.ec2, &ec2),
         interceptor(&rules.rds, &rds),
@@ -114,7 +121,10 @@ pub fn clients_on(config: &SdkConfig, rules: Rules<'_>) -> Clients {
         autoscaling: stackhand::client!(aws_sdk_autoscaling, config, builder => builder.interceptor(asg)),
         ecs: stackhand::client!(aws_sdk_ecs, config, builder => builder.interceptor(ecs)),
         applicationautoscaling: stackhand::client!(aws_sdk_applicationautoscaling, config, builder => builder.interceptor(aas)),
+        redshift: stackhand::client!(aws_sdk_redshift, config, builder => builder.interceptor(redshift)),
+        eks: stackhand::client!(aws_sdk_eks, config, builder => builder.interceptor(eks)),
         pacer: crate::pace::Pacer::default(),
+        place: Place { partition: "aws".into(), region: "eu-west-1".into(), account: "123456789012".into() },
     }
 }
 

@@ -1001,3 +1001,73 @@ async fn an_enforced_schedule_stops_a_hand_started_instance_at_every_run() {
     assert_eq!(names(&again, "stopped"), [ec2(&id)], "{again}");
     assert_eq!(w.states(one).await, ["stopped"]);
 }
+
+/// A Redshift cluster in moto with this world's schedule key = `schedule`.
+async fn redshift_cluster(w: &World, schedule: &str) -> (aws_sdk_redshift::Client, String) {
+    let config = sdk_config_in(&moto_url(), w.region).await;
+    let redshift = aws_sdk_redshift::Client::new(&config);
+    let id = unique("dw").replace('_', "-").to_lowercase();
+    // In a VPC, as every cluster is now that EC2-Classic is retired.
+    redshift
+        .create_cluster_subnet_group()
+        .cluster_subnet_group_name(&id)
+        .description("stackhand test")
+        .subnet_ids(&w.subnet)
+        .send()
+        .await
+        .expect("CreateClusterSubnetGroup");
+    redshift
+        .create_cluster()
+        .cluster_identifier(&id)
+        .cluster_subnet_group_name(&id)
+        .node_type("ra3.xlplus")
+        .master_username("admin")
+        .master_user_password("Passw0rd-not-a-secret")
+        .cluster_type("single-node")
+        .tags(aws_sdk_redshift::types::Tag::builder().key(&w.key).value(schedule).build())
+        .send()
+        .await
+        .expect("CreateCluster");
+    (redshift, id)
+}
+
+async fn redshift_status(redshift: &aws_sdk_redshift::Client, id: &str) -> (String, Option<String>) {
+    let out = redshift.describe_clusters().cluster_identifier(id).send().await.expect("DescribeClusters");
+    let cluster = &out.clusters()[0];
+    let marker = cluster.tags().iter().find(|t| t.key() == Some("stackhand:schedule-applied"));
+    (cluster.cluster_status().unwrap_or_default().to_owned(), marker.and_then(|t| t.value()).map(Into::into))
+}
+
+// Issue 21 item 2: a tagged Redshift cluster is paused at the end of the day (and marked by its ARN),
+// resumed at its start; an untagged one is never touched.
+#[tokio::test]
+async fn a_tagged_redshift_cluster_is_paused_and_resumed_by_its_schedule() {
+    let w = World::new(REGION).await;
+    let (redshift, id) = redshift_cluster(&w, OFFICE_UTC).await;
+    let other = unique("other").replace('_', "-").to_lowercase();
+    redshift
+        .create_cluster()
+        .cluster_identifier(&other)
+        .node_type("ra3.xlplus")
+        .master_username("admin")
+        .master_user_password("Passw0rd-not-a-secret")
+        .cluster_type("single-node")
+        .send()
+        .await
+        .expect("CreateCluster");
+    let proxy = ThrottlingProxy::counting(&moto_url()).await;
+    let s = w.scheduler(&proxy.url(), &[]).await;
+    let name = format!("redshift-cluster/{id}");
+
+    let evening = s.reconcile_at("2026-11-23T21:00:00Z").await;
+    assert_eq!(names(&evening, "stopped"), std::slice::from_ref(&name), "{evening}");
+    assert_eq!(names(&evening, "failed"), Vec::<String>::new(), "{evening}");
+    assert_eq!(redshift_status(&redshift, &id).await, ("paused".into(), Some("2026-11-23T19:00:00Z stop".into())));
+    assert_eq!(redshift_status(&redshift, &other).await.0, "available", "untagged: never paused");
+    assert_eq!(proxy.calls("PauseCluster"), 1, "{:?}", proxy.operations());
+
+    let morning = s.reconcile_at("2026-11-24T08:05:00Z").await;
+    assert_eq!(names(&morning, "started"), [name], "{morning}");
+    assert_eq!(redshift_status(&redshift, &id).await, ("available".into(), Some("2026-11-24T08:00:00Z start".into())));
+    s.assert_no_secrets().await;
+}

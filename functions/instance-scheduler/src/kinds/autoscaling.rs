@@ -141,6 +141,13 @@ async fn auto_scaling_groups(asg: &aws_sdk_autoscaling::Client, keys: &TagKeys) 
             if let Some(status) = group.status() {
                 resource.hold = Some(format!("has status \"{status}\""));
             }
+            // An EKS managed node group's own group: EKS sets its size; scheduled as the node group.
+            if let Some(nodegroup) = tag(tags(), "eks:nodegroup-name") {
+                resource.hold = Some(format!(
+                    "belongs to EKS managed node group {nodegroup}, which sets its size: tag the node group to \
+                     schedule it"
+                ));
+            }
             found.push(resource);
         }
     }

@@ -6,8 +6,10 @@
 pub mod autoscaling;
 pub mod ec2;
 pub mod ecs;
+pub mod eks;
 mod kind;
 pub mod rds;
+pub mod redshift;
 pub mod saved;
 
 pub(crate) use kind::each;
@@ -15,7 +17,15 @@ pub use kind::{Act, Kind, Resource, State};
 
 /// Every kind, in the order the run lists them. A kind not here is never listed.
 pub fn all() -> &'static [&'static dyn Kind] {
-    &[&ec2::Instances, &rds::Instances, &rds::Clusters, &autoscaling::Groups, &ecs::Services]
+    &[
+        &ec2::Instances,
+        &rds::Instances,
+        &rds::Clusters,
+        &autoscaling::Groups,
+        &ecs::Services,
+        &redshift::Clusters,
+        &eks::NodeGroups,
+    ]
 }
 
 #[cfg(test)]
@@ -26,7 +36,15 @@ mod tests {
     fn the_registry_has_every_kind_once_with_its_own_label_and_listing() {
         let labels: HashSet<&str> = super::all().iter().map(|k| k.label()).collect();
         assert_eq!(labels.len(), super::all().len(), "a label used twice");
-        let expected = ["ec2-instance", "rds-instance", "rds-cluster", "autoscaling-group", "ecs-service"];
+        let expected = [
+            "ec2-instance",
+            "rds-instance",
+            "rds-cluster",
+            "autoscaling-group",
+            "ecs-service",
+            "redshift-cluster",
+            "eks-nodegroup",
+        ];
         for label in expected {
             assert!(labels.contains(label), "{label} is not in kinds::all()");
         }

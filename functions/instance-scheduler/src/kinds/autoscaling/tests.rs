@@ -4,7 +4,7 @@
 use crate::request::Action;
 use crate::testing::{self, error_meta, Rules};
 use aws_sdk_autoscaling::operation::update_auto_scaling_group::UpdateAutoScalingGroupError;
-use aws_sdk_autoscaling::types::{Instance as GroupInstance, LifecycleState};
+use aws_sdk_autoscaling::types::{Instance as GroupInstance, LifecycleState, TagDescription};
 use aws_smithy_mocks::mock;
 
 use crate::testing::fixtures::*;
@@ -89,4 +89,21 @@ async fn groups_whose_protected_instances_outlive_capacity_zero_are_reported() {
     assert!(why.starts_with("is stopped, but 1 instance(s) protected") && why.contains("i-still"), "{why}");
     assert_eq!(summary.unchanged, 0);
     assert_eq!(zero.num_calls(), 2);
+}
+
+// Issue 21 item 3: an EKS managed node group's own Auto Scaling group is never scheduled by itself.
+#[tokio::test]
+async fn a_node_groups_own_auto_scaling_group_is_left_to_its_node_group() {
+    let mut eks = group("eks-web-0123", (1, 3, 2), None);
+    eks.tags
+        .get_or_insert_with(Vec::new)
+        .push(TagDescription::builder().key("eks:nodegroup-name").value("web").build());
+    let listing = groups_listing(vec![eks]);
+    let zero = zeroing();
+    let clients = testing::clients(Rules { autoscaling: vec![&listing, &zero], ..Default::default() });
+    let summary = run_with(&clients, Action::Stop).await;
+    assert!(summary.stopped.is_empty(), "{summary:?}");
+    let why = reason(&summary, "autoscaling-group/eks-web-0123");
+    assert!(why.starts_with("belongs to EKS managed node group web"), "{why}");
+    assert_eq!(zero.num_calls(), 0);
 }
