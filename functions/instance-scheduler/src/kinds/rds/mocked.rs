@@ -83,3 +83,37 @@ async fn databases_aws_cannot_stop_are_skipped_with_the_reason() {
     assert!(reason(&summary, "rds-cluster/source").contains("has read replicas (arn:aws:rds:eu-west-2"));
     assert_eq!((stop_db.num_calls(), stop_cluster.num_calls()), (2, 2), "{:?}", reasons(&summary));
 }
+
+// Issue 21 item 5: DocumentDB and Neptune clusters come through RDS's DescribeDBClusters and stop with
+// StopDBCluster, under the one documented form `rds-cluster/<id>`; their instances go with them.
+#[tokio::test]
+async fn documentdb_and_neptune_clusters_are_stopped_as_db_clusters_and_their_instances_held() {
+    let tag = || RdsTag::builder().key(KEY).value("office").build();
+    let cluster = move |id: &str, engine: &str| {
+        DbCluster::builder().db_cluster_identifier(id).status("available").engine(engine).tag_list(tag()).build()
+    };
+    let clusters = mock!(aws_sdk_rds::Client::describe_db_clusters).then_output(move || {
+        DescribeDbClustersOutput::builder()
+            .db_clusters(cluster("docs", "docdb"))
+            .db_clusters(cluster("graph", "neptune"))
+            .build()
+    });
+    let instances = mock!(aws_sdk_rds::Client::describe_db_instances).then_output(move || {
+        let member = DbInstance::builder()
+            .db_instance_identifier("docs-1")
+            .db_instance_status("available")
+            .engine("docdb")
+            .db_cluster_identifier("docs")
+            .tag_list(tag())
+            .build();
+        DescribeDbInstancesOutput::builder().db_instances(member).build()
+    });
+    let stop_cluster = mock!(aws_sdk_rds::Client::stop_db_cluster)
+        .match_requests(|r| matches!(r.db_cluster_identifier(), Some("docs" | "graph")))
+        .then_output(|| StopDbClusterOutput::builder().build());
+    let clients = testing::clients(Rules { rds: vec![&clusters, &instances, &stop_cluster], ..Default::default() });
+    let summary = run_with(&clients, Action::Stop).await;
+    assert_eq!(summary.stopped, ["rds-cluster/docs", "rds-cluster/graph"], "{summary:?}");
+    assert!(reason(&summary, "rds-instance/docs-1").contains("member of DB cluster docs"), "{summary:?}");
+    assert_eq!(stop_cluster.num_calls(), 2);
+}
