@@ -84,6 +84,7 @@ pub(crate) async fn context(
             }
         }
         "ssm" => ssm(operation, &json, region, account),
+        "sagemaker" => sagemaker(operation, &json, region, account, up).await,
         "secretsmanager" => secrets(operation, &json, region, account, up).await,
         "sts" => match operation {
             "AssumeRole" => Some(param(&query, "RoleArn").map(|a| Resource::new(a.to_owned())).into_iter().collect()),
@@ -445,6 +446,40 @@ async fn rds(
             if let Some(result) = doc.descendants().find(|n| n.has_tag_name("ListTagsForResourceResult")) {
                 r.tags = Some(xml_tags(result, "TagList", "Key", "Value"));
             }
+        }
+    }
+    Some(vec![r])
+}
+
+// --- SageMaker ------------------------------------------------------------------------------------
+
+/// A notebook instance's start, stop or tagging: its ARN (the name lowercased, as SageMaker's ARNs
+/// have it), with its tags from ListTags.
+async fn sagemaker(
+    operation: &str,
+    body: &Value,
+    region: &str,
+    account: &str,
+    up: &Upstream<'_>,
+) -> Option<Vec<Resource>> {
+    let arn = match operation {
+        "StartNotebookInstance" | "StopNotebookInstance" => {
+            let name = body["NotebookInstanceName"].as_str()?.to_lowercase();
+            format!("arn:aws:sagemaker:{region}:{account}:notebook-instance/{name}")
+        }
+        "AddTags" | "DeleteTags" | "ListTags" => body["ResourceArn"].as_str()?.to_owned(),
+        _ => return reads(operation),
+    };
+    let mut r = Resource::new(arn);
+    if let Some(answer) = ask_json(up, "SageMaker.ListTags", json!({"ResourceArn": r.arn})).await {
+        if let Some(tags) = answer["Tags"].as_array() {
+            r.tags = Some(
+                tags.iter()
+                    .filter_map(|t| {
+                        Some((t["Key"].as_str()?.to_owned(), t["Value"].as_str().unwrap_or_default().to_owned()))
+                    })
+                    .collect(),
+            );
         }
     }
     Some(vec![r])

@@ -370,6 +370,7 @@ fn service(headers: &HeaderMap, body: &str) -> &'static str {
             "AWSEvents" => "events",
             "AmazonEC2ContainerServiceV20141113" => "ecs",
             "AnyScaleFrontendService" => "application-autoscaling",
+            "SageMaker" => "sagemaker",
             _ => "unknown",
         };
     }

@@ -116,6 +116,18 @@ where
     bounded(cutoff, operation, async { call.await.op(operation).map(drop).map_err(CallError::from) }).await
 }
 
+/// [`aws_call`], keeping the output.
+pub(crate) async fn aws_output<T, E>(
+    cutoff: Instant,
+    operation: &'static str,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, CallError>
+where
+    Result<T, E>: AwsResultExt<T>,
+{
+    bounded(cutoff, operation, async { call.await.op(operation).map_err(CallError::from) }).await
+}
+
 /// A start or stop's result as the resource's outcome.
 pub(crate) fn done(result: Result<(), CallError>) -> Outcome {
     result.map_or_else(outcome, |()| Outcome::Done)

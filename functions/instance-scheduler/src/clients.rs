@@ -10,6 +10,9 @@ pub struct Clients {
     pub applicationautoscaling: aws_sdk_applicationautoscaling::Client,
     pub redshift: aws_sdk_redshift::Client,
     pub eks: aws_sdk_eks::Client,
+    pub sagemaker: aws_sdk_sagemaker::Client,
+    /// The alarms muted while a resource is stopped.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// This account and Region's StartInstances/StopInstances buckets.
     pub pacer: crate::pace::Pacer,
     /// Where the clients call: for the ARNs a listing does not give.
@@ -41,6 +44,8 @@ impl Clients {
             applicationautoscaling: stackhand::client!(aws_sdk_applicationautoscaling, config),
             redshift: stackhand::client!(aws_sdk_redshift, config),
             eks: stackhand::client!(aws_sdk_eks, config),
+            sagemaker: stackhand::client!(aws_sdk_sagemaker, config),
+            cloudwatch: stackhand::client!(aws_sdk_cloudwatch, config),
             pacer: crate::pace::Pacer::default(),
             place,
         }

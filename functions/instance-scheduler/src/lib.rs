@@ -7,6 +7,7 @@
 //! target: list → plan → act → mark → summarize over the registry) → `kinds` (one module per kind of
 //! resource, each a `Kind`) → `call`, `clients`, `plan`, `named` → [`schedule`], [`settings`].
 
+mod alarms;
 mod call;
 mod clients;
 mod direction;

@@ -305,6 +305,7 @@ mod tests {
             saved_capacity: "stackhand:saved-capacity".into(),
             hibernate: "ScheduleHibernate".into(),
             applied: "stackhand:schedule-applied".into(),
+            mute_alarms: "ScheduleMuteAlarms".into(),
         }
     }
 

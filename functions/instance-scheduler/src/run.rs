@@ -74,7 +74,10 @@ pub async fn run(
     let act = Act { clients, settings, cutoff };
     let done = execute(act, jobs).await;
     let unmarked = mark(act, marks, &done).await;
+    let muted = crate::alarms::apply(act, &listed.resources, &done).await;
     let mut summary = summarize(request, listed, decided, done);
+    summary.notes.extend(muted.notes);
+    summary.failed.extend(muted.failed);
     // A marker refused for the tag limit is no failure of the run: the next run, seeing 50 tags, acts
     // only at transitions.
     let (limited, unmarked): (Vec<_>, Vec<_>) =

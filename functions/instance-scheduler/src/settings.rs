@@ -12,6 +12,9 @@ pub struct TagKeys {
     pub hibernate: String,
     /// The marker of the schedule transition last applied (`stackhand:schedule-applied`).
     pub applied: String,
+    /// `SCHEDULE_MUTE_ALARMS_TAG_KEY`: a resource with this tag = `true` has its CloudWatch alarms
+    /// muted while it is stopped.
+    pub mute_alarms: String,
 }
 
 /// Configuration from the function's environment.
@@ -40,11 +43,14 @@ pub struct Settings {
     /// `SCHEDULER_MAX_RESTORED_CAPACITY`: the largest maximum or desired count a start restores from a
     /// saved-capacity tag. Whoever can write that tag could otherwise have the scheduler start any size.
     pub max_restored_capacity: i32,
+    /// `SCHEDULER_MUTE_ALARMS`: mute the alarms of every resource while it is stopped, tagged or not.
+    pub mute_alarms: bool,
 }
 
 pub const DEFAULT_SCHEDULE_TAG: &str = "Schedule";
 pub const DEFAULT_OVERRIDE_TAG: &str = "ScheduleOverride";
 pub const DEFAULT_HIBERNATE_TAG: &str = "ScheduleHibernate";
+pub const DEFAULT_MUTE_ALARMS_TAG: &str = "ScheduleMuteAlarms";
 pub const SAVED_CAPACITY_TAG: &str = "stackhand:saved-capacity";
 /// On each resource, the schedule transition a reconcile last applied to it (RFC 3339, UTC).
 pub const SCHEDULE_APPLIED_TAG: &str = "stackhand:schedule-applied";
@@ -72,6 +78,8 @@ pub enum SettingsError {
     TargetConcurrency(String),
     #[error("SCHEDULER_EXTERNAL_ID has {0} character(s), or one outside letters, digits and +=,.@:/_-: STS takes 2 to 1,224 of those (leave it unset for none)")]
     ExternalId(usize),
+    #[error("SCHEDULER_MUTE_ALARMS is \"{0}\": give true (mute every resource's alarms while it is stopped) or false (only those tagged ScheduleMuteAlarms=true)")]
+    MuteAlarms(String),
     #[error("SCHEDULER_MAX_RESTORED_CAPACITY is \"{0}\": give a whole number from 1 to 100000, the largest group or service size a start may restore")]
     MaxRestoredCapacity(String),
 }
@@ -134,6 +142,13 @@ impl Settings {
                 saved_capacity: SAVED_CAPACITY_TAG.into(),
                 hibernate: get("SCHEDULE_HIBERNATE_TAG_KEY").unwrap_or_else(|| DEFAULT_HIBERNATE_TAG.into()),
                 applied: SCHEDULE_APPLIED_TAG.into(),
+                mute_alarms: get("SCHEDULE_MUTE_ALARMS_TAG_KEY").unwrap_or_else(|| DEFAULT_MUTE_ALARMS_TAG.into()),
+            },
+            mute_alarms: match get("SCHEDULER_MUTE_ALARMS").map(|v| v.trim().to_ascii_lowercase()) {
+                None => false,
+                Some(v) if v == "true" => true,
+                Some(v) if v == "false" => false,
+                Some(_) => return Err(SettingsError::MuteAlarms(get("SCHEDULER_MUTE_ALARMS").unwrap_or_default())),
             },
             definitions_parameter: get("SCHEDULES_PARAMETER"),
             batch_size: BATCH_SIZE,
@@ -231,5 +246,20 @@ mod tests {
             let e = with(bad).unwrap_err().to_string();
             assert!(e.starts_with(&format!("SCHEDULER_MAX_RESTORED_CAPACITY is \"{bad}\": ")), "{e}");
         }
+    }
+
+    #[test]
+    fn muting_alarms_is_off_unless_asked_and_its_setting_takes_true_or_false_only() {
+        let with = |value: &str| {
+            let value = value.to_owned();
+            Settings::from_lookup(move |k| (k == "SCHEDULER_MUTE_ALARMS").then(|| value.clone()))
+        };
+        let defaults = Settings::from_lookup(|_| None).unwrap();
+        assert!(!defaults.mute_alarms);
+        assert_eq!(defaults.keys.mute_alarms, "ScheduleMuteAlarms");
+        assert!(with(" TRUE ").unwrap().mute_alarms);
+        assert!(!with("false").unwrap().mute_alarms);
+        let e = with("yes").unwrap_err().to_string();
+        assert!(e.starts_with("SCHEDULER_MUTE_ALARMS is \"yes\": give true"), "{e}");
     }
 }

@@ -41,6 +41,7 @@ pub fn keys() -> TagKeys {
         saved_capacity: SAVED.into(),
         hibernate: HIBERNATE.into(),
         applied: crate::settings::SCHEDULE_APPLIED_TAG.into(),
+        mute_alarms: crate::settings::DEFAULT_MUTE_ALARMS_TAG.into(),
     }
 }
 
@@ -71,6 +72,8 @@ pub struct Rules<'a> {
     pub applicationautoscaling: Vec<&'a Rule>,
     pub redshift: Vec<&'a Rule>,
     pub eks: Vec<&'a Rule>,
+    pub sagemaker: Vec<&'a Rule>,
+    pub cloudwatch: Vec<&'a Rule>,
 }
 
 fn interceptor(rules: &[&Rule], defaults: &[Rule]) -> MockResponseInterceptor {
@@ -107,7 +110,14 @@ pub fn clients_on(config: &SdkConfig, rules: Rules<'_>) -> Clients {
         .then_output(|| aws_sdk_redshift::operation::describe_clusters::DescribeClustersOutput::builder().build())];
     let eks = [mock!(aws_sdk_eks::Client::list_clusters)
         .then_output(|| aws_sdk_eks::operation::list_clusters::ListClustersOutput::builder().build())];
+    let sagemaker = [mock!(aws_sdk_sagemaker::Client::list_notebook_instances).then_output(|| {
+        aws_sdk_sagemaker::operation::list_notebook_instances::ListNotebookInstancesOutput::builder().build()
+    })];
+    let cloudwatch = [mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+        .then_output(|| aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput::builder().build())];
     let (redshift, eks) = (interceptor(&rules.redshift, &redshift), interceptor(&rules.eks, &eks));
+    let (sagemaker, cloudwatch) =
+        (interceptor(&rules.sagemaker, &sagemaker), interceptor(&rules.cloudwatch, &cloudwatch));
     let (ec2, rds, asg, ecs, aas) = (
         interceptor(&rules.ec2, &ec2),
         interceptor(&rules.rds, &rds),
@@ -123,6 +133,8 @@ pub fn clients_on(config: &SdkConfig, rules: Rules<'_>) -> Clients {
         applicationautoscaling: stackhand::client!(aws_sdk_applicationautoscaling, config, builder => builder.interceptor(aas)),
         redshift: stackhand::client!(aws_sdk_redshift, config, builder => builder.interceptor(redshift)),
         eks: stackhand::client!(aws_sdk_eks, config, builder => builder.interceptor(eks)),
+        sagemaker: stackhand::client!(aws_sdk_sagemaker, config, builder => builder.interceptor(sagemaker)),
+        cloudwatch: stackhand::client!(aws_sdk_cloudwatch, config, builder => builder.interceptor(cloudwatch)),
         pacer: crate::pace::Pacer::default(),
         place: Place { partition: "aws".into(), region: "eu-west-1".into(), account: "123456789012".into() },
     }

@@ -1071,3 +1071,50 @@ async fn a_tagged_redshift_cluster_is_paused_and_resumed_by_its_schedule() {
     assert_eq!(redshift_status(&redshift, &id).await, ("available".into(), Some("2026-11-24T08:00:00Z start".into())));
     s.assert_no_secrets().await;
 }
+
+async fn notebook_status(sagemaker: &aws_sdk_sagemaker::Client, name: &str) -> (String, Option<String>) {
+    let out = sagemaker.describe_notebook_instance().notebook_instance_name(name).send().await.expect("Describe");
+    let arn = out.notebook_instance_arn().unwrap().to_owned();
+    let tags = sagemaker.list_tags().resource_arn(&arn).send().await.expect("ListTags");
+    let marker = tags.tags().iter().find(|t| t.key() == Some("stackhand:schedule-applied"));
+    let status = out.notebook_instance_status().map(|s| s.as_str().to_owned()).unwrap_or_default();
+    (status, marker.and_then(|t| t.value()).map(Into::into))
+}
+
+// Issue 21 item 4: a tagged SageMaker notebook instance is stopped at the end of the day (its tags read
+// with ListTags, the listing having none) and started at its start; an untagged one is left alone.
+#[tokio::test]
+async fn a_tagged_sagemaker_notebook_is_stopped_and_started_by_its_schedule() {
+    let w = World::new(REGION).await;
+    let config = sdk_config_in(&moto_url(), w.region).await;
+    let sagemaker = aws_sdk_sagemaker::Client::new(&config);
+    let create = |name: String, tagged: bool| {
+        let mut request = sagemaker
+            .create_notebook_instance()
+            .notebook_instance_name(name)
+            .instance_type(aws_sdk_sagemaker::types::InstanceType::MlT3Medium)
+            .role_arn("arn:aws:iam::123456789012:role/notebook");
+        if tagged {
+            request = request.tags(aws_sdk_sagemaker::types::Tag::builder().key(&w.key).value(OFFICE_UTC).build());
+        }
+        request.send()
+    };
+    let lab = unique("lab").replace('_', "-").to_lowercase();
+    let other = unique("other").replace('_', "-").to_lowercase();
+    create(lab.clone(), true).await.expect("CreateNotebookInstance");
+    create(other.clone(), false).await.expect("CreateNotebookInstance");
+    let proxy = ThrottlingProxy::counting(&moto_url()).await;
+    let s = w.scheduler(&proxy.url(), &[]).await;
+    let name = format!("sagemaker-notebook/{lab}");
+
+    let evening = s.reconcile_at("2026-11-23T21:00:00Z").await;
+    assert_eq!(names(&evening, "stopped"), std::slice::from_ref(&name), "{evening}");
+    assert_eq!(names(&evening, "failed"), Vec::<String>::new(), "{evening}");
+    assert_eq!(notebook_status(&sagemaker, &lab).await, ("Stopped".into(), Some("2026-11-23T19:00:00Z stop".into())));
+    assert_eq!(notebook_status(&sagemaker, &other).await.0, "InService", "untagged: never stopped");
+
+    let morning = s.reconcile_at("2026-11-24T08:05:00Z").await;
+    assert_eq!(names(&morning, "started"), [name], "{morning}");
+    assert_eq!(notebook_status(&sagemaker, &lab).await.0, "InService");
+    s.assert_no_secrets().await;
+}

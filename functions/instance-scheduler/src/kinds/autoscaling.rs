@@ -49,6 +49,10 @@ impl Kind for Groups {
         })
     }
 
+    fn alarm_dimensions(&self, resource: &Resource) -> Vec<(&'static str, String)> {
+        vec![("AutoScalingGroupName", resource.id.clone())]
+    }
+
     fn mark_batches<'r>(
         &self,
         marks: Vec<(&'r Resource, String)>,

@@ -94,6 +94,11 @@ impl Kind for Instances {
         by_value.into_values().flat_map(|marks| chunked(marks, settings)).collect()
     }
 
+    /// Its alarms: those on its `InstanceId`.
+    fn alarm_dimensions(&self, resource: &Resource) -> Vec<(&'static str, String)> {
+        vec![("InstanceId", resource.id.clone())]
+    }
+
     fn mark<'a>(&'a self, act: Act<'a>, key: &'a str, batch: Vec<(&'a Resource, String)>) -> BoxFuture<'a, Marked> {
         Box::pin(async move {
             let Some((_, value)) = batch.first() else { return Vec::new() };

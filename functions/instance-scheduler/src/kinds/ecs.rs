@@ -57,6 +57,15 @@ impl Kind for Services {
         })
     }
 
+    /// Its alarms: those on both its `ClusterName` and its `ServiceName` (ECS's and Container
+    /// Insights' service metrics).
+    fn alarm_dimensions(&self, resource: &Resource) -> Vec<(&'static str, String)> {
+        match resource.detail::<Service>() {
+            Some(service) => vec![("ClusterName", service.cluster.clone()), ("ServiceName", service.name.clone())],
+            None => Vec::new(),
+        }
+    }
+
     /// One service's marker: `ecs:TagResource` takes one ARN per call.
     fn mark<'a>(&'a self, act: Act<'a>, key: &'a str, batch: Vec<(&'a Resource, String)>) -> BoxFuture<'a, Marked> {
         Box::pin(async move {

@@ -73,6 +73,12 @@ pub trait Kind: Send + Sync {
         None
     }
 
+    /// The CloudWatch dimensions that name one of its resources in a metric (`InstanceId` = its id):
+    /// the alarms on them are muted while it is stopped, when it opts in. None: never muted.
+    fn alarm_dimensions(&self, _resource: &Resource) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
     /// Why a resource whose status is `status` ([`State::Busy`]) is not stopped now. The databases'
     /// words by default; a kind with other busy states says its own.
     fn busy(&self, status: &str) -> String {
@@ -130,6 +136,8 @@ pub struct Resource {
     pub tag_count: usize,
     /// Its ARN, for tagging calls that take one.
     pub arn: Option<String>,
+    /// Its `ScheduleMuteAlarms` tag is `true`: its alarms are muted while it is stopped.
+    pub mute_alarms: bool,
     /// What only its kind reads (an instance's hibernation, a group's capacity, a service's count).
     pub detail: Detail,
 }
@@ -154,6 +162,7 @@ impl Resource {
             applied: None,
             tag_count: 0,
             arn: None,
+            mute_alarms: false,
             detail: Detail::default(),
         }
     }
@@ -166,6 +175,7 @@ impl Resource {
     ) -> Self {
         self.override_until = tag(tags.clone(), &keys.override_until).map(Into::into);
         self.applied = tag(tags.clone(), &keys.applied).map(Into::into);
+        self.mute_alarms = tag(tags.clone(), &keys.mute_alarms).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         self.tag_count = tags.count();
         self
     }

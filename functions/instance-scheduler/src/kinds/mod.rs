@@ -10,6 +10,7 @@ pub mod eks;
 mod kind;
 pub mod rds;
 pub mod redshift;
+pub mod sagemaker;
 pub mod saved;
 
 pub(crate) use kind::each;
@@ -25,6 +26,7 @@ pub fn all() -> &'static [&'static dyn Kind] {
         &ecs::Services,
         &redshift::Clusters,
         &eks::NodeGroups,
+        &sagemaker::Notebooks,
     ]
 }
 
@@ -44,6 +46,7 @@ mod tests {
             "ecs-service",
             "redshift-cluster",
             "eks-nodegroup",
+            "sagemaker-notebook",
         ];
         for label in expected {
             assert!(labels.contains(label), "{label} is not in kinds::all()");

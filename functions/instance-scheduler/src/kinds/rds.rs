@@ -59,6 +59,10 @@ impl Kind for Instances {
         })
     }
 
+    fn alarm_dimensions(&self, resource: &Resource) -> Vec<(&'static str, String)> {
+        vec![("DBInstanceIdentifier", resource.id.clone())]
+    }
+
     fn mark<'a>(&'a self, act: Act<'a>, key: &'a str, batch: Vec<(&'a Resource, String)>) -> BoxFuture<'a, Marked> {
         Box::pin(mark(act, key, batch))
     }
@@ -99,6 +103,10 @@ impl Kind for Clusters {
             }
             acted
         })
+    }
+
+    fn alarm_dimensions(&self, resource: &Resource) -> Vec<(&'static str, String)> {
+        vec![("DBClusterIdentifier", resource.id.clone())]
     }
 
     fn mark<'a>(&'a self, act: Act<'a>, key: &'a str, batch: Vec<(&'a Resource, String)>) -> BoxFuture<'a, Marked> {

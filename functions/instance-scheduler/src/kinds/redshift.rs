@@ -62,6 +62,10 @@ impl Kind for Clusters {
         })
     }
 
+    fn alarm_dimensions(&self, resource: &Resource) -> Vec<(&'static str, String)> {
+        vec![("ClusterIdentifier", resource.id.clone())]
+    }
+
     /// CreateTags takes one cluster ARN per call.
     fn mark<'a>(&'a self, act: Act<'a>, key: &'a str, batch: Vec<(&'a Resource, String)>) -> BoxFuture<'a, Marked> {
         Box::pin(async move {
