@@ -25,6 +25,17 @@ pub enum SchedulerError {
     Run(#[from] crate::run::RunError),
 }
 
+/// Why a whole target (an account in a Region) gave no summary.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetFailure {
+    #[error(transparent)]
+    Target(#[from] crate::targets::TargetError),
+    #[error(transparent)]
+    Run(#[from] crate::run::RunError),
+    #[error("no answer by the run's cutoff (AssumeRole or every listing hung); the next run tries again")]
+    Late,
+}
+
 /// The Lambda error type of a run in which something failed: its message is the summary (the log form,
 /// lists cut to their first entries) with an `error` line, so that an alarm on the function's Errors
 /// fires and whoever reads the error sees what failed.
@@ -72,17 +83,15 @@ pub async fn run_targets(
 ) -> Summary {
     let targets = hub.targets(settings, own);
     let definer = hub.definer(settings);
-    let runs: Vec<(Target, Result<Summary, String>)> = stream::iter(targets.iter())
+    let runs: Vec<(Target, Result<Summary, TargetFailure>)> = stream::iter(targets.iter())
         .map(|target| {
             let definer = &definer;
             async move {
                 let summary = async {
                     let clients = hub.clients(settings, own, target).await?;
-                    run(&clients, definer, settings, request, cutoff).await.map_err(|e| e.to_string())
+                    Ok(run(&clients, definer, settings, request, cutoff).await?)
                 };
-                let summary = tokio::time::timeout_at(cutoff, summary).await.unwrap_or_else(|_| {
-                    Err("no answer by the run's cutoff (AssumeRole or every listing hung); the next run tries again".into())
-                });
+                let summary = tokio::time::timeout_at(cutoff, summary).await.unwrap_or(Err(TargetFailure::Late));
                 (target.clone(), summary)
             }
         })

@@ -3,9 +3,9 @@
 use stackhand::aws::AwsResultExt as _;
 use tokio::time::Instant;
 
-use crate::call::by_cutoff;
+use crate::call::ListingError;
 use crate::kinds::Resource;
-use crate::plan::{needs_definitions, Named};
+use crate::plan::{needs_definitions, DefinitionsError, Named};
 use crate::request::{Action, Request};
 use crate::schedule::{self, Definitions};
 use crate::settings::Settings;
@@ -15,7 +15,7 @@ use crate::settings::Settings;
 pub struct Definer {
     ssm: Option<aws_sdk_ssm::Client>,
     parameter: Option<String>,
-    read: tokio::sync::OnceCell<Result<Definitions, String>>,
+    read: tokio::sync::OnceCell<Result<Definitions, DefinitionsError>>,
 }
 
 impl Definer {
@@ -31,7 +31,10 @@ pub async fn named(definer: &Definer, request: &Request, resources: &[Resource],
     if let (Some(parameter), Some(ssm)) = (&definer.parameter, &definer.ssm) {
         if request.action == Action::Reconcile && needs_definitions(resources) {
             let read = definer.read.get_or_init(|| async {
-                by_cutoff(cutoff, "GetParameter", definitions(ssm, parameter)).await.map_err(|e| e.to_string())
+                match tokio::time::timeout_at(cutoff, definitions(ssm, parameter)).await {
+                    Ok(read) => read,
+                    Err(_) => Err(DefinitionsError::Read(ListingError::Late("GetParameter".into()).to_string())),
+                }
             });
             named.definitions = Some(read.await.clone());
         }
@@ -39,7 +42,7 @@ pub async fn named(definer: &Definer, request: &Request, resources: &[Resource],
     named
 }
 
-async fn definitions(ssm: &aws_sdk_ssm::Client, parameter: &str) -> Result<Definitions, String> {
+async fn definitions(ssm: &aws_sdk_ssm::Client, parameter: &str) -> Result<Definitions, DefinitionsError> {
     let out = ssm
         .get_parameter()
         .name(parameter)
@@ -47,7 +50,8 @@ async fn definitions(ssm: &aws_sdk_ssm::Client, parameter: &str) -> Result<Defin
         .send()
         .await
         .op("GetParameter")
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| DefinitionsError::Read(e.to_string()))?;
     let text = out.parameter().and_then(|p| p.value()).unwrap_or_default();
-    schedule::parse_definitions(text).map_err(|e| format!("SSM parameter {parameter}: {e}"))
+    schedule::parse_definitions(text)
+        .map_err(|error| DefinitionsError::Parse { parameter: parameter.to_owned(), error })
 }

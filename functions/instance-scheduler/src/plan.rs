@@ -29,13 +29,46 @@ pub struct Named {
     /// The parameter's name, when one is configured.
     pub parameter: Option<String>,
     /// Its parsed contents, or why they couldn't be read.
-    pub definitions: Option<Result<Definitions, String>>,
+    pub definitions: Option<Result<Definitions, DefinitionsError>>,
     /// Tag value and instant → its evaluation.
     evaluated: Mutex<HashMap<(String, DateTime<Utc>), Evaluation>>,
 }
 
 /// A tag value's schedule at an instant, or why it has none.
-type Evaluation = Result<Evaluated, String>;
+type Evaluation = Result<Evaluated, Unresolved>;
+
+/// The named schedules' parameter could not be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DefinitionsError {
+    /// GetParameter failed, or had no answer by the cutoff.
+    #[error("{0}")]
+    Read(String),
+    #[error("SSM parameter {parameter}: {error}")]
+    Parse { parameter: String, error: schedule::ScheduleError },
+}
+
+/// Why a tag value gives no schedule: the message names the tag's problem and its fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Unresolved {
+    #[error("{0}")]
+    Schedule(schedule::ScheduleError),
+    #[error(
+        "\"{0}\" is a schedule name, but no SCHEDULES_PARAMETER is configured: point it at an SSM parameter \
+         holding a JSON map such as {{\"{0}\": \"Mon-Fri 08:00-19:00 Europe/London\"}}"
+    )]
+    NameWithoutParameter(String),
+    #[error(
+        "{0}: holiday lists live in the SCHEDULES_PARAMETER's \"holidays\" map, and none is configured: point it \
+         at an SSM parameter such as {{\"holidays\": {{\"uk-2026\": [\"2026-12-25\"]}}}}"
+    )]
+    HolidaysWithoutParameter(String),
+    #[error("{what}: {parameter} was not read")]
+    NotRead { what: String, parameter: String },
+    #[error("{what}: {error}")]
+    Definitions { what: String, error: DefinitionsError },
+    #[error("{error} (SSM parameter {parameter})")]
+    Resolve { error: schedule::ScheduleError, parameter: String },
+}
 
 /// A schedule at one instant: what the run needs of it.
 #[derive(Debug, Clone, Copy)]
@@ -48,12 +81,12 @@ struct Evaluated {
 }
 
 impl Named {
-    pub fn new(parameter: Option<String>, definitions: Option<Result<Definitions, String>>) -> Self {
+    pub fn new(parameter: Option<String>, definitions: Option<Result<Definitions, DefinitionsError>>) -> Self {
         Self { parameter, definitions, ..Default::default() }
     }
 
     /// The schedule of tag value `tag` at `at`, parsed, resolved and evaluated once per run.
-    fn evaluate(&self, tag: &str, at: DateTime<Utc>) -> Result<Evaluated, String> {
+    fn evaluate(&self, tag: &str, at: DateTime<Utc>) -> Evaluation {
         let key = (tag.to_owned(), at);
         if let Some(hit) = self.evaluated.lock().unwrap().get(&key) {
             return hit.clone();
@@ -68,39 +101,33 @@ impl Named {
     }
 
     /// The schedule a tag value gives, named ones and holiday lists resolved.
-    fn schedule_of(&self, tag: &str) -> Result<Schedule, String> {
+    fn schedule_of(&self, tag: &str) -> Result<Schedule, Unresolved> {
         match schedule::parse(tag) {
             Ok(TagValue::Spec(schedule)) if schedule.holidays_resolved() => Ok(schedule),
             Ok(value) => self.resolve(&value),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(Unresolved::Schedule(e)),
         }
     }
 
     /// A schedule name, or a schedule in the tag that names holiday lists (`except uk-2026`), through the
     /// definitions parameter.
-    fn resolve(&self, value: &TagValue) -> Result<Schedule, String> {
+    fn resolve(&self, value: &TagValue) -> Result<Schedule, Unresolved> {
         let what = match value {
             TagValue::Named(name) => format!("named schedule \"{name}\""),
             TagValue::Spec(schedule) => format!("holiday list(s) {}", schedule.holiday_lists().join("+")),
         };
         let Some(parameter) = &self.parameter else {
             return Err(match value {
-                TagValue::Named(name) => format!(
-                    "\"{name}\" is a schedule name, but no SCHEDULES_PARAMETER is configured: point it at an SSM \
-                     parameter holding a JSON map such as {{\"{name}\": \"Mon-Fri 08:00-19:00 Europe/London\"}}"
-                ),
-                TagValue::Spec(_) => format!(
-                    "{what}: holiday lists live in the SCHEDULES_PARAMETER's \"holidays\" map, and none is \
-                     configured: point it at an SSM parameter such as {{\"holidays\": {{\"uk-2026\": [\"2026-12-25\"]}}}}"
-                ),
+                TagValue::Named(name) => Unresolved::NameWithoutParameter(name.clone()),
+                TagValue::Spec(_) => Unresolved::HolidaysWithoutParameter(what),
             });
         };
         match &self.definitions {
-            None => Err(format!("{what}: {parameter} was not read")),
-            Some(Err(e)) => Err(format!("{what}: {e}")),
-            Some(Ok(definitions)) => {
-                definitions.resolve_value(value).map_err(|e| format!("{e} (SSM parameter {parameter})"))
-            }
+            None => Err(Unresolved::NotRead { what, parameter: parameter.clone() }),
+            Some(Err(error)) => Err(Unresolved::Definitions { what, error: error.clone() }),
+            Some(Ok(definitions)) => definitions
+                .resolve_value(value)
+                .map_err(|error| Unresolved::Resolve { error, parameter: parameter.clone() }),
         }
     }
 }
@@ -437,8 +464,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let unreadable =
-            Named::new(Some("/stackhand/schedules".into()), Some(Err("GetParameter failed: ParameterNotFound".into())));
+        let unreadable = Named::new(
+            Some("/stackhand/schedules".into()),
+            Some(Err(DefinitionsError::Read("GetParameter failed: ParameterNotFound".into()))),
+        );
         match decide_with(&unreadable) {
             Decision::Skip(reason) => assert!(reason.ends_with("GetParameter failed: ParameterNotFound"), "{reason}"),
             other => panic!("{other:?}"),

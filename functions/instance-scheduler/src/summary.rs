@@ -97,7 +97,11 @@ impl Summary {
     /// One summary from each target's: the totals, the lists (each name led by `<account>/<region>/`
     /// when `qualified`, i.e. with more than one target), and a `targets` entry each. A target that
     /// failed as a whole is one `failed` entry, `<account>/<region> (target)`.
-    pub fn merge(mut total: Summary, runs: Vec<(Target, Result<Summary, String>)>, qualified: bool) -> Summary {
+    pub fn merge<E: std::fmt::Display>(
+        mut total: Summary,
+        runs: Vec<(Target, Result<Summary, E>)>,
+        qualified: bool,
+    ) -> Summary {
         let name = |target: &Target, name: String| if qualified { format!("{target}/{name}") } else { name };
         for (target, run) in runs {
             let mut entry =
@@ -127,6 +131,7 @@ impl Summary {
                     );
                 }
                 Err(error) => {
+                    let error = error.to_string();
                     entry.failed = 1;
                     total.failed.push(Failed { resource: format!("{target} (target)"), error: error.clone() });
                     entry.error = Some(error);

@@ -56,6 +56,27 @@ impl Identity {
     }
 }
 
+/// A target that could not be run: its role, or the function's own account.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("the function's own account could not be read: {0}")]
+    OwnAccount(String),
+    #[error(
+        "{error} (role {role}): deploy examples/scheduler-spoke.yaml in account {account} with this function's role \
+         as HubRoleArn{}, or take the account out of SCHEDULER_ACCOUNTS{}",
+        if *external_id { " and the same ExternalId" } else { "" },
+        if *access_denied {
+            ". If it is the organization's management account: service-managed StackSets never deploy there, so \
+             deploy that stack in it by hand"
+        } else {
+            ""
+        }
+    )]
+    AssumeRole { error: String, role: String, account: String, external_id: bool, access_denied: bool },
+    #[error("AssumeRole on {0} answered without credentials")]
+    NoCredentials(String),
+}
+
 struct Cached {
     clients: Arc<Clients>,
     /// When the assumed credentials expire (None: the function's own, renewed by the SDK).
@@ -106,17 +127,17 @@ impl Hub {
     /// The function's own account and partition: from the ARN it was invoked by (no call), or — when that
     /// names no account, as a local emulator's may not — from `sts:GetCallerIdentity` (which needs no
     /// permission), once per process.
-    pub async fn identity(&self, invoked_arn: &str) -> Result<Identity, String> {
+    pub async fn identity(&self, invoked_arn: &str) -> Result<Identity, TargetError> {
         if let Some(identity) = Identity::from_function_arn(invoked_arn) {
             return Ok(identity);
         }
         let caller = self.caller.get_or_try_init(|| async {
             let me = self.sts().await.get_caller_identity().send().await.op("GetCallerIdentity");
-            let me = me.map_err(|e| format!("the function's own account could not be read: {e}"))?;
+            let me = me.map_err(|e| TargetError::OwnAccount(e.to_string()))?;
             let account = me.account().unwrap_or_default().to_owned();
             // arn:<partition>:sts::<account>:assumed-role/…
             let partition = me.arn().and_then(|arn| arn.split(':').nth(1)).unwrap_or("aws").to_owned();
-            Ok::<_, String>(Identity { account, partition })
+            Ok::<_, TargetError>(Identity { account, partition })
         });
         caller.await.cloned()
     }
@@ -145,7 +166,12 @@ impl Hub {
 
     /// The clients for `target`: the function's own credentials in its own account, the spoke role's in
     /// any other. Built once per target and process; assumed credentials renewed before they expire.
-    pub async fn clients(&self, settings: &Settings, own: &Identity, target: &Target) -> Result<Arc<Clients>, String> {
+    pub async fn clients(
+        &self,
+        settings: &Settings,
+        own: &Identity,
+        target: &Target,
+    ) -> Result<Arc<Clients>, TargetError> {
         if let Some(cached) = self.cache.lock().unwrap().get(target) {
             if cached.expires.is_none_or(|at| at > SystemTime::now() + RENEW_BEFORE) {
                 return Ok(Arc::clone(&cached.clients));
@@ -169,7 +195,7 @@ impl Hub {
     }
 
     /// Temporary credentials for the spoke role in `target`'s account.
-    async fn assume(&self, settings: &Settings, own: &Identity, target: &Target) -> Result<Credentials, String> {
+    async fn assume(&self, settings: &Settings, own: &Identity, target: &Target) -> Result<Credentials, TargetError> {
         let role = format!("arn:{}:iam::{}:role/{}", own.partition, target.account, settings.role_name);
         let out = self
             .sts()
@@ -181,22 +207,15 @@ impl Hub {
             .send()
             .await
             .op("AssumeRole")
-            .map_err(|e| {
-                format!(
-                    "{e} (role {role}): deploy examples/scheduler-spoke.yaml in account {} with this function's \
-                     role as HubRoleArn{}, or take the account out of SCHEDULER_ACCOUNTS{}",
-                    target.account,
-                    if settings.external_id.is_some() { " and the same ExternalId" } else { "" },
-                    if e.code() == Some("AccessDenied") {
-                        ". If it is the organization's management account: service-managed StackSets never deploy \
-                         there, so deploy that stack in it by hand"
-                    } else {
-                        ""
-                    }
-                )
+            .map_err(|e| TargetError::AssumeRole {
+                access_denied: e.code() == Some("AccessDenied"),
+                error: e.to_string(),
+                role: role.clone(),
+                account: target.account.clone(),
+                external_id: settings.external_id.is_some(),
             })?;
         let Some(c) = out.credentials() else {
-            return Err(format!("AssumeRole on {role} answered without credentials"));
+            return Err(TargetError::NoCredentials(role));
         };
         // Masked in every log line and error from now on, as the function's own secret key is.
         stackhand::redact::register(c.secret_access_key());
