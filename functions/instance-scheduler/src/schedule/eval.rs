@@ -352,7 +352,6 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    #[cfg(test)]
     /// The time zone whose wall clock the periods refer to.
     pub fn zone(&self) -> Tz {
         self.zone
@@ -443,6 +442,41 @@ impl Schedule {
                         return Some(t);
                     }
                     t -= minute;
+                }
+            }
+        }
+        None
+    }
+
+    /// The earliest minute-aligned instant `t > after` where the state changes (`is_running_at(t) !=
+    /// is_running_at(t - 1 minute)`), looking ahead at most `within`; `None` when it does not change in
+    /// that time. [`Schedule::last_change`] forwards: from one local time where a change can happen to
+    /// the next while the zone's offset stays the same, minute by minute across an offset change.
+    pub fn next_change(&self, after: DateTime<Utc>, within: Duration) -> Option<DateTime<Utc>> {
+        let minute = Duration::minutes(1);
+        let mut t = floor_to_minute(after) + minute;
+        let newest = t + within;
+        let boundaries = self.boundaries();
+        let state = self.is_running_at(t - minute);
+        while t <= newest {
+            if self.is_running_at(t) != state {
+                return Some(t);
+            }
+            let local = t.with_timezone(&self.zone);
+            let now = minute_of_day(local.hour(), local.minute());
+            // The next local time a change can happen: a boundary after now, else the next midnight.
+            let next = boundaries.iter().copied().find(|&b| b > now).unwrap_or(DAY_MINUTES);
+            let candidate = t + Duration::minutes(i64::from(next - now));
+            if candidate.with_timezone(&self.zone).offset().fix() == local.offset().fix() {
+                // No boundary between `now` and `next` on this day, in one offset: one state.
+                t = candidate;
+            } else {
+                let ceiling = candidate.min(newest + minute);
+                while t < ceiling {
+                    t += minute;
+                    if t <= newest && self.is_running_at(t) != state {
+                        return Some(t);
+                    }
                 }
             }
         }

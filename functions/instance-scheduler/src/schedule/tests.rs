@@ -1458,3 +1458,78 @@ fn last_change_agrees_with_a_minute_by_minute_scan() {
         assert_eq!(office.last_change(utc(at)), last_change_by_scan(&office, utc(at)), "office at {at}");
     }
 }
+
+// ---- next_change ----
+
+/// The reference: every minute after `after`, as `next_change` is specified.
+fn next_change_by_scan(schedule: &Schedule, after: DateTime<Utc>, within: Duration) -> Option<DateTime<Utc>> {
+    let minute = Duration::minutes(1);
+    let start =
+        after - Duration::seconds(i64::from(after.second())) - Duration::nanoseconds(i64::from(after.nanosecond()));
+    let mut t = start + minute;
+    while t <= start + minute + within {
+        if schedule.is_running_at(t) != schedule.is_running_at(t - minute) {
+            return Some(t);
+        }
+        t += minute;
+    }
+    None
+}
+
+#[test]
+fn next_change_across_spring_forward_and_fall_back() {
+    let s = spec("Daily 23:30-01:30 Europe/London");
+    let week = Duration::days(7);
+    // Spring forward: Saturday's period ends at the jump (01:00Z = 02:00 BST).
+    assert_eq!(s.next_change(utc("2026-03-28T23:45:00Z"), week), Some(utc("2026-03-29T01:00:00Z")));
+    // Fall back: 01:30 BST (00:30Z), again 01:00 GMT (01:00Z), then 01:30 GMT (01:30Z).
+    assert_eq!(s.next_change(utc("2026-10-25T00:10:00Z"), week), Some(utc("2026-10-25T00:30:00Z")));
+    assert_eq!(s.next_change(utc("2026-10-25T00:30:00Z"), week), Some(utc("2026-10-25T01:00:00Z")));
+    assert_eq!(s.next_change(utc("2026-10-25T01:00:00Z"), week), Some(utc("2026-10-25T01:30:00Z")));
+    assert_eq!(spec("Daily 00:00-24:00 UTC").next_change(utc("2026-03-29T12:00:00Z"), week), None);
+}
+
+#[test]
+fn next_change_agrees_with_a_minute_by_minute_scan() {
+    let schedules = [
+        "Mon-Fri 08:00-19:00 Europe/London",
+        "Daily 23:30-01:30 Europe/London",
+        "Sun 01:30-03:00 Europe/London",
+        "Sat 22:00-06:00 America/New_York",
+        "Sun 02:00-04:00 Australia/Sydney",
+        "Daily 02:15-02:45 Europe/Berlin",
+        "Mon#1+FriL 09:00-17:00 Europe/Berlin",
+        "Nov-Mar Day1+DayL 22:00-02:00 America/New_York",
+        "Weekdays 07:30-18:00 Sat 10:00-14:00 Weekends 20:00-21:00 Asia/Kolkata",
+    ];
+    let instants = [
+        "2026-03-07T12:00:00Z",
+        "2026-03-28T23:59:30Z",
+        "2026-03-29T00:59:00Z",
+        "2026-10-03T15:00:00Z",
+        "2026-10-25T00:45:00Z",
+        "2026-10-31T23:00:00Z",
+    ];
+    for text in schedules {
+        let s = spec(text);
+        for at in instants {
+            let at = utc(at);
+            for within in [Duration::hours(3), Duration::days(10)] {
+                assert_eq!(
+                    s.next_change(at, within),
+                    next_change_by_scan(&s, at, within),
+                    "{text} after {at} within {within}"
+                );
+            }
+        }
+    }
+    let office = defined("office");
+    for at in ["2026-12-23T18:00:00Z", "2026-12-24T00:00:00Z", "2026-12-29T07:59:00Z"] {
+        let within = Duration::days(10);
+        assert_eq!(
+            office.next_change(utc(at), within),
+            next_change_by_scan(&office, utc(at), within),
+            "office after {at}"
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! One module per command; each writes to `out` and says whether everything it was given is usable.
+
+use std::io::{BufRead, Write};
+
+use crate::cli::{Cli, Command};
+use crate::resolve::{self, SetupError};
+
+mod check;
+mod next;
+mod usage;
+mod week;
+
+/// Runs the command: `Ok(false)` when a value is not a usable schedule (exit 1).
+pub async fn run(cli: Cli, out: &mut impl Write, input: &mut impl BufRead) -> Result<bool, SetupError> {
+    match cli.command {
+        Command::Check { values, definitions } => {
+            let definitions = resolve::definitions(&definitions).await?;
+            let values = if values.is_empty() {
+                let lines: Result<Vec<String>, _> = input.lines().collect();
+                lines.map_err(SetupError::Stdin)?.into_iter().filter(|l| !l.trim().is_empty()).collect()
+            } else {
+                values
+            };
+            check::run(&values, definitions.as_ref(), out)
+        }
+        Command::Next { value, from, n, definitions } => {
+            let definitions = resolve::definitions(&definitions).await?;
+            next::run(&value, from.unwrap_or_else(chrono::Utc::now), n, definitions.as_ref(), out)
+        }
+        Command::Week { value, from, definitions } => {
+            let definitions = resolve::definitions(&definitions).await?;
+            week::run(&value, from, definitions.as_ref(), out)
+        }
+        Command::Usage { value, month, year, definitions } => {
+            let definitions = resolve::definitions(&definitions).await?;
+            usage::run(&value, month.as_deref(), year, definitions.as_ref(), out)
+        }
+    }
+}
+
+/// A value that gives no schedule: said on `out`, and the command fails.
+fn unusable(value: &str, error: &resolve::ValueError, out: &mut impl Write) -> Result<bool, SetupError> {
+    writeln!(out, "error: {}: {error}", value.trim())?;
+    Ok(false)
+}
