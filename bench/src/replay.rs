@@ -17,7 +17,9 @@
 //! - RDS `DescribeDBInstances`, `DescribeDBClusters`, `DescribeGlobalClusters` and Auto Scaling
 //!   `DescribeAutoScalingGroups`: empty, in their services' `…Response/…Result` shapes.
 //!
-//! ECS ListClusters (JSON protocol) answers no clusters, CreateTags (the scheduler's transition marker) succeeds.
+//! The other kinds' listings answer none, each in its own protocol: ECS ListClusters and SageMaker
+//! ListNotebookInstances (JSON), Redshift DescribeClusters (query), EKS ListClusters (REST, `GET
+//! /clusters`). CreateTags (the scheduler's transition marker) succeeds.
 //! Anything else is answered with EC2's `InvalidAction` error, and every call is counted by action.
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
@@ -283,15 +285,30 @@ fn empty_query_answer(operation: &str, namespace: &str, list: &str) -> Response 
 
 const RDS_NS: &str = "http://rds.amazonaws.com/doc/2014-10-31/";
 const AUTOSCALING_NS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
+const REDSHIFT_NS: &str = "http://redshift.amazonaws.com/doc/2012-12-01/";
 
-async fn answer(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
-    // The JSON protocols (ECS): the scheduler lists clusters; an account without any answers empty.
+async fn answer(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // EKS's REST protocol: the scheduler lists the Region's clusters; an account without any answers empty.
+    if method == Method::GET && uri.path() == "/clusters" {
+        inner.count("eks:ListClusters");
+        return ([("content-type", "application/json")], r#"{"clusters":[]}"#).into_response();
+    }
+    // The JSON protocols (ECS, SageMaker): the scheduler lists clusters and notebooks; none here.
     if let Some(target) = headers.get("x-amz-target").and_then(|t| t.to_str().ok()) {
         let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
         inner.count(&operation);
-        return match operation.as_str() {
-            "ListClusters" => {
+        return match target {
+            "AmazonEC2ContainerServiceV20141113.ListClusters" => {
                 ([("content-type", "application/x-amz-json-1.1")], r#"{"clusterArns":[]}"#).into_response()
+            }
+            "SageMaker.ListNotebookInstances" => {
+                ([("content-type", "application/x-amz-json-1.1")], r#"{"NotebookInstances":[]}"#).into_response()
             }
             other => (
                 StatusCode::BAD_REQUEST,
@@ -331,6 +348,7 @@ async fn answer(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
         "DescribeAutoScalingGroups" => {
             empty_query_answer("DescribeAutoScalingGroups", AUTOSCALING_NS, "AutoScalingGroups")
         }
+        "DescribeClusters" => empty_query_answer("DescribeClusters", REDSHIFT_NS, "Clusters"),
         other => ec2_error("InvalidAction", &format!("The action {other} is not valid for this web service (replay server)")),
     }
 }
@@ -465,12 +483,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn rds_and_auto_scaling_listings_are_empty_in_their_own_shapes() {
+    async fn the_other_kinds_listings_are_empty_in_their_own_shapes() {
         let replay = Ec2Replay::start(0, REGION).await;
         let config = sdk_config_in(&replay.url(), REGION).await;
         let rds = aws_sdk_rds::Client::new(&config);
         let autoscaling = aws_sdk_autoscaling::Client::new(&config);
         let ec2 = aws_sdk_ec2::Client::new(&config);
+        assert!(aws_sdk_ecs::Client::new(&config).list_clusters().send().await.unwrap().cluster_arns().is_empty());
+        assert!(aws_sdk_eks::Client::new(&config).list_clusters().send().await.unwrap().clusters().is_empty());
+        let redshift = aws_sdk_redshift::Client::new(&config);
+        assert!(redshift.describe_clusters().tag_keys("Schedule").send().await.unwrap().clusters().is_empty());
+        let sagemaker = aws_sdk_sagemaker::Client::new(&config);
+        assert!(sagemaker.list_notebook_instances().send().await.unwrap().notebook_instances().is_empty());
         assert!(rds.describe_db_instances().send().await.unwrap().db_instances().is_empty());
         assert!(rds.describe_db_clusters().send().await.unwrap().db_clusters().is_empty());
         assert!(rds.describe_global_clusters().send().await.unwrap().global_clusters().is_empty());
@@ -479,7 +503,7 @@ mod tests {
         assert!(listed(&ec2).await.iter().flatten().next().is_none());
         let unknown = ec2.describe_vpcs().send().await.unwrap_err();
         assert_eq!(unknown.into_service_error().meta().code(), Some("InvalidAction"));
-        assert_eq!(replay.calls().values().sum::<usize>(), 7);
+        assert_eq!(replay.calls().values().sum::<usize>(), 11);
     }
 
     #[tokio::test]

@@ -117,30 +117,56 @@ fn verdict(instances: usize, rss_mib: f64, wall_ms: f64, cpu_ms: f64) -> String 
     format!("{memory}, {time}")
 }
 
+/// A build of the scheduler from before a change, run beside this one on the same fleets
+/// (`STACKHAND_BENCH_BASELINE=<binary>`; scripts/bench builds it from `STACKHAND_BENCH_BASELINE_REV`):
+/// its figures fill the peer column, so the ratio is this build's against that one's, in one run.
+struct Baseline {
+    binary: String,
+    name: &'static str,
+}
+
+impl Baseline {
+    fn from_env() -> Option<Self> {
+        let binary = std::env::var("STACKHAND_BENCH_BASELINE").ok().filter(|b| !b.is_empty())?;
+        let label = std::env::var("STACKHAND_BENCH_BASELINE_LABEL").unwrap_or_else(|_| binary.clone());
+        // Row names its peer with a &'static str; one string per bench process.
+        Some(Self { binary, name: Box::leak(format!("the scheduler at {label}").into_boxed_str()) })
+    }
+}
+
+/// The medians of one figure over some runs.
+fn median_of(runs: &[FleetRun], f: fn(&FleetRun) -> f64) -> f64 {
+    if runs.is_empty() {
+        return f64::NAN;
+    }
+    median_f(runs.iter().map(f).collect())
+}
+
 /// The rows of each fleet in SIZES.
 pub async fn rows(bin_dir: &str) -> Vec<Row> {
     let binary = format!("{bin_dir}/instance-scheduler");
+    let baseline = Baseline::from_env();
+    let peer_name = baseline.as_ref().map_or(NO_PEER, |b| b.name);
     let mut rows = Vec::new();
     for instances in SIZES {
         let replay = Ec2Replay::start(instances, REGION).await;
-        let mut runs = Vec::new();
+        let (mut runs, mut before) = (Vec::new(), Vec::new());
+        // Interleaved, so that what else the machine does falls on both builds alike.
         for _ in 0..FLEET_RUNS {
             runs.push(fleet_run(&binary, &replay, instances).await);
+            if let Some(baseline) = &baseline {
+                before.push(fleet_run(&baseline.binary, &replay, instances).await);
+            }
         }
-        let median = |f: fn(&FleetRun) -> f64| median_f(runs.iter().map(f).collect());
+        let median = |f: fn(&FleetRun) -> f64| median_of(&runs, f);
         let (wall_ms, cpu_ms, rss_mib) = (median(|r| r.wall_ms), median(|r| r.cpu_ms), median(|r| r.rss_mib));
         let calls = median(|r| r.calls.values().sum::<usize>() as f64);
+        let peer = |f: fn(&FleetRun) -> f64| median_of(&before, f);
         // Whether it fits is the worst run's answer.
         let worst = |f: fn(&FleetRun) -> f64| runs.iter().map(f).fold(f64::MIN, f64::max);
         let verdict = verdict(instances, worst(|r| r.rss_mib), worst(|r| r.wall_ms), worst(|r| r.cpu_ms));
-        let row = |scenario: String, unit, ours, note: String| Row {
-            scenario,
-            unit,
-            ours,
-            peer_name: NO_PEER,
-            peer: f64::NAN,
-            note,
-        };
+        let row =
+            |scenario: String, unit, ours, peer: f64, note: String| Row { scenario, unit, ours, peer_name, peer, note };
         let whole = |x: f64| format!("{x:.0}");
         rows.extend([
             row(
@@ -149,6 +175,7 @@ pub async fn rows(bin_dir: &str) -> Vec<Row> {
                 ),
                 "ms",
                 wall_ms,
+                peer(|r| r.wall_ms),
                 if instances == SIZES[0] {
                     fill(WALL_NOTE, &[("runs", FLEET_RUNS.to_string())])
                 } else {
@@ -159,12 +186,14 @@ pub async fn rows(bin_dir: &str) -> Vec<Row> {
                 format!("fleet-{instances}-calls: AWS calls for that reconcile"),
                 "calls",
                 calls,
+                peer(|r| r.calls.values().sum::<usize>() as f64),
                 fill(CALLS_NOTE, &[("calls", calls_in_words(&runs))]),
             ),
             row(
                 format!("fleet-{instances}-cpu: CPU time (user + system) of that reconcile"),
                 "ms",
                 cpu_ms,
+                peer(|r| r.cpu_ms),
                 fill(
                     CPU_NOTE,
                     &[
@@ -178,6 +207,7 @@ pub async fn rows(bin_dir: &str) -> Vec<Row> {
                 format!("fleet-{instances}-rss: peak resident memory of that reconcile"),
                 "MiB",
                 rss_mib,
+                peer(|r| r.rss_mib),
                 fill(RSS_NOTE, &[("verdict", verdict)]),
             ),
         ]);
