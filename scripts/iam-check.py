@@ -30,8 +30,8 @@ is evaluated as IAM would against the policy where it was made (the function's o
 it assumed): each resource ARN it names (partition, Region, account, id; "*" for a call on none) must
 be named by the Resource/NotResource of an Allow statement for the action whose Condition holds with
 the keys the call carried (aws:ResourceTag/* from the resource's tags before the call, aws:RequestTag/*,
-aws:TagKeys, aws:ResourceAccount, aws:RequestedRegion, ec2:Vpc, application-autoscaling's namespace and
-dimension; operators String*, Arn*, Bool, Null, ForAllValues/ForAnyValue, IfExists), and no Deny may
+aws:TagKeys, aws:ResourceAccount, aws:RequestedRegion, ec2:Vpc, events:source, application-autoscaling's
+namespace and dimension; operators String*, Arn*, Bool, Null, ForAllValues/ForAnyValue, IfExists), and no Deny may
 apply. Other keys (kms:ViaService, kms:GrantIsForAWSResource, ...) and Numeric/Date/Ip operators are
 taken as holding and listed as "not evaluated". Parameters take the value the function's environment
 gave them (else their Default in conditions, "*" in ARNs). A function none of whose calls was observed
@@ -68,6 +68,7 @@ OP_ACTION_OVERRIDES: dict[tuple[str, str], str | None] = {
 # SDK crates (aws-sdk-<name>) whose IAM service prefix is spelt otherwise.
 SDK_PREFIXES: dict[str, str] = {
     "applicationautoscaling": "application-autoscaling",
+    "eventbridge": "events",
 }
 
 # Permissions that a called action needs on the caller's behalf without the code calling them, and
@@ -902,7 +903,8 @@ def arn_like(pattern: str, arn: str) -> bool:
 
 # Condition keys a recorded call carries (lower-cased); any other key is not evaluated.
 OBSERVABLE_KEYS = {"aws:tagkeys", "aws:resourceaccount", "aws:requestedregion", "ec2:vpc",
-                   "application-autoscaling:service-namespace", "application-autoscaling:scalable-dimension"}
+                   "application-autoscaling:service-namespace", "application-autoscaling:scalable-dimension",
+                   "events:source"}
 OBSERVABLE_PREFIXES = ("aws:resourcetag/", "aws:requesttag/")
 UNEVALUATED_OPERATORS = ("Numeric", "Date", "IpAddress", "NotIpAddress", "Binary")
 
@@ -1318,7 +1320,22 @@ def call(action: str, resources: list, tags: dict | None = None, region: str = "
 PINNED = {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*"}
 ANY_REGION = {"Fn::Sub": ["arn:${AWS::Partition}:ec2:${Region}:${AWS::AccountId}:instance/*",
                           {"Region": {"Fn::If": ["Many", "*", {"Ref": "AWS::Region"}]}}]}
+BUS = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"}
+OWN_SOURCE = {"StringEquals": {"events:source": "stackhand.instance-scheduler"}}
+
+
+def put_events(bus: str, source: str) -> str:
+    arn = f"arn:aws:events:eu-west-1:123456789012:event-bus/{bus}"
+    return f"events:PutEvents eu-west-1 - {json.dumps({'resources': [{'arn': arn}], 'keys': {'events:source': source}})}"
+
+
 OBSERVED_CASES = [
+    ("an event with the function's own source on its bus passes",
+     [put_events("default", "stackhand.instance-scheduler")], [allow("events:PutEvents", BUS, OWN_SOURCE)], []),
+    ("an event with another source fails", [put_events("default", "aws.ec2")],
+     [allow("events:PutEvents", BUS, OWN_SOURCE)], ["event-bus/default: the conditions do not hold"]),
+    ("an event on another bus fails", [put_events("ops", "stackhand.instance-scheduler")],
+     [allow("events:PutEvents", BUS, OWN_SOURCE)], ["saw it call events:PutEvents in eu-west-1"]),
     (
         "a Region-pinned ARN called from another Region fails",
         ["ec2:StopInstances eu-west-1 -", "ec2:StopInstances us-east-1 -"],

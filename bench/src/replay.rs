@@ -19,7 +19,8 @@
 //!
 //! The other kinds' listings answer none, each in its own protocol: ECS ListClusters and SageMaker
 //! ListNotebookInstances (JSON), Redshift DescribeClusters (query), EKS ListClusters (REST, `GET
-//! /clusters`). CreateTags (the scheduler's transition marker) succeeds.
+//! /clusters`). CreateTags (the scheduler's transition marker) and EventBridge PutEvents (the run's
+//! events) succeed.
 //! Anything else is answered with EC2's `InvalidAction` error, and every call is counted by action.
 
 use std::collections::{BTreeMap, HashMap};
@@ -309,6 +310,16 @@ async fn answer(
             }
             "SageMaker.ListNotebookInstances" => {
                 ([("content-type", "application/x-amz-json-1.1")], r#"{"NotebookInstances":[]}"#).into_response()
+            }
+            // The run's events: every entry put.
+            "AWSEvents.PutEvents" => {
+                let entries = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|b| b["Entries"].as_array().map(Vec::len))
+                    .unwrap_or(0);
+                let ids: Vec<String> = (0..entries).map(|n| format!(r#"{{"EventId":"{}"}}"#, request_id(n))).collect();
+                let answer = format!(r#"{{"FailedEntryCount":0,"Entries":[{}]}}"#, ids.join(","));
+                ([("content-type", "application/x-amz-json-1.1")], answer).into_response()
             }
             other => (
                 StatusCode::BAD_REQUEST,

@@ -2,7 +2,8 @@
 //! from the ids in the request), each with its tags as they were just before the call (asked of the
 //! emulator then, so `aws:ResourceTag/…` is what IAM would evaluate), the tags and tag keys the
 //! request writes (`aws:RequestTag/…`, `aws:TagKeys`) and the few service keys the templates' conditions
-//! use (`ec2:Vpc` of a security group, Application Auto Scaling's namespace and dimension).
+//! use (`ec2:Vpc` of a security group, Application Auto Scaling's namespace and dimension, EventBridge's
+//! `events:source`).
 //!
 //! As JSON: `{"resources":[{"arn":…,"tags":{…},"keys":{…}}],"request_tags":{…},"tag_keys":[…],"keys":{…}}`.
 //! `resources` is empty for a call on no resource (`Describe*`, `List*`: IAM's `*`), and absent for an
@@ -85,6 +86,7 @@ pub(crate) async fn context(
         }
         "ssm" => ssm(operation, &json, region, account),
         "sagemaker" => sagemaker(operation, &json, region, account, up).await,
+        "events" => events(operation, &json, region, account, &mut keys),
         "secretsmanager" => secrets(operation, &json, region, account, up).await,
         "sts" => match operation {
             "AssumeRole" => Some(param(&query, "RoleArn").map(|a| Resource::new(a.to_owned())).into_iter().collect()),
@@ -449,6 +451,39 @@ async fn rds(
         }
     }
     Some(vec![r])
+}
+
+// --- EventBridge ----------------------------------------------------------------------------------
+
+/// PutEvents acts on each entry's event bus (`default` when it names none); `events:source` is the
+/// entries' source when they all have the same one.
+fn events(
+    operation: &str,
+    body: &Value,
+    region: &str,
+    account: &str,
+    keys: &mut Map<String, Value>,
+) -> Option<Vec<Resource>> {
+    if operation != "PutEvents" {
+        return reads(operation);
+    }
+    let entries = body["Entries"].as_array()?;
+    let mut buses: Vec<String> = entries
+        .iter()
+        .map(|e| match e["EventBusName"].as_str().unwrap_or("default") {
+            arn if arn.starts_with("arn:") => arn.to_owned(),
+            name => format!("arn:aws:events:{region}:{account}:event-bus/{name}"),
+        })
+        .collect();
+    buses.sort();
+    buses.dedup();
+    let mut sources: Vec<&str> = entries.iter().filter_map(|e| e["Source"].as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    if let [source] = sources.as_slice() {
+        keys.insert("events:source".into(), (*source).into());
+    }
+    Some(buses.into_iter().map(Resource::new).collect())
 }
 
 // --- SageMaker ------------------------------------------------------------------------------------

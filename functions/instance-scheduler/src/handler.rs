@@ -7,12 +7,12 @@ use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use tokio::time::{Duration, Instant};
 
-use crate::metrics;
 use crate::request::{self, Request};
 use crate::run::run;
 use crate::settings::Settings;
 use crate::summary::Summary;
 use crate::targets::{Hub, Identity, Target};
+use crate::{events, metrics};
 
 /// Calls not begun this long before the invocation's deadline are left for the next run.
 const RESERVE: Duration = Duration::from_secs(3);
@@ -98,5 +98,19 @@ pub async fn run_targets(
         .buffer_unordered(settings.target_concurrency.max(1))
         .collect()
         .await;
-    Summary::merge(Summary::of(request), runs, targets.len() > 1)
+    // The events are each target's own, so they are made before the summaries merge; a dry run moved
+    // nothing and says nothing.
+    let unput = match &settings.event_bus {
+        Some(bus) if !request.dry_run => {
+            let events = events::of_runs(request, &runs);
+            events::put(hub.events(), bus, &events, cutoff).await
+        }
+        _ => Vec::new(),
+    };
+    let mut summary = Summary::merge(Summary::of(request), runs, targets.len() > 1);
+    if !unput.is_empty() {
+        summary.failed.extend(unput);
+        summary.sort();
+    }
+    summary
 }

@@ -11,6 +11,7 @@ mod alarms;
 mod call;
 mod clients;
 mod direction;
+mod events;
 pub mod handler;
 mod kinds;
 mod metrics;
@@ -29,6 +30,7 @@ mod testing;
 /// The names `main.rs`, the tests and the bench use.
 pub mod scheduler {
     pub use crate::clients::Clients;
+    pub use crate::events::{SCHEDULING_ACTION, SCHEDULING_FAILED, SOURCE as EVENT_SOURCE};
     pub use crate::handler::{handle, run_targets, SchedulerError, FAILED_ERROR_TYPE};
     pub use crate::named::Definer;
     pub use crate::settings::{

@@ -45,6 +45,9 @@ pub struct Settings {
     pub max_restored_capacity: i32,
     /// `SCHEDULER_MUTE_ALARMS`: mute the alarms of every resource while it is stopped, tagged or not.
     pub mute_alarms: bool,
+    /// `SCHEDULER_EVENT_BUS`: the event bus (name, in the function's account and Region) the run's
+    /// events go to; `default` unless set, None for `none`.
+    pub event_bus: Option<String>,
 }
 
 pub const DEFAULT_SCHEDULE_TAG: &str = "Schedule";
@@ -59,6 +62,8 @@ const CONCURRENCY: usize = 8;
 const TARGET_CONCURRENCY: usize = 8;
 /// The template's default `SchedulerMaxRestoredCapacity`.
 pub const DEFAULT_MAX_RESTORED_CAPACITY: i32 = 100;
+/// The account's own event bus, which every account has.
+pub const DEFAULT_EVENT_BUS: &str = "default";
 pub const DEFAULT_ROLE_NAME: &str = "stackhand-instance-scheduler";
 /// The template's default `SchedulerReconcileMinutes`.
 const DEFAULT_INTERVAL_MINUTES: i64 = 5;
@@ -80,6 +85,8 @@ pub enum SettingsError {
     ExternalId(usize),
     #[error("SCHEDULER_MUTE_ALARMS is \"{0}\": give true (mute every resource's alarms while it is stopped) or false (only those tagged ScheduleMuteAlarms=true)")]
     MuteAlarms(String),
+    #[error("SCHEDULER_EVENT_BUS is \"{0}\": give an event bus name in this account and Region (1 to 256 of letters, digits and ._-/; not an ARN), default, or none for no events")]
+    EventBus(String),
     #[error("SCHEDULER_MAX_RESTORED_CAPACITY is \"{0}\": give a whole number from 1 to 100000, the largest group or service size a start may restore")]
     MaxRestoredCapacity(String),
 }
@@ -116,6 +123,11 @@ fn is_region(text: &str) -> bool {
     parts.len() >= 3
         && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
         && parts[parts.len() - 1].parse::<u8>().is_ok()
+}
+
+/// EventBridge's event bus names: 1 to 256 of `[/\.\-_A-Za-z0-9]`.
+fn is_event_bus(text: &str) -> bool {
+    (1..=256).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
 }
 
 fn is_role_name(text: &str) -> bool {
@@ -172,6 +184,12 @@ impl Settings {
                     Ok(n) if (1..=64).contains(&n) => n,
                     _ => return Err(SettingsError::TargetConcurrency(text)),
                 },
+            },
+            event_bus: match get("SCHEDULER_EVENT_BUS").map(|v| v.trim().to_owned()) {
+                None => Some(DEFAULT_EVENT_BUS.into()),
+                Some(bus) if bus.eq_ignore_ascii_case("none") => None,
+                Some(bus) if is_event_bus(&bus) => Some(bus),
+                Some(bus) => return Err(SettingsError::EventBus(bus)),
             },
             max_restored_capacity: match get("SCHEDULER_MAX_RESTORED_CAPACITY") {
                 None => DEFAULT_MAX_RESTORED_CAPACITY,
@@ -261,5 +279,21 @@ mod tests {
         assert!(!with("false").unwrap().mute_alarms);
         let e = with("yes").unwrap_err().to_string();
         assert!(e.starts_with("SCHEDULER_MUTE_ALARMS is \"yes\": give true"), "{e}");
+    }
+
+    #[test]
+    fn events_go_to_the_default_bus_unless_another_or_none_is_named() {
+        let with = |value: &str| {
+            let value = value.to_owned();
+            Settings::from_lookup(move |k| (k == "SCHEDULER_EVENT_BUS").then(|| value.clone()))
+        };
+        assert_eq!(Settings::from_lookup(|_| None).unwrap().event_bus.as_deref(), Some("default"));
+        assert_eq!(with(" ops-events ").unwrap().event_bus.as_deref(), Some("ops-events"));
+        assert_eq!(with("NONE").unwrap().event_bus, None);
+        for bad in ["arn:aws:events:eu-west-1:111122223333:event-bus/ops", "has space", &"x".repeat(257)] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.starts_with("SCHEDULER_EVENT_BUS is \""), "{e}");
+            assert!(e.contains("or none for no events"), "{e}");
+        }
     }
 }

@@ -91,6 +91,8 @@ pub struct Hub {
     caller: tokio::sync::OnceCell<Identity>,
     /// For the named schedules' parameter, in the function's own account and Region.
     ssm: OnceLock<aws_sdk_ssm::Client>,
+    /// For the run's events, on a bus in the function's own account and Region.
+    events: OnceLock<aws_sdk_eventbridge::Client>,
     cache: Mutex<HashMap<Target, Cached>>,
 }
 
@@ -102,6 +104,7 @@ impl Hub {
             sts: tokio::sync::OnceCell::new(),
             caller: tokio::sync::OnceCell::new(),
             ssm: OnceLock::new(),
+            events: OnceLock::new(),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -113,6 +116,11 @@ impl Hub {
             .as_ref()
             .map(|_| self.ssm.get_or_init(|| stackhand::client!(aws_sdk_ssm, &self.base)).clone());
         Definer::with_client(ssm, settings)
+    }
+
+    /// The EventBridge client of the function's own account and Region, built on first use.
+    pub fn events(&self) -> &aws_sdk_eventbridge::Client {
+        self.events.get_or_init(|| stackhand::client!(aws_sdk_eventbridge, &self.base))
     }
 
     /// The function's own configuration (its account and Region).

@@ -1118,3 +1118,78 @@ async fn a_tagged_sagemaker_notebook_is_stopped_and_started_by_its_schedule() {
     assert_eq!(notebook_status(&sagemaker, &lab).await.0, "InService");
     s.assert_no_secrets().await;
 }
+
+/// A queue receiving what an EventBridge rule on `bus` matches of the scheduler's events: how a test
+/// reads what a run put (moto delivers to SQS targets).
+async fn events_queue(region: &str, bus: &str) -> (aws_sdk_sqs::Client, String) {
+    let config = sdk_config_in(&moto_url(), region).await;
+    let (events, sqs) = (aws_sdk_eventbridge::Client::new(&config), aws_sdk_sqs::Client::new(&config));
+    if bus != "default" {
+        events.create_event_bus().name(bus).send().await.expect("CreateEventBus");
+    }
+    let queue = sqs.create_queue().queue_name(unique("events")).send().await.expect("CreateQueue");
+    let url = queue.queue_url().unwrap().to_owned();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("GetQueueAttributes");
+    let arn = attributes.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    let rule = unique("scheduler-events");
+    let pattern = json!({"source": [instance_scheduler::scheduler::EVENT_SOURCE]}).to_string();
+    events.put_rule().name(&rule).event_bus_name(bus).event_pattern(pattern).send().await.expect("PutRule");
+    let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(arn).build().unwrap();
+    events.put_targets().rule(&rule).event_bus_name(bus).targets(target).send().await.expect("PutTargets");
+    (sqs, url)
+}
+
+/// Every event the queue holds now.
+async fn received(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    loop {
+        let out = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.expect("ReceiveMessage");
+        if out.messages().is_empty() {
+            return events;
+        }
+        for message in out.messages() {
+            events.push(serde_json::from_str(message.body().unwrap()).expect("an event as JSON"));
+            sqs.delete_message().queue_url(url).receipt_handle(message.receipt_handle().unwrap()).send().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_run_puts_one_scheduling_action_per_target_that_moved_on_the_named_bus_and_a_dry_run_none() {
+    let w = World::new(REGION).await;
+    let bus = unique("ops-events");
+    let (sqs, url) = events_queue(w.region, &bus).await;
+    let ids = [w.instance("office", &[]).await, w.instance("office", &[]).await];
+    let s = w.scheduler(&moto_url(), &[("SCHEDULER_EVENT_BUS", bus.as_str())]).await;
+
+    let dry = s.run(json!({"action": "stop", "dry_run": true})).await;
+    assert_eq!(names(&dry, "stopped").len(), 2);
+    assert!(received(&sqs, &url).await.is_empty(), "a dry run puts no event");
+
+    let mut expected = vec![ec2(&ids[0]), ec2(&ids[1])];
+    expected.sort();
+    let stopped = s.run(json!({"action": "stop"})).await;
+    assert_eq!(names(&stopped, "stopped"), expected);
+    let events = received(&sqs, &url).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(event["source"], "stackhand.instance-scheduler");
+    assert_eq!(event["detail-type"], "Scheduling Action");
+    let detail = &event["detail"];
+    assert_eq!((detail["region"].as_str(), detail["action"].as_str()), (Some(REGION), Some("stop")));
+    assert_eq!(detail["account"].as_str().map(str::len), Some(12));
+    assert_eq!(names(detail, "stopped"), expected);
+    assert_eq!(detail["counts"]["stopped"], 2);
+
+    // Nothing left to move: no event.
+    let again = s.run(json!({"action": "stop"})).await;
+    assert!(names(&again, "stopped").is_empty());
+    assert!(received(&sqs, &url).await.is_empty());
+    s.assert_no_secrets().await;
+}
