@@ -2,7 +2,9 @@
 
 use std::io::{BufRead, Write};
 
-use crate::cli::{Cli, Command};
+use instance_scheduler::schedule::Schedule;
+
+use crate::cli::{self, Cli, Command};
 use crate::resolve::{self, SetupError};
 
 mod check;
@@ -24,16 +26,29 @@ pub async fn run(cli: Cli, out: &mut impl Write, input: &mut impl BufRead) -> Re
             check::run(&values, definitions.as_ref(), out)
         }
         Command::Next { value, from, n, definitions } => {
-            let definitions = resolve::definitions(&definitions).await?;
-            next::run(&value, from.unwrap_or_else(chrono::Utc::now), n, definitions.as_ref(), out)
+            let Some(schedule) = usable(&value, &definitions, out).await? else { return Ok(false) };
+            next::run(&schedule, from.unwrap_or_else(chrono::Utc::now), n, out)
         }
         Command::Week { value, from, definitions } => {
-            let definitions = resolve::definitions(&definitions).await?;
-            week::run(&value, from, definitions.as_ref(), out)
+            let Some(schedule) = usable(&value, &definitions, out).await? else { return Ok(false) };
+            week::run(&schedule, from, out)
         }
         Command::Usage { value, month, year, definitions } => {
-            let definitions = resolve::definitions(&definitions).await?;
-            usage::run(&value, month.as_deref(), year, definitions.as_ref(), out)
+            let Some(schedule) = usable(&value, &definitions, out).await? else { return Ok(false) };
+            usage::run(&schedule, month.as_deref(), year, out)
+        }
+    }
+}
+
+/// The schedule `value` gives, resolved through the definitions asked for; None (said on `out`) when
+/// it gives none.
+async fn usable(value: &str, from: &cli::Definitions, out: &mut impl Write) -> Result<Option<Schedule>, SetupError> {
+    let definitions = resolve::definitions(from).await?;
+    match resolve::schedule(value, definitions.as_ref()) {
+        Ok(schedule) => Ok(Some(schedule)),
+        Err(e) => {
+            unusable(value, &e, out)?;
+            Ok(None)
         }
     }
 }

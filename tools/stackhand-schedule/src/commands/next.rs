@@ -4,24 +4,14 @@ use std::io::Write;
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::OffsetComponents as _;
-use instance_scheduler::schedule::Definitions;
+use instance_scheduler::schedule::Schedule;
 
-use crate::resolve::{self, SetupError};
+use crate::resolve::SetupError;
 
 /// How far ahead a transition is looked for.
 const HORIZON: Duration = Duration::days(400);
 
-pub fn run(
-    value: &str,
-    from: DateTime<Utc>,
-    n: usize,
-    definitions: Option<&Definitions>,
-    out: &mut impl Write,
-) -> Result<bool, SetupError> {
-    let schedule = match resolve::schedule(value, definitions) {
-        Ok(schedule) => schedule,
-        Err(e) => return super::unusable(value, &e, out),
-    };
+pub fn run(schedule: &Schedule, from: DateTime<Utc>, n: usize, out: &mut impl Write) -> Result<bool, SetupError> {
     let mut at = from;
     for _ in 0..n {
         let Some(change) = schedule.next_change(at, HORIZON) else {

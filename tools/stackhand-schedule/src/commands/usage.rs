@@ -6,27 +6,22 @@ use std::io::Write;
 
 use chrono::{DateTime, Datelike as _, Duration, NaiveDate, TimeZone as _, Utc};
 use chrono_tz::Tz;
-use instance_scheduler::schedule::{Definitions, Schedule};
+use instance_scheduler::schedule::Schedule;
 
-use crate::resolve::{self, SetupError};
+use crate::resolve::SetupError;
 
 pub fn run(
-    value: &str,
+    schedule: &Schedule,
     month: Option<&str>,
     year: Option<i32>,
-    definitions: Option<&Definitions>,
     out: &mut impl Write,
 ) -> Result<bool, SetupError> {
-    let schedule = match resolve::schedule(value, definitions) {
-        Ok(schedule) => schedule,
-        Err(e) => return super::unusable(value, &e, out),
-    };
     writeln!(out, "{schedule}")?;
     if let Some(year) = year {
         let (mut running, mut total) = (Duration::zero(), Duration::zero());
         for month in 1..=12 {
             let first = NaiveDate::from_ymd_opt(year, month, 1).ok_or_else(|| SetupError::Month(year.to_string()))?;
-            let days = month_days(&schedule, first);
+            let days = month_days(schedule, first);
             let (r, t) = sums(&days);
             writeln!(out, "{}  {}", first.format("%Y-%m"), line(r, t))?;
             running += r;
@@ -38,7 +33,7 @@ pub fn run(
     let text = month.unwrap_or_default();
     let first =
         NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d").map_err(|_| SetupError::Month(text.into()))?;
-    let days = month_days(&schedule, first);
+    let days = month_days(schedule, first);
     for (date, running, length) in &days {
         writeln!(out, "{}  {:>5} h of {:>5} h", date.format("%Y-%m-%d %a"), hours(*running), hours(*length))?;
     }
@@ -48,7 +43,7 @@ pub fn run(
 }
 
 /// Each day of `first`'s month: its date, how long the schedule runs in it, and the day's length.
-pub fn month_days(schedule: &Schedule, first: NaiveDate) -> Vec<(NaiveDate, Duration, Duration)> {
+fn month_days(schedule: &Schedule, first: NaiveDate) -> Vec<(NaiveDate, Duration, Duration)> {
     let zone = schedule.zone();
     first
         .iter_days()

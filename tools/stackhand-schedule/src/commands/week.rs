@@ -4,28 +4,19 @@
 use std::io::Write;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone as _, Utc};
-use instance_scheduler::schedule::{Definitions, Schedule};
+use instance_scheduler::schedule::Schedule;
 
-use crate::resolve::{self, SetupError};
+use crate::resolve::SetupError;
 
-pub fn run(
-    value: &str,
-    from: Option<NaiveDate>,
-    definitions: Option<&Definitions>,
-    out: &mut impl Write,
-) -> Result<bool, SetupError> {
-    let schedule = match resolve::schedule(value, definitions) {
-        Ok(schedule) => schedule,
-        Err(e) => return super::unusable(value, &e, out),
-    };
+pub fn run(schedule: &Schedule, from: Option<NaiveDate>, out: &mut impl Write) -> Result<bool, SetupError> {
     let zone = schedule.zone();
     let first = from.unwrap_or_else(|| Utc::now().with_timezone(&zone).date_naive());
     let header: String = (0..24).map(|h| format!("{h:<2}")).collect();
     writeln!(out, "{schedule}")?;
     writeln!(out, "in {}   {header}", zone.name())?;
-    grid(&schedule, first, out, |naive| zone.from_local_datetime(&naive).earliest().map(|t| t.with_timezone(&Utc)))?;
+    grid(schedule, first, out, |naive| zone.from_local_datetime(&naive).earliest().map(|t| t.with_timezone(&Utc)))?;
     writeln!(out, "in UTC   {header}")?;
-    grid(&schedule, first, out, |naive| Some(Utc.from_utc_datetime(&naive)))?;
+    grid(schedule, first, out, |naive| Some(Utc.from_utc_datetime(&naive)))?;
     Ok(true)
 }
 
