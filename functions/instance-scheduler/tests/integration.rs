@@ -1193,3 +1193,26 @@ async fn a_run_puts_one_scheduling_action_per_target_that_moved_on_the_named_bus
     assert!(received(&sqs, &url).await.is_empty());
     s.assert_no_secrets().await;
 }
+
+#[tokio::test]
+async fn a_neptune_cluster_is_stopped_and_started_as_a_db_cluster() {
+    // Neptune (and DocumentDB) clusters come through RDS's DescribeDBClusters and StopDBCluster; moto
+    // has Neptune behind the RDS API. DocumentDB's answers are in kinds/rds/mocked.rs.
+    let w = World::new(REGION).await;
+    let id = unique("graph").replace('_', "-");
+    let tag = aws_sdk_rds::types::Tag::builder().key(&w.key).value("office").build();
+    let created = w.rds.create_db_cluster().db_cluster_identifier(&id).engine("neptune").tags(tag).send().await;
+    created.expect("CreateDBCluster (neptune)");
+    let status = || async {
+        let out = w.rds.describe_db_clusters().db_cluster_identifier(&id).send().await.expect("DescribeDBClusters");
+        out.db_clusters()[0].status().unwrap_or_default().to_owned()
+    };
+    let s = w.scheduler(&moto_url(), &[]).await;
+    let stopped = s.run(json!({"action": "stop"})).await;
+    assert_eq!(names(&stopped, "stopped"), [format!("rds-cluster/{id}")], "{stopped}");
+    assert_eq!(status().await, "stopped");
+    let started = s.run(json!({"action": "start"})).await;
+    assert_eq!(names(&started, "started"), [format!("rds-cluster/{id}")], "{started}");
+    assert_ne!(status().await, "stopped");
+    s.assert_no_secrets().await;
+}
