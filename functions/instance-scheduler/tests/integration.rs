@@ -1216,3 +1216,37 @@ async fn a_neptune_cluster_is_stopped_and_started_as_a_db_cluster() {
     assert_ne!(status().await, "stopped");
     s.assert_no_secrets().await;
 }
+
+#[tokio::test]
+async fn an_eks_node_group_is_listed_by_its_tag_and_a_dry_run_would_stop_it() {
+    // moto lists node groups with their tags but refuses TagResource on a node group's ARN, so the
+    // stop itself (saved capacity first) is tested with aws-smithy-mocks (kinds/eks/tests.rs); here the
+    // listing and the plan through the real API path.
+    let w = World::new(REGION).await;
+    let eks = aws_sdk_eks::Client::new(&sdk_config_in(&moto_url(), REGION).await);
+    let cluster = unique("apps").replace('_', "-");
+    let vpc = aws_sdk_eks::types::VpcConfigRequest::builder().subnet_ids(&w.subnet).build();
+    let role = "arn:aws:iam::123456789012:role/eks";
+    eks.create_cluster().name(&cluster).role_arn(role).resources_vpc_config(vpc).send().await.expect("CreateCluster");
+    let scaling = aws_sdk_eks::types::NodegroupScalingConfig::builder().min_size(1).max_size(3).desired_size(2).build();
+    for (name, tagged) in [("nodes", true), ("other", false)] {
+        let mut request = eks
+            .create_nodegroup()
+            .cluster_name(&cluster)
+            .nodegroup_name(name)
+            .node_role(role)
+            .subnets(&w.subnet)
+            .scaling_config(scaling.clone());
+        if tagged {
+            request = request.tags(&w.key, "office");
+        }
+        request.send().await.expect("CreateNodegroup");
+    }
+    let s = w.scheduler(&moto_url(), &[]).await;
+    let dry = s.run(json!({"action": "stop", "dry_run": true})).await;
+    assert_eq!(names(&dry, "stopped"), [format!("eks-nodegroup/{cluster}/nodes")], "{dry}");
+    let group = eks.describe_nodegroup().cluster_name(&cluster).nodegroup_name("nodes").send().await.unwrap();
+    let config = group.nodegroup().unwrap().scaling_config().unwrap();
+    assert_eq!((config.min_size(), config.max_size(), config.desired_size()), (Some(1), Some(3), Some(2)));
+    s.assert_no_secrets().await;
+}
