@@ -27,14 +27,17 @@
 //!   a local server replaying EC2's XML shapes from pages built in advance (src/replay.rs), not moto
 //!   (whose listing time grows with the square of the fleet): one reconcile stopping the whole fleet,
 //!   its wall time, calls per action, CPU time and peak RSS, and whether the fleet fits the function's
-//!   128 MB and 300 s. Median of FLEET_RUNS.
+//!   128 MB and 300 s. Median of FLEET_RUNS. STACKHAND_BENCH_FLEET_SIZES / _RUNS choose fewer;
+//!   STACKHAND_BENCH_BASELINE (a binary; scripts/bench builds it from STACKHAND_BENCH_BASELINE_REV) runs
+//!   an earlier scheduler beside this one and fills the peer column with it.
+//! - cli-usage-year: the stackhand-schedule CLI's `usage --year`, spawn to exit (no peer; goal 50 ms).
 //! - scheduler-10-targets-x-100: instance-scheduler stopping 10 targets (5 accounts × 2 Regions in
 //!   moto, 100 instances each) with its targets run concurrently (8 at a time) against one at a time,
 //!   a fresh release process per run. Median of 3 each, interleaved.
 //! - <function>-init-vs-floor: each function's process start to first Runtime API poll against
 //!   stackhand-floor (src/bin/stackhand-floor.rs), a minimal Rust Lambda with the same release profile.
 //!
-//! STACKHAND_BENCH_ONLY=eip,schema runs only the groups named (floor, nlb, eip, schema, scheduler, fleet, targets).
+//! STACKHAND_BENCH_ONLY=eip,schema runs only the groups named (floor, nlb, eip, schema, scheduler, fleet, targets, cli).
 //!
 //! Layout: src/scenarios/ (one module per function, the floor and the fleets), src/report.rs (rows,
 //! medians, the table and docs/benchmarks.md), src/cost.rs (the scheduler's Lambda cost model),
@@ -45,13 +48,13 @@ mod replay;
 mod report;
 mod scenarios;
 
-use scenarios::{eip, fleet, floor, nlb, scheduler, schema, targets};
+use scenarios::{cli, eip, fleet, floor, nlb, scheduler, schema, targets};
 
 #[tokio::main]
 async fn main() {
     let bin_dir =
         std::env::var("STACKHAND_BENCH_BIN_DIR").expect("STACKHAND_BENCH_BIN_DIR: where the release binaries are");
-    // STACKHAND_BENCH_ONLY=eip,schema runs only the scenario groups named (floor, nlb, eip, schema, scheduler, fleet, targets)
+    // STACKHAND_BENCH_ONLY=eip,schema runs only the scenario groups named (floor, nlb, eip, schema, scheduler, fleet, targets, cli)
     // and, unless STACKHAND_BENCH_OUT says where, prints the table without writing docs/benchmarks.md.
     let only = std::env::var("STACKHAND_BENCH_ONLY").ok();
     let wanted = |group: &str| only.as_deref().is_none_or(|o| o.split(',').any(|g| g.trim() == group));
@@ -85,9 +88,12 @@ async fn main() {
     if wanted("targets") {
         rows.extend(targets::rows(&bin_dir).await);
     }
+    if wanted("cli") {
+        rows.extend(cli::rows(&bin_dir));
+    }
     assert!(
         !rows.is_empty(),
-        "STACKHAND_BENCH_ONLY={only:?} names no scenario group (floor, nlb, eip, schema, scheduler, fleet, targets)"
+        "STACKHAND_BENCH_ONLY={only:?} names no scenario group (floor, nlb, eip, schema, scheduler, fleet, targets, cli)"
     );
 
     let table = report::table(&rows);

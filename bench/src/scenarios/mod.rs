@@ -1,6 +1,7 @@
 //! The scenarios, one module per function (and the floor), and what their cold-start runs share: a
 //! fresh process per run, a Python peer under awslambdaric, the three rows of a cold start.
 
+pub mod cli;
 pub mod eip;
 pub mod fleet;
 pub mod floor;
