@@ -1,6 +1,7 @@
 //! A fault-injecting proxy in front of moto: every `every`-th request is answered with the throttling
 //! error its service would send (EC2's `RequestLimitExceeded` as HTTP 503 XML, other query services'
-//! `Throttling` as HTTP 400 XML, JSON services' `ThrottlingException` as HTTP 400), the rest are
+//! `Throttling` as HTTP 400 XML, JSON services' `ThrottlingException` as HTTP 400, REST-JSON services'
+//! (EKS) as HTTP 429 with `x-amzn-ErrorType`), the rest are
 //! forwarded. Throttled requests are never two in a row, so a client that retries as the SDK does always
 //! gets through. It also counts the calls per operation: [`ThrottlingProxy::counting`] only counts.
 //! [`ThrottlingProxy::throttling`] takes any rule instead (a burst longer than the SDK's three attempts
@@ -244,6 +245,10 @@ async fn forward(
         return if headers.contains_key("x-amz-target") {
             let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
             (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.1")], body).into_response()
+        } else if !is_query(&body) {
+            // REST-JSON (EKS): the code in x-amzn-ErrorType, HTTP 429.
+            let headers = [("content-type", "application/json"), ("x-amzn-errortype", "ThrottlingException")];
+            (StatusCode::TOO_MANY_REQUESTS, headers, r#"{"message":"Rate exceeded"}"#).into_response()
         } else if !is_ec2(&body) {
             let body =
                 "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>\
@@ -383,6 +388,11 @@ fn service(headers: &HeaderMap, body: &str) -> &'static str {
         Some("2012-12-01") => "redshift",
         _ => "unknown",
     }
+}
+
+/// A query-protocol request (form-encoded, with an `Action`); REST protocols put the operation in the path.
+fn is_query(body: &Bytes) -> bool {
+    String::from_utf8_lossy(body).split('&').any(|pair| pair.starts_with("Action="))
 }
 
 /// EC2's query protocol (API version 2016-11-15) has its own error shape.

@@ -599,12 +599,14 @@ async fn bad_events_and_an_unreachable_aws_are_invocation_errors_that_say_why() 
     assert_eq!(answer.value()["errorType"], FAILED);
     let summary: Value = serde_json::from_str(answer.value()["errorMessage"].as_str().unwrap()).unwrap();
     let error = summary["error"].as_str().unwrap();
+    // The target, and the run's events, which could not be put either.
     assert!(
         error.starts_with(
-            "1 failed: 123456789012/eu-west-1 (target): nothing could be evaluated: DescribeInstances failed"
+            "2 failed: 123456789012/eu-west-1 (target): nothing could be evaluated: DescribeInstances failed"
         ),
         "{error}"
     );
+    assert!(error.contains("; events/default: 1 of 1 event(s) not put on event bus default: "), "{error}");
     assert_eq!(summary["targets"][0]["error"].as_str().unwrap(), reason(&summary, "123456789012/eu-west-1 (target)"));
     s.assert_no_secrets().await;
 }
