@@ -82,14 +82,7 @@ pub fn of_runs<E: std::fmt::Display>(request: &Request, runs: &[(Target, Result<
 /// A target's `Scheduling Action`: its counts, and the resources it started, stopped and deferred,
 /// the lists cut (the same number from each) until the entry fits a request by itself.
 fn action(mut detail: Value, run: &Summary) -> Event {
-    detail["counts"] = json!({
-        "started": run.started.len(),
-        "stopped": run.stopped.len(),
-        "skipped": run.skipped.len(),
-        "failed": run.failed.len(),
-        "unchanged": run.unchanged,
-        "deferred": run.deferred.len(),
-    });
+    detail["counts"] = run.counts();
     let lists = [("started", &run.started), ("stopped", &run.stopped), ("deferred", &run.deferred)];
     let with = |keep: usize| {
         let mut detail = detail.clone();

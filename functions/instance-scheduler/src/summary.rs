@@ -158,6 +158,18 @@ impl Summary {
         serde_json::to_value(self).expect("a summary serializes")
     }
 
+    /// How many resources were started, stopped, skipped, failed, unchanged and deferred.
+    pub fn counts(&self) -> Value {
+        json!({
+            "started": self.started.len(),
+            "stopped": self.stopped.len(),
+            "skipped": self.skipped.len(),
+            "failed": self.failed.len(),
+            "unchanged": self.unchanged,
+            "deferred": self.deferred.len(),
+        })
+    }
+
     /// The summary for the log: counts, and each list cut to its first entries.
     pub fn for_log(&self) -> Value {
         let mut value = self.to_value();
@@ -168,15 +180,8 @@ impl Summary {
                 items.truncate(LOGGED_PER_LIST);
             }
         }
-        value["counts"] = json!({
-            "started": self.started.len(),
-            "stopped": self.stopped.len(),
-            "skipped": self.skipped.len(),
-            "failed": self.failed.len(),
-            "unchanged": self.unchanged,
-            "deferred": self.deferred.len(),
-            "notes": self.notes.len(),
-        });
+        value["counts"] = self.counts();
+        value["counts"]["notes"] = json!(self.notes.len());
         if truncated {
             value["truncated"] =
                 json!(format!("lists cut to {LOGGED_PER_LIST} entries; the invocation result has all"));
