@@ -59,8 +59,14 @@ pub async fn handle(
     };
     let cutoff = deadline.checked_sub(RESERVE).unwrap_or(deadline);
     // Every AWS call of the run retries (throttling, transient errors) until the cutoff, no longer.
+    let started = Instant::now();
     let summary = stackhand::aws::within(cutoff, run_targets(hub, settings, &request, own, cutoff)).await;
-    metrics::emit(&summary, &mut std::io::stdout().lock());
+    let reconcile = request.action == request::Action::Reconcile;
+    let facts = metrics::RunFacts {
+        duration: started.elapsed(),
+        interval_minutes: reconcile.then(|| u64::try_from(settings.interval.num_minutes()).unwrap_or(0)),
+    };
+    metrics::emit(&summary, facts, &mut std::io::stdout().lock());
     let logged = summary.for_log();
     if summary.failed.is_empty() {
         tracing::info!(summary = %logged, "scheduler run");

@@ -12,6 +12,7 @@ mod call;
 mod clients;
 mod direction;
 mod events;
+mod fleet;
 pub mod handler;
 mod kinds;
 mod metrics;
@@ -32,6 +33,7 @@ pub mod scheduler {
     pub use crate::clients::Clients;
     pub use crate::events::{SCHEDULING_ACTION, SCHEDULING_FAILED, SOURCE as EVENT_SOURCE};
     pub use crate::handler::{handle, run_targets, SchedulerError, FAILED_ERROR_TYPE};
+    pub use crate::metrics::{NAMES as METRIC_NAMES, NAMESPACE as METRIC_NAMESPACE};
     pub use crate::named::Definer;
     pub use crate::settings::{
         Settings, SettingsError, TagKeys, DEFAULT_HIBERNATE_TAG, DEFAULT_MAX_RESTORED_CAPACITY, DEFAULT_OVERRIDE_TAG,

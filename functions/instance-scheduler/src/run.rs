@@ -3,7 +3,7 @@
 //! [`Kind`] of the registry ([`kinds::all`]). Per-resource trouble is reported and never stops the
 //! run; the run fails only when nothing at all could be listed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt};
@@ -75,7 +75,17 @@ pub async fn run(
     let done = execute(act, jobs).await;
     let unmarked = mark(act, marks, &done).await;
     let muted = crate::alarms::apply(act, &listed.resources, &done).await;
+    // Which way each resource the run moved went: started, stopped, or found already so.
+    let moved: HashMap<String, Direction> = done
+        .iter()
+        .filter(|(_, _, outcome)| {
+            matches!(outcome, Outcome::Done | Outcome::Noted(_) | Outcome::Fallback(_) | Outcome::Repeated(_))
+        })
+        .map(|(name, direction, _)| (name.clone(), *direction))
+        .collect();
+    let fleet = crate::fleet::count(&listed.resources, &moved);
     let mut summary = summarize(request, listed, decided, done);
+    summary.fleet = fleet;
     summary.notes.extend(muted.notes);
     summary.failed.extend(muted.failed);
     // A marker refused for the tag limit is no failure of the run: the next run, seeing 50 tags, acts

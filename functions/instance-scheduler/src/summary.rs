@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::direction::Direction;
+use crate::fleet::Row;
 use crate::targets::Target;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -45,6 +46,10 @@ pub struct Summary {
     pub notes: Vec<Note>,
     /// Per account and Region: the counts, and why the whole target failed when it did.
     pub targets: Vec<TargetSummary>,
+    /// One target's run: what it manages and runs after the run, by kind and type (the savings
+    /// metrics; in `targets` once merged).
+    #[serde(skip)]
+    pub fleet: Vec<Row>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -59,6 +64,9 @@ pub struct TargetSummary {
     pub deferred: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What it manages and runs after the run, by kind and type (for the metrics, not the summary).
+    #[serde(skip)]
+    pub fleet: Vec<Row>,
 }
 
 /// A log line holds at most this many entries per list (CloudWatch cuts events at 256 KB); the
@@ -114,6 +122,7 @@ impl Summary {
                     entry.failed = run.failed.len();
                     entry.unchanged = run.unchanged;
                     entry.deferred = run.deferred.len();
+                    entry.fleet = run.fleet;
                     total.unchanged += run.unchanged;
                     total.deferred.extend(run.deferred.into_iter().map(|r| name(&target, r)));
                     total.started.extend(run.started.into_iter().map(|r| name(&target, r)));

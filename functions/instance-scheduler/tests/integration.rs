@@ -514,6 +514,65 @@ async fn databases_aws_cannot_stop_are_skipped_with_the_reason_not_sent() {
 }
 
 #[tokio::test]
+async fn the_savings_metrics_count_units_by_type_an_aurora_cluster_by_its_members_and_multi_az_as_two() {
+    let w = World::new(REGION).await;
+    let schedule = "Mon-Fri 08:00-19:00 UTC";
+    let tags = [aws_sdk_rds::types::Tag::builder().key(&w.key).value(schedule).build()];
+    w.instance(schedule, &[]).await; // a t3.micro
+    let cluster = unique("aurora").replace('_', "-");
+    fleet::db_cluster(&w.rds, &cluster, &[(w.key.as_str(), schedule)]).await;
+    // Its members carry no schedule tag: they count with their cluster, each by its own class.
+    fleet::db_instance(&w.rds, &format!("{cluster}-a"), Some(&cluster), &[]).await; // db.t3.medium
+    w.rds
+        .create_db_instance()
+        .db_instance_identifier(format!("{cluster}-b"))
+        .db_instance_class("db.r6g.large")
+        .engine("aurora-mysql")
+        .db_cluster_identifier(&cluster)
+        .send()
+        .await
+        .expect("CreateDBInstance");
+    let multi_az = unique("multiaz").replace('_', "-");
+    w.rds
+        .create_db_instance()
+        .db_instance_identifier(&multi_az)
+        .db_instance_class("db.m5.large")
+        .engine("mysql")
+        .allocated_storage(20)
+        .master_username("admin")
+        .master_user_password(testkit::local::MARIADB_PASSWORD)
+        .multi_az(true)
+        .set_tags(Some(tags.to_vec()))
+        .send()
+        .await
+        .expect("CreateDBInstance");
+    let s = w.scheduler(&moto_url(), &[("RECONCILE_INTERVAL_MINUTES", "10")]).await;
+    // Tuesday 23:00 UTC: out of office hours, so the run stops all of it.
+    let night = s.reconcile_at("2026-11-24T23:00:00Z").await;
+    assert_eq!(names(&night, "failed"), Vec::<String>::new(), "{night}");
+    assert_eq!(names(&night, "stopped").len(), 3, "{night}");
+    let output = s.process.settled_output().await;
+    let rows: Vec<Value> = output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l.get("_aws").is_some() && l.get("kind").is_some())
+        .collect();
+    let units = |kind: &str, type_name: &str| {
+        let row = rows.iter().find(|r| r["kind"] == kind && r["type"] == type_name);
+        let row = row.unwrap_or_else(|| panic!("no {kind} {type_name} in {rows:?}"));
+        [&row["Managed"], &row["Running"], &row["Stopped"], &row["StoppedMinutes"]].map(|v| v.as_u64().unwrap())
+    };
+    assert_eq!(units("ec2-instance", "t3.micro"), [1, 0, 1, 10]);
+    assert_eq!(units("rds-instance", "db.m5.large"), [2, 0, 2, 20], "a Multi-AZ instance is two");
+    assert_eq!(units("rds-cluster", "db.t3.medium"), [1, 0, 1, 10], "an Aurora cluster is its members");
+    assert_eq!(units("rds-cluster", "db.r6g.large"), [1, 0, 1, 10]);
+    assert_eq!(rows.len(), 4, "nothing else is managed under this world's key: {rows:?}");
+    let run =
+        output.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|l| l.get("RunDuration").is_some());
+    assert!(run.is_some_and(|r| r["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] == "Milliseconds"));
+}
+
+#[tokio::test]
 async fn an_override_holds_a_resource_until_it_expires() {
     let w = World::new(REGION).await;
     let held = w.instance("Mon-Fri 08:00-19:00 UTC", &[("ScheduleOverride", "2026-11-24T02:00:00+01:00")]).await;

@@ -9,8 +9,8 @@ use futures_util::future::BoxFuture;
 use stackhand::aws::{AwsError, AwsResultExt as _};
 use tokio::time::Instant;
 
-use super::kind::{chunked, tag, Act, Acted, Detail, Kind, Marked, Resource, State};
-use super::saved::{saved_suspended, saved_value, Capacity, ZERO_WITHOUT_SAVED};
+use super::kind::{chunked, tag, Act, Acted, Detail, Kind, Marked, Resource, State, Unit};
+use super::saved::{saved_desired, saved_suspended, saved_value, Capacity, ZERO_WITHOUT_SAVED};
 use crate::call::{aws_call, by_halves, outcome, CallError, Outcome};
 use crate::clients::Clients;
 use crate::direction::Direction;
@@ -98,6 +98,21 @@ fn scale_in_protection(protected: &[String], protects_new: bool) -> Option<Strin
     Some(why)
 }
 
+/// What a group runs when it runs: its desired capacity (a stopped group's saved one), of the type its
+/// mixed-instances policy prefers or its instances share. A group stopped with only a launch template
+/// or configuration to say its type counts as unknown: reading those would be a call per template.
+fn units(group: &aws_sdk_autoscaling::types::AutoScalingGroup, capacity: Capacity, saved: Option<&str>) -> Unit {
+    let desired = if capacity == Capacity::ZERO { saved_desired(saved).unwrap_or(0) } else { capacity.desired };
+    let preferred = group
+        .mixed_instances_policy()
+        .and_then(|p| p.launch_template())
+        .and_then(|t| t.overrides().first())
+        .and_then(|o| o.instance_type());
+    let mut types = group.instances().iter().filter_map(|i| i.instance_type());
+    let shared = types.next().filter(|first| types.all(|t| t == *first));
+    Unit::new(preferred.or(shared), desired)
+}
+
 async fn auto_scaling_groups(asg: &aws_sdk_autoscaling::Client, keys: &TagKeys) -> Result<Vec<Resource>, AwsError> {
     let mut pages = asg
         .describe_auto_scaling_groups()
@@ -129,6 +144,7 @@ async fn auto_scaling_groups(asg: &aws_sdk_autoscaling::Client, keys: &TagKeys) 
                 resource.hold = Some(ZERO_WITHOUT_SAVED.into());
             }
             resource.saved = saved.map(Into::into);
+            resource.units = vec![units(group, capacity, saved)];
             resource.detail = Detail::new(Group { capacity, suspended });
             let protects_new = group.new_instances_protected_from_scale_in() == Some(true);
             let protected: Vec<String> = group

@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use stackhand::aws::{AwsError, AwsResultExt as _};
 use tokio::time::Instant;
 
-use super::kind::{chunked, each, tag, Act, Acted, Detail, Kind, Marked, Resource, State};
+use super::kind::{chunked, each, tag, Act, Acted, Detail, Kind, Marked, Resource, State, Unit};
 use crate::call::{aws_call, by_halves, outcome, CallError, Outcome};
 use crate::clients::Clients;
 use crate::direction::Direction;
@@ -208,6 +208,7 @@ async fn instances(ec2: &aws_sdk_ec2::Client, keys: &TagKeys) -> Result<Vec<Reso
                 _ => continue,
             };
             let mut resource = Resource::new(&Instances, id, state, schedule).with_tags(tags(), keys);
+            resource.units = Unit::one(instance.instance_type().map(|t| t.as_str()));
             if tag(tags(), &keys.hibernate).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
                 let configured = instance.hibernation_options().and_then(|h| h.configured()) == Some(true);
                 let hibernate = if instance.instance_lifecycle() == Some(&InstanceLifecycleType::Spot) {

@@ -16,8 +16,10 @@ use tokio::time::Instant;
 
 use futures_util::future::BoxFuture;
 
-use super::kind::{tag, Act, Acted, Detail, Kind, Marked, Resource, State};
-use super::saved::{saved_suspended, saved_value, within_bound, SavedError, SavedFields, ZERO_WITHOUT_SAVED};
+use super::kind::{tag, Act, Acted, Detail, Kind, Marked, Resource, State, Unit};
+use super::saved::{
+    saved_desired, saved_suspended, saved_value, within_bound, SavedError, SavedFields, ZERO_WITHOUT_SAVED,
+};
 use crate::call::{aws_call, outcome, CallError, Outcome};
 use crate::clients::Clients;
 use crate::direction::Direction;
@@ -249,6 +251,14 @@ fn resource(service: &aws_sdk_ecs::types::Service, keys: &TagKeys) -> Option<(Re
         resource.hold = Some(format!("has status \"{status}\""));
     }
     let count = TaskCount { desired: service.desired_count(), target: None };
+    // Tasks by launch type (or capacity provider); a stopped service by the count it saved.
+    let tasks = match service.desired_count() {
+        0 => saved_desired(resource.saved.as_deref()).unwrap_or(0),
+        n => n,
+    };
+    let provider = service.capacity_provider_strategy().first().map(|s| s.capacity_provider());
+    let launch = service.launch_type().map(|t| t.as_str()).or(provider);
+    resource.units = vec![Unit::new(launch, tasks)];
     let service = Service {
         arn: arn.to_owned(),
         cluster: cluster.to_owned(),

@@ -13,8 +13,8 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use stackhand::aws::{AwsError, AwsResultExt as _};
 use tokio::time::Instant;
 
-use super::kind::{Act, Acted, Detail, Kind, Marked, Resource, State};
-use super::saved::{Capacity, ZERO_WITHOUT_SAVED};
+use super::kind::{Act, Acted, Detail, Kind, Marked, Resource, State, Unit};
+use super::saved::{saved_desired, Capacity, ZERO_WITHOUT_SAVED};
 use crate::call::{aws_call, outcome, CallError, Outcome};
 use crate::clients::Clients;
 use crate::direction::Direction;
@@ -129,6 +129,9 @@ fn resource(group: &Nodegroup, keys: &TagKeys) -> Option<Resource> {
     let mut resource = Resource::new(&NodeGroups, &format!("{cluster}/{name}"), state, schedule).with_tags(pairs, keys);
     resource.arn = group.nodegroup_arn().map(Into::into);
     resource.saved = tags.get(&keys.saved_capacity).cloned();
+    // Stopped, it runs what its saved capacity says when started.
+    let desired = if zero { saved_desired(resource.saved.as_deref()).unwrap_or(0) } else { capacity.desired };
+    resource.units = vec![Unit::new(group.instance_types().first().map(String::as_str), desired)];
     if zero && resource.saved.is_none() {
         resource.hold = Some(ZERO_WITHOUT_SAVED.into());
     }

@@ -140,6 +140,34 @@ pub struct Resource {
     pub mute_alarms: bool,
     /// What only its kind reads (an instance's hibernation, a group's capacity, a service's count).
     pub detail: Detail,
+    /// What it runs when it runs, for the savings metrics: as many of each instance type or class (an
+    /// Aurora cluster's members, a Multi-AZ database's two instances, a group's desired capacity).
+    pub units: Vec<Unit>,
+}
+
+/// `count` of `type_name` (an instance type, a DB instance class, a Redshift node type, an ECS launch
+/// type): what a resource runs when it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    pub type_name: String,
+    pub count: u64,
+}
+
+/// The type a unit counts under when its listing does not say (a stopped Auto Scaling group whose
+/// type is only in its launch template).
+pub const UNKNOWN_TYPE: &str = "unknown";
+
+impl Unit {
+    /// `count` of `type_name`, or of [`UNKNOWN_TYPE`] when the listing gave none.
+    pub fn new(type_name: Option<&str>, count: impl TryInto<u64>) -> Self {
+        let type_name = type_name.map(str::trim).filter(|t| !t.is_empty()).unwrap_or(UNKNOWN_TYPE);
+        Self { type_name: type_name.to_owned(), count: count.try_into().unwrap_or(0) }
+    }
+
+    /// One of `type_name`.
+    pub fn one(type_name: Option<&str>) -> Vec<Self> {
+        vec![Self::new(type_name, 1u64)]
+    }
 }
 
 impl Resource {
@@ -164,6 +192,7 @@ impl Resource {
             arn: None,
             mute_alarms: false,
             detail: Detail::default(),
+            units: Vec::new(),
         }
     }
 

@@ -15,6 +15,8 @@ pub mod saved;
 
 pub(crate) use kind::each;
 pub use kind::{Act, Kind, Resource, State};
+#[cfg(test)]
+pub use kind::{Unit, UNKNOWN_TYPE};
 
 /// Every kind, in the order the run lists them. A kind not here is never listed.
 pub fn all() -> &'static [&'static dyn Kind] {

@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 use stackhand::aws::{AwsError, AwsResultExt as _};
 use tokio::time::Instant;
 
-use super::kind::{tag, Act, Acted, Kind, Marked, Resource, State};
+use super::kind::{tag, Act, Acted, Kind, Marked, Resource, State, Unit};
 use crate::call::{aws_call, done, CallError};
 use crate::clients::Clients;
 use crate::direction::Direction;
@@ -154,6 +154,9 @@ async fn db_instances(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<Vec<R
             let state = rds_state(db.db_instance_status().unwrap_or_default());
             let mut resource = Resource::new(&Instances, id, state, schedule).with_tags(tags(), keys);
             resource.arn = db.db_instance_arn().map(Into::into);
+            // A Multi-AZ instance deployment is a primary and a standby: two instances billed.
+            let instances = if db.multi_az() == Some(true) { 2u64 } else { 1 };
+            resource.units = vec![Unit::new(db.db_instance_class(), instances)];
             if let Some(cluster) = db.db_cluster_identifier() {
                 resource.hold = Some(format!(
                     "is a member of DB cluster {cluster}; members start and stop with their cluster: tag the cluster instead"
@@ -188,6 +191,10 @@ async fn db_clusters(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<Vec<Re
             let state = rds_state(cluster.status().unwrap_or_default());
             let mut resource = Resource::new(&Clusters, id, state, schedule).with_tags(tags(), keys);
             resource.arn = cluster.db_cluster_arn().map(Into::into);
+            // Until its members' classes are read (below): its members, of the class a Multi-AZ DB
+            // cluster states for all of them.
+            let members = cluster.db_cluster_members().len().max(1);
+            resource.units = vec![Unit::new(cluster.db_cluster_instance_class(), members)];
             resource.unstoppable = match cluster.engine_mode() {
                 Some("serverless") => {
                     Some("is Aurora Serverless v1 (EngineMode serverless); AWS can't stop those".into())
@@ -229,7 +236,43 @@ async fn db_clusters(rds: &aws_sdk_rds::Client, keys: &TagKeys) -> Result<Vec<Re
             Err(e) => tracing::warn!(error = %e, "can't count the clusters of global databases"),
         }
     }
+    let ids: Vec<String> = found.iter().map(|r| r.id.clone()).collect();
+    match member_classes(rds, &ids).await {
+        Ok(mut classes) => {
+            for cluster in &mut found {
+                if let Some(units) = classes.remove(&cluster.id) {
+                    cluster.units = units;
+                }
+            }
+        }
+        // Only the savings metrics lose detail: the members count as of the cluster's class.
+        Err(e) => tracing::warn!(error = %e, "can't read the classes of the DB clusters' instances"),
+    }
     Ok(found)
+}
+
+/// The instances of each of the DB clusters `ids`, by class: an Aurora cluster runs (and bills) its
+/// members, each of its own class. One DescribeDBInstances per 100 clusters, filtered on
+/// `db-cluster-id`.
+async fn member_classes(rds: &aws_sdk_rds::Client, ids: &[String]) -> Result<HashMap<String, Vec<Unit>>, AwsError> {
+    let mut classes: HashMap<String, Vec<Unit>> = HashMap::new();
+    for chunk in ids.chunks(100) {
+        let filter =
+            aws_sdk_rds::types::Filter::builder().name("db-cluster-id").set_values(Some(chunk.to_vec())).build();
+        let mut pages = rds.describe_db_instances().filters(filter).max_records(100).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for db in page.op("DescribeDBInstances")?.db_instances() {
+                let Some(cluster) = db.db_cluster_identifier() else { continue };
+                let units = classes.entry(cluster.to_owned()).or_default();
+                let class = Unit::new(db.db_instance_class(), 1u64).type_name;
+                match units.iter_mut().find(|u| u.type_name == class) {
+                    Some(unit) => unit.count += 1,
+                    None => units.push(Unit { type_name: class, count: 1 }),
+                }
+            }
+        }
+    }
+    Ok(classes)
 }
 
 /// The number of member clusters of each global database.

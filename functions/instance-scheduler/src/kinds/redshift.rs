@@ -10,7 +10,7 @@ use aws_sdk_redshift::types::{Cluster, Tag};
 use futures_util::future::BoxFuture;
 use stackhand::aws::{AwsError, AwsResultExt as _};
 
-use super::kind::{tag, Act, Acted, Kind, Marked, Resource, State};
+use super::kind::{tag, Act, Acted, Kind, Marked, Resource, State, Unit};
 use crate::call::{aws_call, done, CallError};
 use crate::clients::Clients;
 use crate::direction::Direction;
@@ -97,6 +97,7 @@ fn resource(cluster: &Cluster, keys: &TagKeys, clients: &Clients) -> Option<Reso
     let state = state(cluster.cluster_status().unwrap_or_default());
     let mut resource = Resource::new(&Clusters, id, state, schedule).with_tags(tags(), keys);
     resource.arn = Some(clients.place.arn("redshift", &format!("cluster:{id}")));
+    resource.units = vec![Unit::new(cluster.node_type(), cluster.number_of_nodes().unwrap_or(1))];
     resource.unstoppable = unpausable(cluster);
     Some(resource)
 }

@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use stackhand::aws::{AwsError, AwsResultExt as _};
 
-use super::kind::{tag, Act, Acted, Kind, Marked, Resource, State};
+use super::kind::{tag, Act, Acted, Kind, Marked, Resource, State, Unit};
 use crate::call::{aws_call, done, CallError};
 use crate::clients::Clients;
 use crate::direction::Direction;
@@ -117,6 +117,7 @@ fn resource(notebook: &NotebookInstanceSummary, tags: &[Tag], keys: &TagKeys) ->
     };
     let mut resource = Resource::new(&Notebooks, name, state, schedule).with_tags(pairs(), keys);
     resource.arn = notebook.notebook_instance_arn().map(Into::into);
+    resource.units = Unit::one(notebook.instance_type().map(|t| t.as_str()));
     if status == Some(&NotebookInstanceStatus::Failed) {
         resource.hold =
             Some("has status \"Failed\"; see its FailureReason (DescribeNotebookInstance), fix it or delete it".into());

@@ -81,6 +81,11 @@ impl SavedFields {
     }
 }
 
+/// The desired capacity (or task count) a saved-capacity tag holds, if it holds a valid one.
+pub fn saved_desired(value: Option<&str>) -> Option<i32> {
+    SavedFields::read(value?).desired.flatten()
+}
+
 /// What a saved-capacity tag says the stop suspended (none for a tag of an earlier version).
 pub fn saved_suspended(value: &str) -> Vec<String> {
     SavedFields::read(value).suspended.unwrap_or_default()

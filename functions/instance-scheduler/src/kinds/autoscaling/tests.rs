@@ -107,3 +107,20 @@ async fn a_node_groups_own_auto_scaling_group_is_left_to_its_node_group() {
     assert!(why.starts_with("belongs to EKS managed node group web"), "{why}");
     assert_eq!(zero.num_calls(), 0);
 }
+
+#[test]
+fn a_group_counts_as_its_desired_capacity_a_stopped_one_as_what_it_saved() {
+    use super::{units, Capacity};
+    use aws_sdk_autoscaling::types::AutoScalingGroup;
+    let with = |types: &[&str]| {
+        let instances = types.iter().map(|t| GroupInstance::builder().instance_id("i-1").instance_type(*t).build());
+        AutoScalingGroup::builder().auto_scaling_group_name("web").set_instances(Some(instances.collect())).build()
+    };
+    let running = Capacity { min: 1, max: 3, desired: 2 };
+    let unit = units(&with(&["t3.small", "t3.small"]), running, None);
+    assert_eq!((unit.type_name.as_str(), unit.count), ("t3.small", 2));
+    assert_eq!(units(&with(&["t3.small", "m5.large"]), running, None).type_name, "unknown", "two types");
+    let unit = units(&with(&[]), Capacity::ZERO, Some("min=1 max=3 desired=2"));
+    assert_eq!((unit.type_name.as_str(), unit.count), ("unknown", 2), "stopped, it counts what a start brings back");
+    assert_eq!(units(&with(&[]), Capacity::ZERO, None).count, 0);
+}
