@@ -116,3 +116,17 @@ async fn a_start_restores_the_saved_capacity_and_removes_the_tag_and_a_bad_one_s
     let why = reason(&summary, "eks-nodegroup/dev/huge");
     assert!(why.contains("SCHEDULER_MAX_RESTORED_CAPACITY") && why.contains("nothing was started"), "{why}");
 }
+
+#[test]
+fn a_node_group_counts_its_desired_nodes_of_its_first_type_a_stopped_one_what_it_saved() {
+    let typed = |mut g: Nodegroup| {
+        g.instance_types = Some(vec!["m5.large".into(), "m5a.large".into()]);
+        g
+    };
+    let running = super::resource(&typed(group("web", (1, 4, 3), NodegroupStatus::Active, None)), &testing::keys());
+    let units = running.unwrap().units;
+    assert_eq!((units[0].type_name.as_str(), units[0].count), ("m5.large", 3));
+    let saved = Some("min=1 max=4 desired=2");
+    let stopped = super::resource(&typed(group("web", (0, 4, 0), NodegroupStatus::Active, saved)), &testing::keys());
+    assert_eq!(stopped.unwrap().units[0].count, 2, "stopped, it counts what a start brings back");
+}
