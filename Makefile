@@ -14,7 +14,7 @@ help:
 	@echo "make test    every test: rustfmt, clippy, cfn-lint, the IAM check, unit, runtime faults, integration against moto and MariaDB"
 	@echo "make bench   side-by-side benchmarks against peers (release builds), written to docs/benchmarks.md"
 	@echo "make fuzz    cargo-fuzz over the event envelope and the schedule language (FUZZ_SECONDS each, default 60)"
-	@echo "make package arm64 Lambda zips (cargo-lambda + zig) in target/lambda/<function>/bootstrap.zip, each <= 4.0 MiB"
+	@echo "make package arm64 Lambda zips (cargo-lambda + zig) in target/lambda/<function>/bootstrap.zip, each within its budget (docs/package-sizes.md)"
 	@echo "make deploy  sam build + sam deploy --guided into your AWS account (needs the SAM CLI)"
 	@echo "make lint    rustfmt --check, clippy -D warnings, cfn-lint"
 	@echo "make stack-up / stack-down   the local stack by hand (then: eval \"\$$(scripts/stack env)\")"
