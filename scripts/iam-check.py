@@ -63,6 +63,21 @@ OP_ACTION_OVERRIDES: dict[tuple[str, str], str | None] = {
     ("s3", "head_object"): "s3:GetObject",
     ("s3", "head_bucket"): "s3:ListBucket",
     ("sts", "get_caller_identity"): None,
+    ("sqs", "send_message_batch"): "sqs:SendMessage",
+}
+
+# Operations (as the emulator's proxy records them) that IAM authorizes as another action.
+OBSERVED_ACTIONS: dict[str, str] = {
+    "sqs:sendmessagebatch": "sqs:SendMessage",
+    "sqs:deletemessagebatch": "sqs:DeleteMessage",
+    "sqs:changemessagevisibilitybatch": "sqs:ChangeMessageVisibility",
+}
+
+# What Lambda's event source mapping does with the function's execution role when it polls a queue
+# for the function (Lambda Developer Guide, "Execution role permissions" for Amazon SQS): allowed
+# only to a function that the template maps a queue to, and only on that queue.
+EVENT_SOURCE_ACTIONS: dict[str, set[str]] = {
+    "sqs": {"sqs:receivemessage", "sqs:deletemessage", "sqs:getqueueattributes"},
 }
 
 # SDK crates (aws-sdk-<name>) whose IAM service prefix is spelt otherwise.
@@ -624,6 +639,23 @@ def ref_of(value):
     return None
 
 
+def if_branches(value) -> list:
+    """A property's items, with both branches of an Fn::If (a list or a single value each) taken."""
+    items = []
+    for item in as_list(value):
+        if isinstance(item, dict) and "Fn::If" in item:
+            for branch in item["Fn::If"][1:]:
+                items.extend(if_branches(branch))
+        else:
+            items.append(item)
+    return items
+
+
+def cond_texts(policy: dict) -> str:
+    """The key policy's CloudWatch statements' conditions as one lowercase text, for matching alarm ARNs."""
+    return json.dumps([st.get("Condition") for st in as_list(policy.get("Statement")) if isinstance(st, dict)]).lower()
+
+
 def check_alarm_topics(template: dict, report: Report) -> None:
     """Every encrypted SNS topic an alarm notifies must use a key of the template whose policy lets
     cloudwatch.amazonaws.com call kms:GenerateDataKey* and kms:Decrypt, limited by aws:SourceArn or
@@ -635,7 +667,7 @@ def check_alarm_topics(template: dict, report: Report) -> None:
             continue
         props = res.get("Properties", {}) or {}
         for topic in {ref_of(a) for k in ("AlarmActions", "OKActions", "InsufficientDataActions")
-                      for a in as_list(props.get(k)) if ref_of(a)}:
+                      for a in if_branches(props.get(k)) if ref_of(a)}:
             tprops = (resources.get(topic, {}).get("Properties") or {})
             key = tprops.get("KmsMasterKeyId")
             if key is None:
@@ -656,9 +688,14 @@ def check_alarm_topics(template: dict, report: Report) -> None:
                     if "aws:sourcearn" in cond or "aws:sourceaccount" in cond:
                         grants.update(a.lower() for a in as_list(st.get("Action")) if isinstance(a, str))
             missing = [a for a in ("kms:GenerateDataKey*", "kms:Decrypt") if a.lower() not in grants]
+            alarm_name = props.get("AlarmName")
+            alarm_name = alarm_name.get("Fn::Sub") if isinstance(alarm_name, dict) else alarm_name
             if missing:
                 report.fail(f"{name}: notifies {topic}, whose key {key_id} does not let cloudwatch.amazonaws.com "
                             f"call {', '.join(missing)} (limited by aws:SourceArn/aws:SourceAccount)")
+            elif isinstance(alarm_name, str) and f":alarm:{alarm_name}".lower() not in cond_texts(policy):
+                report.fail(f"{name}: the key {key_id} of {topic} lets CloudWatch publish for other alarms "
+                            f"(aws:SourceArn), not for {alarm_name}: add its ARN, or its notifications fail in KMS")
             elif not (resources[key_id].get("Properties") or {}).get("EnableKeyRotation"):
                 report.fail(f"{name}: the key {key_id} of {topic} does not rotate (EnableKeyRotation)")
             else:
@@ -689,8 +726,17 @@ def check_scheduler_invocation(template: dict, report: Report) -> None:
     if not function:
         return
     reserved = (function.get("Properties") or {}).get("ReservedConcurrentExecutions")
+    # With fan-out, the workers run side by side and a FIFO queue's groups (one per target) keep two
+    # runs off one target: one at a time then means no reservation, and a FIFO queue mapped to it.
+    fans_out = isinstance(reserved, dict) and "Fn::If" in reserved and reserved["Fn::If"][2] == 1 \
+        and reserved["Fn::If"][1] == {"Ref": "AWS::NoValue"}
+    queues = event_sources(template, "InstanceSchedulerFunction")
+    fifo = queues and all((resources[q].get("Properties") or {}).get("FifoQueue") is True for q in queues)
     if reserved == 1:
         report.ok("InstanceSchedulerFunction: ReservedConcurrentExecutions 1 (one run at a time)")
+    elif fans_out and fifo:
+        report.ok("InstanceSchedulerFunction: ReservedConcurrentExecutions 1 without fan-out; with it, a FIFO "
+                  "queue's groups keep runs off one target")
     else:
         report.fail(f"InstanceSchedulerFunction: ReservedConcurrentExecutions is {reserved!r}, not 1: overlapping runs "
                     f"race on saved capacities")
@@ -702,6 +748,19 @@ def check_scheduler_invocation(template: dict, report: Report) -> None:
     else:
         report.fail(f"InstanceSchedulerFunction: its EventInvokeConfig allows retries ({retries or 'none set'}): a "
                     f"retried action or Scheduled Event stops again what people started in between")
+
+
+def event_sources(template: dict, function: str) -> set[str]:
+    """The SQS queues (logical ids) that an event source mapping of the template polls for `function`."""
+    resources = template.get("Resources", {})
+    queues = set()
+    for res in resources.values():
+        props = res.get("Properties") or {}
+        if res.get("Type") == "AWS::Lambda::EventSourceMapping" and ref_of(props.get("FunctionName")) == function:
+            queue = ref_of(props.get("EventSourceArn"))
+            if resources.get(queue, {}).get("Type") == "AWS::SQS::Queue":
+                queues.add(queue)
+    return queues
 
 
 def check(template: dict, root: Path, report: Report, iam: Iam) -> None:
@@ -767,6 +826,18 @@ def check(template: dict, root: Path, report: Report, iam: Iam) -> None:
             if low in INDIRECT and INDIRECT[low][0] & called_lower:
                 extra.append(f"{action} (indirect)")
                 report.ok(f"{policy.owner}: {action} allowed: {INDIRECT[low][1]}")
+                continue
+            polled = event_sources(template, policy.owner)
+            if low in EVENT_SOURCE_ACTIONS["sqs"] and polled:
+                scoped = all(ref_of(r) in polled for st in policy.statements if st.get("Effect") == "Allow"
+                             and low in {a.lower() for a in as_list(st.get("Action")) if isinstance(a, str)}
+                             for r in if_branches(st.get("Resource")))
+                if scoped:
+                    extra.append(f"{action} (event source mapping)")
+                    report.ok(f"{policy.owner}: {action} allowed on {', '.join(sorted(polled))}, the queue Lambda polls for it")
+                else:
+                    report.fail(f"{policy.owner}: {action} allowed beyond {', '.join(sorted(polled))}, the queue Lambda "
+                                f"polls for it (least privilege)")
                 continue
             report.fail(f"{policy.owner}: allows {action}, which functions/{policy.binary} never calls (least privilege)")
         print(
@@ -1022,6 +1093,7 @@ def observed_files(directory: Path, binary: str) -> list[ObservedFile]:
             elif line.strip() and not line.startswith("#"):
                 parts = line.split(" ", 3)
                 action, region, account = (parts + ["-", "-"])[:3]
+                action = OBSERVED_ACTIONS.get(action.lower(), action)
                 context = json.loads(parts[3]) if len(parts) > 3 else None
                 key = (action, region, account, parts[3] if len(parts) > 3 else "")
                 if key not in seen:
@@ -1477,6 +1549,13 @@ ALARM_CASES = [
      "call kms:GenerateDataKey*, kms:Decrypt"),
     ("a key that lets CloudWatch publish passes",
      alarm_template({"EnableKeyRotation": True, "KeyPolicy": {"Statement": [CW]}}), None),
+    ("a key that lets CloudWatch publish for another alarm only fails, behind an Fn::If too",
+     {"Resources": dict(alarm_template({"EnableKeyRotation": True, "KeyPolicy": {"Statement": [dict(
+         CW, Condition={"ArnLike": {"aws:SourceArn": {"Fn::Sub": "arn:aws:cloudwatch:r:1:alarm:${AWS::StackName}-a"}}})]}})
+         ["Resources"], Alarm={"Type": "AWS::CloudWatch::Alarm", "Properties": {
+             "AlarmName": {"Fn::Sub": "${AWS::StackName}-b"},
+             "AlarmActions": {"Fn::If": ["Alerts", [{"Ref": "Topic"}], {"Ref": "AWS::NoValue"}]}}})},
+     "not for ${AWS::StackName}-b"),
 ]
 
 
@@ -1493,6 +1572,22 @@ def self_test(iam: Iam) -> int:
     good = (any("ReservedConcurrentExecutions is None" in f for f in report.failed)
             and any("allows retries ([0, 2])" in f for f in report.failed))
     print(f"{'ok  ' if good else 'FAIL'} self-test: a scheduler with retries in one mode and no reserved concurrency fails")
+    passed, failed = passed + good, failed + (not good)
+    # Without reservation when fanning out: only with a FIFO queue mapped to it.
+    scheduler["Resources"]["InstanceSchedulerFunction"]["Properties"]["ReservedConcurrentExecutions"] = {
+        "Fn::If": ["FansOut", {"Ref": "AWS::NoValue"}, 1]}
+    scheduler["Resources"]["Queue"] = {"Type": "AWS::SQS::Queue", "Properties": {}}
+    scheduler["Resources"]["Mapping"] = {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
+        "FunctionName": {"Ref": "InstanceSchedulerFunction"}, "EventSourceArn": {"Fn::GetAtt": ["Queue", "Arn"]}}}
+    outcomes = []
+    for fifo in (False, True):
+        scheduler["Resources"]["Queue"]["Properties"]["FifoQueue"] = fifo
+        report = Report()
+        with contextlib.redirect_stdout(io.StringIO()):
+            check_scheduler_invocation(scheduler, report)
+        outcomes.append(any("ReservedConcurrentExecutions is" in f for f in report.failed))
+    good = outcomes == [True, False]
+    print(f"{'ok  ' if good else 'FAIL'} self-test: a fanning-out scheduler needs its queue to be FIFO ({outcomes})")
     passed, failed = passed + good, failed + (not good)
     named = {"Resources": {"R": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "x"}}}}
     report = Report()

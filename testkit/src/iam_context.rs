@@ -87,6 +87,10 @@ pub(crate) async fn context(
         "ssm" => ssm(operation, &json, region, account),
         "sagemaker" => sagemaker(operation, &json, region, account, up).await,
         "events" => events(operation, &json, region, account, &mut keys),
+        "sqs" => sqs(&json, region),
+        // Read-only, on the organization's root and OUs, whose ARNs need the organization's id: the
+        // template grants them on "*".
+        "organizations" => reads(operation),
         "secretsmanager" => secrets(operation, &json, region, account, up).await,
         "sts" => match operation {
             "AssumeRole" => Some(param(&query, "RoleArn").map(|a| Resource::new(a.to_owned())).into_iter().collect()),
@@ -486,6 +490,14 @@ fn events(
     Some(buses.into_iter().map(Resource::new).collect())
 }
 
+/// An SQS call acts on its queue: the ARN from the queue URL (`…/<account>/<name>`).
+fn sqs(body: &Value, region: &str) -> Option<Vec<Resource>> {
+    let url = body["QueueUrl"].as_str()?;
+    let mut parts = url.trim_end_matches('/').rsplit('/');
+    let (name, account) = (parts.next()?, parts.next()?);
+    Some(vec![Resource::new(format!("arn:aws:sqs:{region}:{account}:{name}"))])
+}
+
 // --- SageMaker ------------------------------------------------------------------------------------
 
 /// A notebook instance's start, stop or tagging: its ARN (the name lowercased, as SageMaker's ARNs
@@ -772,5 +784,8 @@ mod tests {
         assert_eq!(ecs_name("arn:aws:ecs:eu-west-1:1:cluster/apps", "cluster"), "apps");
         assert_eq!(own_account("AKIASTACKHANDTEST000"), "123456789012");
         assert_eq!(own_account("210987654321"), "210987654321");
+        let queue = json!({"QueueUrl": "http://127.0.0.1:5000/123456789012/targets.fifo"});
+        let arns: Vec<String> = sqs(&queue, "eu-west-1").unwrap().into_iter().map(|r| r.arn).collect();
+        assert_eq!(arns, ["arn:aws:sqs:eu-west-1:123456789012:targets.fifo"]);
     }
 }

@@ -376,6 +376,8 @@ fn service(headers: &HeaderMap, body: &str) -> &'static str {
             "AmazonEC2ContainerServiceV20141113" => "ecs",
             "AnyScaleFrontendService" => "application-autoscaling",
             "SageMaker" => "sagemaker",
+            "AmazonSQS" => "sqs",
+            "AWSOrganizationsV20161128" => "organizations",
             _ => "unknown",
         };
     }

@@ -7,10 +7,14 @@ use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use tokio::time::{Duration, Instant};
 
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+
+use crate::fanout::{self, Received, Work};
+use crate::named::Definer;
 use crate::request::{self, Request};
 use crate::run::run;
 use crate::settings::Settings;
-use crate::summary::Summary;
+use crate::summary::{Failed, Summary};
 use crate::targets::{Hub, Identity, Target};
 use crate::{events, metrics};
 
@@ -42,7 +46,9 @@ pub enum TargetFailure {
 pub const FAILED_ERROR_TYPE: &str = "Stackhand.InstanceScheduler.Failed";
 
 /// The Lambda handler: an event in, the summary out — as the result when everything went, as the
-/// invocation's error when anything failed (a start, a stop, a listing, a whole target).
+/// invocation's error when anything failed (a start, a stop, a listing, a whole target, a message not
+/// sent). An SQS event (the queue's targets, see [`fanout`]) is a worker's: its answer is the
+/// messages to hand back.
 pub async fn handle(
     hub: &Hub,
     settings: &Settings,
@@ -50,6 +56,10 @@ pub async fn handle(
     own: &Identity,
     deadline: Instant,
 ) -> Result<Value, Diagnostic> {
+    let cutoff = deadline.checked_sub(RESERVE).unwrap_or(deadline);
+    if let Some(messages) = fanout::sqs_event(&event) {
+        return Ok(stackhand::aws::within(cutoff, work(hub, settings, messages, own, cutoff)).await);
+    }
     let request = match request::parse(&event, Utc::now(), settings.interval) {
         Ok(request) => request,
         Err(e) => {
@@ -57,16 +67,10 @@ pub async fn handle(
             return Err(stackhand::lambda::diagnostic("Stackhand.InstanceScheduler", &e));
         }
     };
-    let cutoff = deadline.checked_sub(RESERVE).unwrap_or(deadline);
-    // Every AWS call of the run retries (throttling, transient errors) until the cutoff, no longer.
     let started = Instant::now();
-    let summary = stackhand::aws::within(cutoff, run_targets(hub, settings, &request, own, cutoff)).await;
-    let reconcile = request.action == request::Action::Reconcile;
-    let facts = metrics::RunFacts {
-        duration: started.elapsed(),
-        interval_minutes: reconcile.then(|| u64::try_from(settings.interval.num_minutes()).unwrap_or(0)),
-    };
-    metrics::emit(&summary, facts, &mut std::io::stdout().lock());
+    // Every AWS call of the run retries (throttling, transient errors) until the cutoff, no longer.
+    let summary = stackhand::aws::within(cutoff, run_or_dispatch(hub, settings, &request, own, cutoff)).await;
+    metrics::emit(&summary, facts(settings, &request, Some(started.elapsed())), &mut std::io::stdout().lock());
     let logged = summary.for_log();
     if summary.failed.is_empty() {
         tracing::info!(summary = %logged, "scheduler run");
@@ -78,45 +82,188 @@ pub async fn handle(
     Err(stackhand::lambda::diagnostic(FAILED_ERROR_TYPE, &message))
 }
 
-/// Every target, `settings.target_concurrency` at a time, each on its own: one whose role can't be
-/// assumed or whose listings all fail is reported in the summary, and the others go on.
-pub async fn run_targets(
+/// What the metrics need of a run besides its summary: `duration` for the run's own line (None for a
+/// worker's target: its run's line is the hub's).
+fn facts(settings: &Settings, request: &Request, duration: Option<Duration>) -> metrics::RunFacts {
+    let reconcile = request.action == request::Action::Reconcile;
+    metrics::RunFacts {
+        duration,
+        interval_minutes: reconcile.then(|| u64::try_from(settings.interval.num_minutes()).unwrap_or(0)),
+    }
+}
+
+/// The run's targets, run here or — above the fan-out threshold, or always for an organization, when
+/// there is a queue — sent to the queue, one message each. A dry run is always run here: its answer is
+/// what whoever asked reads.
+async fn run_or_dispatch(
     hub: &Hub,
     settings: &Settings,
     request: &Request,
     own: &Identity,
     cutoff: Instant,
 ) -> Summary {
-    let targets = hub.targets(settings, own);
+    let targets = match hub.resolve_targets(settings, own).await {
+        Ok(targets) => targets,
+        Err(e) => {
+            let mut summary = Summary::of(request);
+            summary.failed.push(Failed { resource: "organizational units (listing)".into(), error: e.to_string() });
+            return summary;
+        }
+    };
+    let fans_out = !settings.organizational_units.is_empty() || targets.len() > settings.fan_out_threshold();
+    match &settings.queue_url {
+        Some(queue) if fans_out && !request.dry_run => {
+            let mut summary = Summary::of(request);
+            summary.failed = fanout::dispatch(hub.sqs(), queue, request, &targets).await;
+            summary.dispatched = targets.len() - summary.failed.len();
+            summary.sort();
+            summary
+        }
+        _ => run_targets(hub, settings, request, own, &targets, cutoff).await,
+    }
+}
+
+/// `targets`, `settings.target_concurrency` at a time, each on its own: one whose role can't be
+/// assumed or whose listings all fail is reported in the summary, and the others go on.
+pub async fn run_targets(
+    hub: &Hub,
+    settings: &Settings,
+    request: &Request,
+    own: &Identity,
+    targets: &[Target],
+    cutoff: Instant,
+) -> Summary {
     let definer = hub.definer(settings);
     let runs: Vec<(Target, Result<Summary, TargetFailure>)> = stream::iter(targets.iter())
-        .map(|target| {
-            let definer = &definer;
-            async move {
-                let summary = async {
-                    let clients = hub.clients(settings, own, target).await?;
-                    Ok(run(&clients, definer, settings, request, cutoff).await?)
-                };
-                let summary = tokio::time::timeout_at(cutoff, summary).await.unwrap_or(Err(TargetFailure::Late));
-                (target.clone(), summary)
-            }
-        })
+        .map(|target| run_target(hub, settings, request, own, target, &definer, cutoff))
         .buffer_unordered(settings.target_concurrency.max(1))
         .collect()
         .await;
-    // The events are each target's own, so they are made before the summaries merge; a dry run moved
-    // nothing and says nothing.
-    let unput = match &settings.event_bus {
-        Some(bus) if !request.dry_run => {
-            let events = events::of_runs(request, &runs);
-            events::put(hub.events(), bus, &events, cutoff).await
-        }
-        _ => Vec::new(),
-    };
+    let unput = put_events(hub, settings, request, &runs, cutoff).await;
     let mut summary = Summary::merge(Summary::of(request), runs, targets.len() > 1);
     if !unput.is_empty() {
         summary.failed.extend(unput);
         summary.sort();
     }
     summary
+}
+
+/// One target's run, bounded by the cutoff.
+async fn run_target(
+    hub: &Hub,
+    settings: &Settings,
+    request: &Request,
+    own: &Identity,
+    target: &Target,
+    definer: &Definer,
+    cutoff: Instant,
+) -> (Target, Result<Summary, TargetFailure>) {
+    let summary = async {
+        let clients = hub.clients(settings, own, target).await?;
+        Ok(run(&clients, definer, settings, request, cutoff).await?)
+    };
+    let summary = tokio::time::timeout_at(cutoff, summary).await.unwrap_or(Err(TargetFailure::Late));
+    (target.clone(), summary)
+}
+
+/// The runs' events, made before the summaries merge (they are each target's own); a dry run moved
+/// nothing and says nothing. What could not be put.
+async fn put_events(
+    hub: &Hub,
+    settings: &Settings,
+    request: &Request,
+    runs: &[(Target, Result<Summary, TargetFailure>)],
+    cutoff: Instant,
+) -> Vec<Failed> {
+    match &settings.event_bus {
+        Some(bus) if !request.dry_run => events::put(hub.events(), bus, &events::of_runs(request, runs), cutoff).await,
+        _ => Vec::new(),
+    }
+}
+
+/// A worker's invocation: each message's target run (those of one target one after the other, the
+/// targets `settings.target_concurrency` at a time). Answers the messages to hand back to SQS (a
+/// target that failed as a whole, a message that can't be read, and — as FIFO requires — every later
+/// message of their target); every target's summary, metrics and events are its own.
+async fn work(hub: &Hub, settings: &Settings, event: SqsEvent, own: &Identity, cutoff: Instant) -> Value {
+    let mut groups: Vec<(String, Vec<Received>)> = Vec::new();
+    for message in fanout::receive(event, Utc::now(), settings.interval) {
+        match groups.iter_mut().find(|(group, _)| *group == message.group) {
+            Some((_, messages)) => messages.push(message),
+            None => groups.push((message.group.clone(), vec![message])),
+        }
+    }
+    let definer = hub.definer(settings);
+    let handed_back: Vec<(Vec<String>, Vec<String>)> = stream::iter(groups)
+        .map(|(_, messages)| {
+            let definer = &definer;
+            async move {
+                let (mut ids, mut receipts) = (Vec::new(), Vec::new());
+                for message in messages {
+                    // FIFO: once one of a target's messages is handed back, so are its later ones, unread.
+                    if ids.is_empty() && work_on(hub, settings, own, message.work, definer, cutoff).await {
+                        continue;
+                    }
+                    ids.push(message.id);
+                    receipts.extend(message.receipt);
+                }
+                (ids, receipts)
+            }
+        })
+        .buffer_unordered(settings.target_concurrency.max(1))
+        .collect()
+        .await;
+    let (ids, receipts): (Vec<Vec<String>>, Vec<Vec<String>>) = handed_back.into_iter().unzip();
+    let (ids, receipts): (Vec<String>, Vec<String>) = (ids.concat(), receipts.concat());
+    if let (Some(queue), false) = (&settings.queue_url, receipts.is_empty()) {
+        fanout::retry_now(hub.sqs(), queue, &receipts).await;
+    }
+    let mut answer = SqsBatchResponse::default();
+    for id in ids {
+        answer.add_failure(id);
+    }
+    serde_json::to_value(answer).unwrap_or_default()
+}
+
+/// One message's work; whether it is done with (false: hand it back).
+async fn work_on(
+    hub: &Hub,
+    settings: &Settings,
+    own: &Identity,
+    work: Work,
+    definer: &Definer,
+    cutoff: Instant,
+) -> bool {
+    let (target, request) = match work {
+        Work::Run(target, request) => (target, request),
+        Work::Stale { target, age } => {
+            tracing::warn!(
+                target = %target,
+                age_seconds = age.num_seconds(),
+                "a target's message older than one interval dropped: the next run supersedes it"
+            );
+            return true;
+        }
+        Work::Bad(e) => {
+            tracing::error!(error = %e, "a message that can't be acted on: handed back, then to the dead-letter queue");
+            return false;
+        }
+    };
+    let run = run_target(hub, settings, &request, own, &target, definer, cutoff).await;
+    let whole = run.1.is_err();
+    let runs = vec![run];
+    let unput = put_events(hub, settings, &request, &runs, cutoff).await;
+    let mut summary = Summary::merge(Summary::of(&request), runs, false);
+    summary.failed.extend(unput);
+    summary.sort();
+    metrics::emit(&summary, facts(settings, &request, None), &mut std::io::stdout().lock());
+    let logged = summary.for_log();
+    if summary.failed.is_empty() {
+        tracing::info!(target = %target, summary = %logged, "scheduler target run");
+    } else {
+        tracing::error!(target = %target, summary = %logged, "scheduler target run failed");
+    }
+    // A target that failed as a whole (its role, every listing, the cutoff) is tried again; a resource
+    // that failed is in the summary, the metrics and the events, and the next run tries it again.
+    !whole
 }

@@ -3,20 +3,24 @@
 //! (`main.rs`) only wires it to the Lambda runtime; fuzz/ uses [`schedule`] (its hooks behind the
 //! `fuzzing` feature).
 //!
-//! Layers, each importing only those below it: [`handler`] (the event, every target) → `run` (one
-//! target: list → plan → act → mark → summarize over the registry) → `kinds` (one module per kind of
-//! resource, each a `Kind`) → `call`, `clients`, `plan`, `named` → [`schedule`], [`settings`].
+//! Layers, each importing only those below it: [`handler`] (the event: every target run here, or sent
+//! to the queue one message each; or a worker's messages) → `fanout` (the targets' messages), `run`
+//! (one target: list → plan → act → mark → summarize over the registry), `metrics`, `events` → `fleet`,
+//! `kinds` (one module per kind of resource, each a `Kind`) → `call`, `clients`, `plan`, `named`,
+//! [`targets`] (→ `organizations`) → [`schedule`], [`settings`].
 
 mod alarms;
 mod call;
 mod clients;
 mod direction;
 mod events;
+mod fanout;
 mod fleet;
 pub mod handler;
 mod kinds;
 mod metrics;
 mod named;
+mod organizations;
 mod pace;
 mod plan;
 mod request;

@@ -45,8 +45,9 @@ pub const NAMES: [&str; 10] = [
 /// What the metrics need to know of the run besides its summary.
 #[derive(Debug, Clone, Copy)]
 pub struct RunFacts {
-    /// How long the run took, from the event to the summary.
-    pub duration: Duration,
+    /// How long the run took, from the event to the summary: the run's own line. None for a worker's
+    /// target (its run's line is the hub's, so that the sample count of `RunDuration` counts runs).
+    pub duration: Option<Duration>,
     /// The reconcile interval, on a reconcile run: what each stopped unit counts in `StoppedMinutes`.
     /// None on a start or stop run, which is not one of a regular series.
     pub interval_minutes: Option<u64>,
@@ -65,7 +66,7 @@ pub fn emit(summary: &Summary, facts: RunFacts, out: &mut impl Write) {
         let name = format!("{}/{}", target.account, target.region);
         lines.extend(target.fleet.iter().map(|row| fleet_line(&function, &name, row, facts.interval_minutes, now)));
     }
-    lines.push(run_line(&function, facts.duration, now));
+    lines.extend(facts.duration.map(|duration| run_line(&function, duration, now)));
     for line in lines {
         // A log line that can't be written is no reason to fail the run.
         let _ = writeln!(out, "{line}");

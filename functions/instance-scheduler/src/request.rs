@@ -221,6 +221,10 @@ mod tests {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            if event.get("Records").is_some() {
+                // A fan-out worker's SQS event: read by fanout (its test), not as a request.
+                continue;
+            }
             let request = parse(&event, now(), five()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let name = path.file_stem().unwrap().to_str().unwrap();
             let expected = match name {

@@ -48,6 +48,15 @@ pub struct Settings {
     /// `SCHEDULER_EVENT_BUS`: the event bus (name, in the function's account and Region) the run's
     /// events go to; `default` unless set, None for `none`.
     pub event_bus: Option<String>,
+    /// `SCHEDULER_QUEUE_URL`: the FIFO queue the hub sends one message per target to, when it fans
+    /// out, and which Lambda delivers back to this function (its workers). None: every run is inline.
+    pub queue_url: Option<String>,
+    /// `SCHEDULER_FAN_OUT_THRESHOLD`: a run of more targets than this fans out (with a queue). Unset:
+    /// as many as one invocation runs in half the interval (see [`Settings::fan_out_threshold`]).
+    pub fan_out_threshold: Option<usize>,
+    /// `SCHEDULER_ORGANIZATIONAL_UNITS`: the targets' accounts are those of these OUs (and the OUs
+    /// under them), not `SCHEDULER_ACCOUNTS`; such a run always fans out.
+    pub organizational_units: Vec<String>,
 }
 
 pub const DEFAULT_SCHEDULE_TAG: &str = "Schedule";
@@ -89,6 +98,18 @@ pub enum SettingsError {
     EventBus(String),
     #[error("SCHEDULER_MAX_RESTORED_CAPACITY is \"{0}\": give a whole number from 1 to 100000, the largest group or service size a start may restore")]
     MaxRestoredCapacity(String),
+    #[error("SCHEDULER_QUEUE_URL is \"{0}\": give the URL of an SQS FIFO queue (https://sqs.<region>.amazonaws.com/<account>/<name>.fifo): the targets' messages are grouped by target so that two runs never work on one target at once")]
+    QueueUrl(String),
+    #[error("SCHEDULER_FAN_OUT_THRESHOLD is \"{0}\": give a whole number of targets (0: always fan out), or leave it unset for as many as one run reaches in half the interval")]
+    FanOutThreshold(String),
+    #[error("SCHEDULER_ORGANIZATIONAL_UNITS has \"{0}\": give organizational unit ids (ou-xxxx-xxxxxxxx) or the root's (r-xxxx), separated by commas")]
+    OrganizationalUnit(String),
+    #[error("SCHEDULER_ORGANIZATIONAL_UNITS is set but SCHEDULER_QUEUE_URL is not: an organization's targets are always fanned out through the queue (the template's SchedulerOrganizationalUnits creates it)")]
+    OrganizationsWithoutQueue,
+    #[error(
+        "set SCHEDULER_ACCOUNTS or SCHEDULER_ORGANIZATIONAL_UNITS, not both: the accounts come from one or the other"
+    )]
+    AccountsAndOrganizationalUnits,
 }
 
 /// A 12-digit AWS account id.
@@ -117,6 +138,25 @@ fn comma_list(
     Ok(items)
 }
 
+/// Organizations' ids: an OU's `ou-<root part, 4-32>-<8-32>` or a root's `r-<4-32>`, lowercase and digits.
+fn is_organizational_unit(text: &str) -> bool {
+    let part = |p: &str, range: std::ops::RangeInclusive<usize>| {
+        range.contains(&p.len()) && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    match text.split('-').collect::<Vec<_>>().as_slice() {
+        ["ou", root, unit] => part(root, 4..=32) && part(unit, 8..=32),
+        ["r", root] => part(root, 4..=32),
+        _ => false,
+    }
+}
+
+/// A FIFO queue's URL: http(s), its last path segment a name ending in `.fifo`.
+fn is_fifo_queue_url(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://")) else { return false };
+    let name = rest.rsplit('/').next().unwrap_or_default();
+    rest.contains('/') && name.len() > ".fifo".len() && name.ends_with(".fifo") && !text.contains(char::is_whitespace)
+}
+
 /// `eu-west-1`, `us-gov-west-1`, `ap-southeast-5`: lowercase words, then a number.
 fn is_region(text: &str) -> bool {
     let parts: Vec<&str> = text.split('-').collect();
@@ -140,6 +180,31 @@ impl Settings {
     }
 
     pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let settings = Self::each_from_lookup(get)?;
+        if !settings.organizational_units.is_empty() {
+            if settings.queue_url.is_none() {
+                return Err(SettingsError::OrganizationsWithoutQueue);
+            }
+            if !settings.accounts.is_empty() {
+                return Err(SettingsError::AccountsAndOrganizationalUnits);
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Targets a run takes inline before it fans out (with a queue): as set, or as many as one
+    /// invocation runs in half the interval — at about 15 s a target against AWS, `target_concurrency`
+    /// at a time — so that an inline run ends well before the next one starts.
+    pub fn fan_out_threshold(&self) -> usize {
+        const SECONDS_PER_TARGET: i64 = 15;
+        self.fan_out_threshold.unwrap_or_else(|| {
+            let rounds = (self.interval.num_seconds() / 2 / SECONDS_PER_TARGET).max(1);
+            usize::try_from(rounds).unwrap_or(1) * self.target_concurrency
+        })
+    }
+
+    /// Each setting from the environment, before the checks across them.
+    fn each_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let interval = match get("RECONCILE_INTERVAL_MINUTES") {
             None => DEFAULT_INTERVAL_MINUTES,
             Some(text) => match text.trim().parse::<i64>() {
@@ -191,6 +256,22 @@ impl Settings {
                 Some(bus) if is_event_bus(&bus) => Some(bus),
                 Some(bus) => return Err(SettingsError::EventBus(bus)),
             },
+            queue_url: match get("SCHEDULER_QUEUE_URL").map(|v| v.trim().to_owned()) {
+                Some(url) if !is_fifo_queue_url(&url) => return Err(SettingsError::QueueUrl(url)),
+                url => url,
+            },
+            fan_out_threshold: match get("SCHEDULER_FAN_OUT_THRESHOLD") {
+                None => None,
+                Some(text) => match text.trim().parse::<usize>() {
+                    Ok(n) => Some(n),
+                    Err(_) => return Err(SettingsError::FanOutThreshold(text)),
+                },
+            },
+            organizational_units: comma_list(
+                get("SCHEDULER_ORGANIZATIONAL_UNITS"),
+                is_organizational_unit,
+                SettingsError::OrganizationalUnit,
+            )?,
             max_restored_capacity: match get("SCHEDULER_MAX_RESTORED_CAPACITY") {
                 None => DEFAULT_MAX_RESTORED_CAPACITY,
                 Some(text) => match text.trim().parse::<i32>() {
@@ -295,5 +376,45 @@ mod tests {
             assert!(e.starts_with("SCHEDULER_EVENT_BUS is \""), "{e}");
             assert!(e.contains("or none for no events"), "{e}");
         }
+    }
+
+    #[test]
+    fn fan_out_needs_a_fifo_queue_and_an_organization_needs_fan_out() {
+        let with = |pairs: &[(&str, &str)]| {
+            let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            Settings::from_lookup(|k| env.get(k).cloned())
+        };
+        let queue = "https://sqs.eu-west-1.amazonaws.com/111122223333/stackhand-targets.fifo";
+        let set =
+            with(&[("SCHEDULER_QUEUE_URL", queue), ("SCHEDULER_ORGANIZATIONAL_UNITS", "ou-ab12-cdef3456, r-ab12")]);
+        let set = set.unwrap();
+        assert_eq!((set.queue_url.as_deref(), set.organizational_units.len()), (Some(queue), 2));
+        let e = with(&[("SCHEDULER_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/111122223333/targets")]);
+        assert!(e.unwrap_err().to_string().contains("FIFO queue"), "a standard queue can't group by target");
+        let e = with(&[("SCHEDULER_ORGANIZATIONAL_UNITS", "ou-ab12-cdef3456")]).unwrap_err();
+        assert_eq!(e, SettingsError::OrganizationsWithoutQueue);
+        let e = with(&[("SCHEDULER_QUEUE_URL", queue), ("SCHEDULER_ORGANIZATIONAL_UNITS", "Dev")]).unwrap_err();
+        assert_eq!(e, SettingsError::OrganizationalUnit("Dev".into()), "a name, not an id");
+        let both = [
+            ("SCHEDULER_QUEUE_URL", queue),
+            ("SCHEDULER_ORGANIZATIONAL_UNITS", "ou-ab12-cdef3456"),
+            ("SCHEDULER_ACCOUNTS", "111122223333"),
+        ];
+        assert_eq!(with(&both).unwrap_err(), SettingsError::AccountsAndOrganizationalUnits);
+        let e = with(&[("SCHEDULER_FAN_OUT_THRESHOLD", "many")]).unwrap_err().to_string();
+        assert!(e.starts_with("SCHEDULER_FAN_OUT_THRESHOLD is \"many\""), "{e}");
+    }
+
+    #[test]
+    fn the_default_threshold_is_what_one_run_reaches_in_half_the_interval() {
+        let with = |pairs: &[(&str, &str)]| {
+            let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            Settings::from_lookup(|k| env.get(k).cloned()).unwrap().fan_out_threshold()
+        };
+        // 5 minutes: 150 s at 15 s a target is 10 rounds of 8 targets.
+        assert_eq!(with(&[]), 80);
+        assert_eq!(with(&[("RECONCILE_INTERVAL_MINUTES", "1")]), 16);
+        assert_eq!(with(&[("SCHEDULER_CONCURRENT_TARGETS", "16")]), 160);
+        assert_eq!(with(&[("SCHEDULER_FAN_OUT_THRESHOLD", "0")]), 0, "0: always");
     }
 }

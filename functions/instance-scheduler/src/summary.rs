@@ -44,6 +44,10 @@ pub struct Summary {
     pub deferred: Vec<String>,
     /// What was started or stopped otherwise than asked, and why.
     pub notes: Vec<Note>,
+    /// Targets sent to the queue, one message each, when the run fanned out: their workers' logs,
+    /// metrics and events say what each did.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dispatched: usize,
     /// Per account and Region: the counts, and why the whole target failed when it did.
     pub targets: Vec<TargetSummary>,
     /// One target's run: what it manages and runs after the run, by kind and type (the savings
@@ -67,6 +71,10 @@ pub struct TargetSummary {
     /// What it manages and runs after the run, by kind and type (for the metrics, not the summary).
     #[serde(skip)]
     pub fleet: Vec<Row>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A log line holds at most this many entries per list (CloudWatch cuts events at 256 KB); the

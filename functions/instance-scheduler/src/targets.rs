@@ -93,6 +93,10 @@ pub struct Hub {
     ssm: OnceLock<aws_sdk_ssm::Client>,
     /// For the run's events, on a bus in the function's own account and Region.
     events: OnceLock<aws_sdk_eventbridge::Client>,
+    /// For the targets' messages, on the queue in the function's own account and Region.
+    sqs: OnceLock<aws_sdk_sqs::Client>,
+    /// For the accounts of organizational units.
+    organizations: OnceLock<aws_sdk_organizations::Client>,
     cache: Mutex<HashMap<Target, Cached>>,
 }
 
@@ -105,6 +109,8 @@ impl Hub {
             caller: tokio::sync::OnceCell::new(),
             ssm: OnceLock::new(),
             events: OnceLock::new(),
+            sqs: OnceLock::new(),
+            organizations: OnceLock::new(),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -121,6 +127,39 @@ impl Hub {
     /// The EventBridge client of the function's own account and Region, built on first use.
     pub fn events(&self) -> &aws_sdk_eventbridge::Client {
         self.events.get_or_init(|| stackhand::client!(aws_sdk_eventbridge, &self.base))
+    }
+
+    /// The SQS client of the function's own account and Region, built on first use.
+    pub fn sqs(&self) -> &aws_sdk_sqs::Client {
+        self.sqs.get_or_init(|| stackhand::client!(aws_sdk_sqs, &self.base))
+    }
+
+    /// The run's targets: [`Hub::targets`], or with `SCHEDULER_ORGANIZATIONAL_UNITS` every active
+    /// account of those OUs (but the management account) × the Regions.
+    pub async fn resolve_targets(
+        &self,
+        settings: &Settings,
+        own: &Identity,
+    ) -> Result<Vec<Target>, crate::organizations::OrganizationsError> {
+        if settings.organizational_units.is_empty() {
+            return Ok(self.targets(settings, own));
+        }
+        let client = self.organizations.get_or_init(|| stackhand::client!(aws_sdk_organizations, &self.base));
+        let accounts = crate::organizations::accounts(client, &settings.organizational_units).await?;
+        let mut targets = Vec::new();
+        for region in self.regions(settings) {
+            targets.extend(accounts.iter().map(|account| Target { account: account.clone(), region: region.clone() }));
+        }
+        targets.sort();
+        Ok(targets)
+    }
+
+    /// The Regions a run goes to: the configured ones, or the function's own.
+    fn regions(&self, settings: &Settings) -> Vec<String> {
+        match settings.regions.as_slice() {
+            [] => vec![self.base.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into())],
+            regions => regions.to_vec(),
+        }
     }
 
     /// The function's own configuration (its account and Region).
@@ -153,10 +192,7 @@ impl Hub {
     /// The run's targets, sorted: every configured account × Region; the function's own account and
     /// Region when none are configured.
     pub fn targets(&self, settings: &Settings, own: &Identity) -> Vec<Target> {
-        let regions = match settings.regions.as_slice() {
-            [] => vec![self.base.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into())],
-            regions => regions.to_vec(),
-        };
+        let regions = self.regions(settings);
         let accounts = match settings.accounts.as_slice() {
             [] => vec![own.account.clone()],
             accounts => accounts.to_vec(),

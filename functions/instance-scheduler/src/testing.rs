@@ -76,7 +76,8 @@ pub struct Rules<'a> {
     pub cloudwatch: Vec<&'a Rule>,
 }
 
-fn interceptor(rules: &[&Rule], defaults: &[Rule]) -> MockResponseInterceptor {
+/// Answers from `rules`, then from `defaults`, whichever matches.
+pub fn interceptor(rules: &[&Rule], defaults: &[Rule]) -> MockResponseInterceptor {
     let with = rules.iter().copied().chain(defaults).fold(MockResponseInterceptor::new(), |i, r| i.with_rule(r));
     with.rule_mode(RuleMode::MatchAny)
 }

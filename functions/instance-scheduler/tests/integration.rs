@@ -1311,3 +1311,211 @@ async fn an_eks_node_group_is_listed_by_its_tag_and_a_dry_run_would_stop_it() {
     assert_eq!((config.min_size(), config.max_size(), config.desired_size()), (Some(1), Some(3), Some(2)));
     s.assert_no_secrets().await;
 }
+
+/// A FIFO queue of the scheduler's targets in moto, as template.yaml's SchedulerTargetQueue.
+async fn target_queue(config: &aws_config::SdkConfig) -> (aws_sdk_sqs::Client, String) {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let name = format!("{}.fifo", unique("targets").replace('_', "-"));
+    let created = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("CreateQueue");
+    (sqs, created.queue_url().unwrap().to_owned())
+}
+
+/// The queue's messages as the SQS event Lambda's event source mapping delivers them.
+async fn sqs_event(sqs: &aws_sdk_sqs::Client, queue: &str, region: &str) -> Value {
+    let mut records = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        if out.messages().is_empty() {
+            break;
+        }
+        for message in out.messages() {
+            let attributes: serde_json::Map<String, Value> = message
+                .attributes()
+                .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone()))).collect())
+                .unwrap_or_default();
+            records.push(json!({
+                "messageId": message.message_id(),
+                "receiptHandle": message.receipt_handle(),
+                "body": message.body(),
+                "attributes": attributes,
+                "messageAttributes": {},
+                "md5OfBody": message.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": format!("arn:aws:sqs:{region}:123456789012:{}", queue.rsplit('/').next().unwrap()),
+                "awsRegion": region,
+            }));
+        }
+    }
+    json!({ "Records": records })
+}
+
+#[tokio::test]
+async fn above_the_threshold_a_run_is_one_message_per_target_and_each_worker_reconciles_its_own() {
+    let w = World::new(REGION).await;
+    let office = "Mon-Fri 08:00-19:00 UTC";
+    let instance = w.instance(office, &[]).await;
+    let (sqs, queue) = target_queue(&sdk_config_in(&moto_url(), REGION).await).await;
+    let env = [
+        ("SCHEDULER_QUEUE_URL", queue.as_str()),
+        ("SCHEDULER_FAN_OUT_THRESHOLD", "1"),
+        ("SCHEDULER_REGIONS", "eu-west-1,ap-northeast-3"),
+    ];
+    let s = w.scheduler(&moto_url(), &env).await;
+    // A run 30 s ago (as the reconcile rule's, Tuesday evening): its messages are in the queue.
+    let at = (chrono::Utc::now() - chrono::TimeDelta::seconds(30)).to_rfc3339();
+    let hub = s.run(json!({"action": "stop", "time": at})).await;
+    assert_eq!(hub["dispatched"], 2, "two targets over a threshold of 1: {hub}");
+    assert_eq!(names(&hub, "stopped"), Vec::<String>::new(), "the hub itself stops nothing");
+    assert_eq!(w.states(std::slice::from_ref(&instance)).await, ["running"]);
+    let event = sqs_event(&sqs, &queue, REGION).await;
+    let records = event["Records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{event}");
+    let groups: Vec<&str> = records.iter().map(|r| r["attributes"]["MessageGroupId"].as_str().unwrap()).collect();
+    assert_eq!(groups, ["123456789012/ap-northeast-3", "123456789012/eu-west-1"], "a group per target");
+    // The hub invoked twice with the same event (Lambda delivers at least once) sends each target once.
+    s.run(json!({"action": "stop", "time": at})).await;
+    assert_eq!(sqs_event(&sqs, &queue, REGION).await["Records"], json!([]), "deduplicated by SQS");
+
+    let answer = s.api.invoke_json(&event, TIMEOUT).await.answer;
+    let Answer::Response(answer) = answer else { panic!("{answer:?}\n{}", s.process.output()) };
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    assert_eq!(w.states(&[instance]).await, ["stopped"], "the eu-west-1 worker stopped it");
+    let output = s.process.settled_output().await;
+    assert_eq!(output.matches("scheduler target run").count(), 2, "a summary per target");
+    let runs = output.lines().filter(|l| l.contains("\"RunDuration\"")).count();
+    assert_eq!(runs, 2, "RunDuration from the hub's two runs only, not the workers'");
+
+    // A message older than one interval is dropped: the next run supersedes it.
+    let mut stale = event["Records"][1].clone();
+    let long_ago = chrono::Utc::now() - chrono::TimeDelta::minutes(6);
+    stale["attributes"]["SentTimestamp"] = json!(long_ago.timestamp_millis().to_string());
+    let answer = s.api.invoke_json(&json!({"Records": [stale]}), TIMEOUT).await.answer;
+    assert!(matches!(answer, Answer::Response(ref a) if a["batchItemFailures"] == json!([])), "{answer:?}");
+    assert!(s.process.settled_output().await.contains("older than one interval dropped"));
+}
+
+#[tokio::test]
+async fn a_target_that_fails_as_a_whole_is_handed_back_with_the_rest_of_its_group() {
+    let w = World::new(REGION).await;
+    let (sqs, queue) = target_queue(&sdk_config_in(&moto_url(), REGION).await).await;
+    let s = w
+        .scheduler(&moto_url(), &[("SCHEDULER_QUEUE_URL", queue.as_str()), ("SCHEDULER_FAN_OUT_THRESHOLD", "0")])
+        .await;
+    s.run(json!({"action": "reconcile"})).await;
+    let event = sqs_event(&sqs, &queue, REGION).await;
+    let mut second = event["Records"][0].clone();
+    second["messageId"] = json!("the-next-one");
+    let batch = json!({"Records": [event["Records"][0].clone(), second]});
+    // The worker can't reach AWS: every listing fails, so the target failed as a whole.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let worker = w.scheduler(&closed, &[("SCHEDULER_QUEUE_URL", queue.as_str()), ("AWS_MAX_ATTEMPTS", "1")]).await;
+    // Calls are retried until the invocation's cutoff: a short deadline keeps the test short.
+    let answer = worker.api.invoke_json(&batch, Duration::from_secs(12)).await.answer;
+    let Answer::Response(answer) = answer else { panic!("{answer:?}\n{}", worker.process.output()) };
+    let id = event["Records"][0]["messageId"].as_str().unwrap();
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": id}, {"itemIdentifier": "the-next-one"}]}),
+        "the failed one, and (FIFO) the later one of its target, unread"
+    );
+    let output = worker.process.settled_output().await;
+    assert!(output.contains("scheduler target run failed"), "{output}");
+}
+
+#[tokio::test]
+async fn an_organizations_units_accounts_are_the_targets_without_the_management_account() {
+    // An organization of its own: moto keeps one per account, and this test's is 311122223333's.
+    let management = "311122223333";
+    let config = testkit::local::sdk_config_as(&moto_url(), management, REGION).await;
+    let org = aws_sdk_organizations::Client::new(&config);
+    if let Err(e) =
+        org.create_organization().feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All).send().await
+    {
+        assert!(format!("{e:?}").contains("AlreadyInOrganization"), "{e:?}");
+    }
+    let root = org.list_roots().send().await.expect("ListRoots").roots()[0].id().unwrap().to_owned();
+    let unit = |parent: String, name: String| {
+        let org = org.clone();
+        async move {
+            let created = org.create_organizational_unit().parent_id(parent).name(name).send().await;
+            created.expect("CreateOrganizationalUnit").organizational_unit().unwrap().id().unwrap().to_owned()
+        }
+    };
+    let dev = unit(root.clone(), unique("dev")).await;
+    let team = unit(dev.clone(), unique("team")).await;
+    let account = |unit: String| {
+        let org = org.clone();
+        async move {
+            let name = unique("acct");
+            let created = org.create_account().account_name(&name).email(format!("{name}@example.com")).send().await;
+            let status = created.expect("CreateAccount").create_account_status().unwrap().clone();
+            let id = status.account_id().unwrap().to_owned();
+            org.move_account()
+                .account_id(&id)
+                .source_parent_id(root_of(&org).await)
+                .destination_parent_id(unit)
+                .send()
+                .await
+                .expect("MoveAccount");
+            id
+        }
+    };
+    async fn root_of(org: &aws_sdk_organizations::Client) -> String {
+        org.list_roots().send().await.unwrap().roots()[0].id().unwrap().to_owned()
+    }
+    let (in_dev, in_team, elsewhere) = (account(dev.clone()).await, account(team).await, account(root.clone()).await);
+    // The management account itself in the OU: never a target.
+    org.move_account()
+        .account_id(management)
+        .source_parent_id(&root)
+        .destination_parent_id(&dev)
+        .send()
+        .await
+        .expect("MoveAccount");
+
+    let (sqs, queue) = target_queue(&config).await;
+    // The hub runs in the management account (or a delegated administrator).
+    let sts = aws_sdk_sts::Client::new(&sdk_config_in(&moto_url(), REGION).await);
+    let assumed = sts.assume_role().role_arn(format!("arn:aws:iam::{management}:role/hub")).role_session_name("hub");
+    let assumed = assumed.send().await.expect("AssumeRole");
+    let c = assumed.credentials().unwrap();
+    let env = [
+        ("SCHEDULER_QUEUE_URL", queue.as_str()),
+        ("SCHEDULER_ORGANIZATIONAL_UNITS", dev.as_str()),
+        ("AWS_ACCESS_KEY_ID", c.access_key_id()),
+        ("AWS_SECRET_ACCESS_KEY", c.secret_access_key()),
+        ("AWS_SESSION_TOKEN", c.session_token()),
+    ];
+    let w = World::new(REGION).await;
+    let s = w.scheduler(&moto_url(), &env).await;
+    let hub = s.run(json!({"action": "reconcile"})).await;
+    assert_eq!(hub["dispatched"], 2, "{hub}");
+    let event = sqs_event(&sqs, &queue, REGION).await;
+    let mut accounts: Vec<String> = event["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(r["body"].as_str().unwrap()).unwrap()["account"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    accounts.sort();
+    let mut expected = vec![in_dev, in_team];
+    expected.sort();
+    assert_eq!(accounts, expected, "the OU's and its child OU's accounts; not {elsewhere}, not the management account");
+}

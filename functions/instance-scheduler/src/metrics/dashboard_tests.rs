@@ -37,7 +37,7 @@ fn emitted() -> BTreeSet<Metric> {
     target.fleet = vec![Row { kind: "ec2-instance", type_name: "t3.micro".into(), managed: 2, running: 1, stopped: 1 }];
     let summary = Summary { targets: vec![target], ..Default::default() };
     let mut out = Vec::new();
-    emit(&summary, RunFacts { duration: Duration::from_secs(1), interval_minutes: Some(5) }, &mut out);
+    emit(&summary, RunFacts { duration: Some(Duration::from_secs(1)), interval_minutes: Some(5) }, &mut out);
     let mut found = BTreeSet::new();
     for line in String::from_utf8(out).unwrap().lines() {
         let line: Value = serde_json::from_str(line).unwrap();

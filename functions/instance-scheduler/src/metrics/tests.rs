@@ -10,7 +10,7 @@ fn row(kind: &'static str, type_name: &str, running: u64, stopped: u64) -> Row {
     Row { kind, type_name: type_name.into(), managed: running + stopped, running, stopped }
 }
 
-const RECONCILE: RunFacts = RunFacts { duration: Duration::from_millis(1234), interval_minutes: Some(5) };
+const RECONCILE: RunFacts = RunFacts { duration: Some(Duration::from_millis(1234)), interval_minutes: Some(5) };
 
 fn emitted(summary: &Summary, facts: RunFacts) -> Vec<Value> {
     let mut out = Vec::new();
@@ -92,6 +92,16 @@ fn every_name_emitted_is_in_names_and_every_name_is_emitted() {
         emitted(&summary, RECONCILE).iter().flat_map(|l| names(l).into_iter().map(str::to_owned)).collect();
     let known: BTreeSet<String> = NAMES.iter().map(|n| n.to_string()).collect();
     assert_eq!(emitted, known);
+}
+
+#[test]
+fn a_workers_target_has_its_lines_but_not_the_runs() {
+    let mut one = target(0, 0);
+    one.fleet = vec![row("ec2-instance", "t3.micro", 0, 4)];
+    let summary = Summary { targets: vec![one], ..Default::default() };
+    let lines = emitted(&summary, RunFacts { duration: None, ..RECONCILE });
+    assert_eq!(lines.len(), 2, "its counts and its units: {lines:?}");
+    assert!(lines.iter().all(|l| l.get("RunDuration").is_none()));
 }
 
 #[test]
