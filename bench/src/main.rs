@@ -37,7 +37,7 @@
 //! - <function>-init-vs-floor: each function's process start to first Runtime API poll against
 //!   stackhand-floor (src/bin/stackhand-floor.rs), a minimal Rust Lambda with the same release profile.
 //!
-//! STACKHAND_BENCH_ONLY=eip,schema runs only the groups named (floor, nlb, eip, schema, scheduler, fleet, targets, cli).
+//! STACKHAND_BENCH_ONLY=eip,schema runs only the groups named (floor, nlb, eip, schema, scheduler, fleet, targets, fanout, cli).
 //!
 //! Layout: src/scenarios/ (one module per function, the floor and the fleets), src/report.rs (rows,
 //! medians, the table and docs/benchmarks.md), src/cost.rs (the scheduler's Lambda cost model),
@@ -48,13 +48,13 @@ mod replay;
 mod report;
 mod scenarios;
 
-use scenarios::{cli, eip, fleet, floor, nlb, scheduler, schema, targets};
+use scenarios::{cli, eip, fanout, fleet, floor, nlb, scheduler, schema, targets};
 
 #[tokio::main]
 async fn main() {
     let bin_dir =
         std::env::var("STACKHAND_BENCH_BIN_DIR").expect("STACKHAND_BENCH_BIN_DIR: where the release binaries are");
-    // STACKHAND_BENCH_ONLY=eip,schema runs only the scenario groups named (floor, nlb, eip, schema, scheduler, fleet, targets, cli)
+    // STACKHAND_BENCH_ONLY=eip,schema runs only the scenario groups named (floor, nlb, eip, schema, scheduler, fleet, targets, fanout, cli)
     // and, unless STACKHAND_BENCH_OUT says where, prints the table without writing docs/benchmarks.md.
     let only = std::env::var("STACKHAND_BENCH_ONLY").ok();
     let wanted = |group: &str| only.as_deref().is_none_or(|o| o.split(',').any(|g| g.trim() == group));
@@ -88,12 +88,15 @@ async fn main() {
     if wanted("targets") {
         rows.extend(targets::rows(&bin_dir).await);
     }
+    if wanted("fanout") {
+        rows.extend(fanout::rows(&bin_dir).await);
+    }
     if wanted("cli") {
         rows.extend(cli::rows(&bin_dir));
     }
     assert!(
         !rows.is_empty(),
-        "STACKHAND_BENCH_ONLY={only:?} names no scenario group (floor, nlb, eip, schema, scheduler, fleet, targets, cli)"
+        "STACKHAND_BENCH_ONLY={only:?} names no scenario group (floor, nlb, eip, schema, scheduler, fleet, targets, fanout, cli)"
     );
 
     let table = report::table(&rows);

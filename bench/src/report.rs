@@ -71,7 +71,7 @@ const DOCUMENT: &str = "# Benchmarks\n\n\
      The fleet rows (fleet-N) have no peer: they measure the scheduler alone on fleets moto can't list in \
      time, against a local server replaying EC2's XML shapes (bench/src/replay.rs).\n\n\
      Run it all: `make bench` (about 25 minutes on 2 cores, most of it the scheduler fleets). One group: \
-     `STACKHAND_BENCH_ONLY=eip make bench` (floor, nlb, eip, schema, scheduler, fleet, targets, cli; comma-separated) prints its \
+     `STACKHAND_BENCH_ONLY=eip make bench` (floor, nlb, eip, schema, scheduler, fleet, targets, fanout, cli; comma-separated) prints its \
      rows without rewriting this file.\n\n\
      Machine: {machine}.\n\n";
 

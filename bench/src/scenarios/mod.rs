@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod eip;
+pub mod fanout;
 pub mod fleet;
 pub mod floor;
 pub mod nlb;
