@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use testkit::local::{self, aws_env_in, moto_url, sdk_config_as, sdk_config_in};
+use testkit::local::{aws_env_in, moto_url, sdk_config_in};
 use testkit::{Answer, FunctionProcess, RuntimeApi, ThrottlingProxy};
 use tokio::sync::Mutex;
 
@@ -30,7 +30,7 @@ const NOTE: &str = "median of {runs} runs each, interleaved: {targets} targets (
      Regions, {per} instances each) stopped, every call delayed {ms} ms by a proxy in front of moto. Ours: the hub \
      sends one message per target to an SQS FIFO queue (moto) and {workers} worker processes take one each, as \
      the event source mapping would at MaximumConcurrency {workers}, batch size 1; wall time from the hub's \
-     invocation to the last target done ({per_target} ms a target). Peer: one invocation, 8 targets at a time. \
+     invocation to the last target done, the driver's own SQS calls straight to moto ({per_target} ms a target). Peer: one invocation, 8 targets at a time. \
      Fan-out is not for speed at this size (10 workers against 8 concurrent targets): it is for what one \
      invocation can't reach in its timeout";
 
@@ -49,22 +49,7 @@ async fn seed() -> World {
     let mut instances = Vec::new();
     for account in &accounts {
         for region in REGIONS {
-            let ec2 = aws_sdk_ec2::Client::new(&sdk_config_as(&moto_url(), account, region).await);
-            let image = ec2.describe_images().owners("amazon").send().await.expect("DescribeImages");
-            let image = image.images()[0].image_id().unwrap().to_owned();
-            let out = ec2
-                .run_instances()
-                .image_id(image)
-                .min_count(PER_TARGET as i32)
-                .max_count(PER_TARGET as i32)
-                .tag_specifications(local::tags(
-                    aws_sdk_ec2::types::ResourceType::Instance,
-                    &[(key.as_str(), "office")],
-                ))
-                .send()
-                .await
-                .expect("RunInstances");
-            instances.push((ec2, out.instances().iter().map(|i| i.instance_id().unwrap().to_owned()).collect()));
+            instances.push(super::tagged_instances(account, region, &key, PER_TARGET).await);
         }
     }
     let sqs = aws_sdk_sqs::Client::new(&sdk_config_in(&moto_url(), REGIONS[0]).await);
@@ -136,13 +121,12 @@ async fn fanned_out(binary: &str, endpoint: &str, world: &World) -> f64 {
     let Answer::Response(summary) = answer else { panic!("the hub failed: {answer:?}\n{}", hub.output()) };
     assert_eq!(summary["dispatched"], world.targets(), "{summary}");
     let done = Arc::new(Mutex::new(0usize));
-    let receiving = Arc::new(Mutex::new(()));
+    // Each worker polls on its own, as Lambda's pollers do.
     let runs = workers.iter().map(|(api, process)| {
-        let (done, receiving) = (Arc::clone(&done), Arc::clone(&receiving));
+        let done = Arc::clone(&done);
         async move {
             loop {
                 let message = {
-                    let _one_at_a_time = receiving.lock().await;
                     if *done.lock().await >= world.targets() {
                         return;
                     }

@@ -19,6 +19,29 @@ use testkit::{status, FunctionProcess, Harness, RuntimeApi};
 
 use crate::report::{millis, paired, Row};
 
+/// `count` instances tagged `key` = `office` in `account` and `region` of moto: their client and ids.
+pub async fn tagged_instances(
+    account: &str,
+    region: &str,
+    key: &str,
+    count: usize,
+) -> (aws_sdk_ec2::Client, Vec<String>) {
+    let ec2 = aws_sdk_ec2::Client::new(&local::sdk_config_as(&local::moto_url(), account, region).await);
+    let image = ec2.describe_images().owners("amazon").send().await.expect("DescribeImages");
+    let image = image.images()[0].image_id().unwrap().to_owned();
+    let out = ec2
+        .run_instances()
+        .image_id(image)
+        .min_count(count as i32)
+        .max_count(count as i32)
+        .tag_specifications(local::tags(aws_sdk_ec2::types::ResourceType::Instance, &[(key, "office")]))
+        .send()
+        .await
+        .expect("RunInstances");
+    let ids = out.instances().iter().map(|i| i.instance_id().unwrap().to_owned()).collect();
+    (ec2, ids)
+}
+
 /// Runs per side of each scenario (the scheduler's fleets have their own count).
 pub const RUNS: usize = 5;
 

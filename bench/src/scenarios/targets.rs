@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use testkit::local::{self, aws_env_in, moto_url, sdk_config_as};
+use testkit::local::{aws_env_in, moto_url};
 use testkit::{Answer, FunctionProcess, RuntimeApi, ThrottlingProxy};
 
 use crate::report::{fill, median_f, millis, Row};
@@ -48,22 +48,7 @@ async fn seed() -> Vec<Target> {
     let mut targets = Vec::new();
     for account in ACCOUNTS {
         for region in REGIONS {
-            let ec2 = aws_sdk_ec2::Client::new(&sdk_config_as(&moto_url(), account, region).await);
-            let image = ec2.describe_images().owners("amazon").send().await.expect("DescribeImages");
-            let image = image.images()[0].image_id().unwrap().to_owned();
-            let out = ec2
-                .run_instances()
-                .image_id(image)
-                .min_count(PER_TARGET as i32)
-                .max_count(PER_TARGET as i32)
-                .tag_specifications(local::tags(
-                    aws_sdk_ec2::types::ResourceType::Instance,
-                    &[(key.as_str(), "office")],
-                ))
-                .send()
-                .await
-                .expect("RunInstances");
-            let ids = out.instances().iter().map(|i| i.instance_id().unwrap().to_owned()).collect();
+            let (ec2, ids) = super::tagged_instances(account, region, &key, PER_TARGET).await;
             targets.push(Target { key: key.clone(), ec2, ids });
         }
     }

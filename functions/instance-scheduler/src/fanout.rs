@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -90,60 +91,68 @@ impl TargetMessage {
     }
 }
 
-/// Sends one message per target; what could not be sent, per target.
-pub async fn dispatch(sqs: &aws_sdk_sqs::Client, queue: &str, request: &Request, targets: &[Target]) -> Vec<Failed> {
+/// Sends one message per target, `concurrency` calls at a time; what could not be sent, per target.
+pub async fn dispatch(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    request: &Request,
+    targets: &[Target],
+    concurrency: usize,
+) -> Vec<Failed> {
+    let sent = stream::iter(targets.chunks(BATCH)).map(|chunk| send_batch(sqs, queue, request, chunk));
+    let failed: Vec<Vec<Failed>> = sent.buffer_unordered(concurrency.max(1)).collect().await;
+    failed.concat()
+}
+
+/// Up to 10 targets' messages in one SendMessageBatch (and one more for what SQS refused for reasons of
+/// its own); what could not be sent.
+async fn send_batch(sqs: &aws_sdk_sqs::Client, queue: &str, request: &Request, chunk: &[Target]) -> Vec<Failed> {
     let mut failed = Vec::new();
-    for chunk in targets.chunks(BATCH) {
-        let messages: Vec<TargetMessage> = chunk.iter().map(|t| TargetMessage::new(request, t)).collect();
-        let mut pending: Vec<usize> = (0..messages.len()).collect();
-        // The first send, and one more for the entries SQS refused for reasons of its own.
-        for attempt in 0..2 {
-            let entries = pending.iter().map(|&i| {
-                let message = &messages[i];
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(message.body())
-                    .message_group_id(message.target().to_string())
-                    .message_deduplication_id(message.deduplication_id())
-                    .build()
-            });
-            let entries: Result<Vec<_>, _> = entries.collect();
-            let sent = match entries {
-                Ok(entries) => sqs
-                    .send_message_batch()
-                    .queue_url(queue)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await
-                    .op("SendMessageBatch"),
-                Err(e) => {
-                    tracing::error!(error = %e, "a target message could not be built");
-                    break;
-                }
-            };
-            let out = match sent {
-                Ok(out) => out,
-                Err(e) => {
-                    failed.extend(pending.iter().map(|&i| unsent(&messages[i], &e.to_string())));
-                    pending.clear();
-                    break;
-                }
-            };
-            let mut retry = Vec::new();
-            for entry in out.failed() {
-                let Some(index) = entry.id().parse::<usize>().ok().filter(|i| *i < messages.len()) else { continue };
-                let error =
-                    format!("SendMessageBatch failed: {}: {}", entry.code(), entry.message().unwrap_or_default());
-                if entry.sender_fault() || attempt == 1 {
-                    failed.push(unsent(&messages[index], &error));
-                } else {
-                    retry.push(index);
-                }
+    let messages: Vec<TargetMessage> = chunk.iter().map(|t| TargetMessage::new(request, t)).collect();
+    let mut pending: Vec<usize> = (0..messages.len()).collect();
+    // The first send, and one more for the entries SQS refused for reasons of its own.
+    for attempt in 0..2 {
+        let entries = pending.iter().map(|&i| {
+            let message = &messages[i];
+            SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(message.body())
+                .message_group_id(message.target().to_string())
+                .message_deduplication_id(message.deduplication_id())
+                .build()
+        });
+        let entries: Result<Vec<_>, _> = entries.collect();
+        let sent = match entries {
+            Ok(entries) => {
+                sqs.send_message_batch().queue_url(queue).set_entries(Some(entries)).send().await.op("SendMessageBatch")
             }
-            pending = retry;
-            if pending.is_empty() {
+            Err(e) => {
+                let error = format!("its SendMessageBatch entry could not be built: {e}");
+                failed.extend(pending.iter().map(|&i| unsent(&messages[i], &error)));
                 break;
             }
+        };
+        let out = match sent {
+            Ok(out) => out,
+            Err(e) => {
+                failed.extend(pending.iter().map(|&i| unsent(&messages[i], &e.to_string())));
+                pending.clear();
+                break;
+            }
+        };
+        let mut retry = Vec::new();
+        for entry in out.failed() {
+            let Some(index) = entry.id().parse::<usize>().ok().filter(|i| *i < messages.len()) else { continue };
+            let error = format!("SendMessageBatch failed: {}: {}", entry.code(), entry.message().unwrap_or_default());
+            if entry.sender_fault() || attempt == 1 {
+                failed.push(unsent(&messages[index], &error));
+            } else {
+                retry.push(index);
+            }
+        }
+        pending = retry;
+        if pending.is_empty() {
+            break;
         }
     }
     failed

@@ -114,7 +114,7 @@ async fn run_or_dispatch(
     match &settings.queue_url {
         Some(queue) if fans_out && !request.dry_run => {
             let mut summary = Summary::of(request);
-            summary.failed = fanout::dispatch(hub.sqs(), queue, request, &targets).await;
+            summary.failed = fanout::dispatch(hub.sqs(), queue, request, &targets, settings.concurrency).await;
             summary.dispatched = targets.len() - summary.failed.len();
             summary.sort();
             summary

@@ -124,7 +124,7 @@ async fn targets_go_ten_a_call_grouped_by_target_and_a_refused_entry_is_sent_onc
         out.build().unwrap()
     });
     let sqs = sqs(&[&batch]);
-    let failed = dispatch(&sqs, QUEUE, &request(), &targets(23)).await;
+    let failed = dispatch(&sqs, QUEUE, &request(), &targets(23), 1).await;
     let calls = calls.lock().unwrap().clone();
     let sizes: Vec<usize> = calls.iter().map(Vec::len).collect();
     assert_eq!(sizes, [10, 1, 10, 3], "the refused entry alone again, then the next chunks");
@@ -141,7 +141,7 @@ async fn a_call_refused_as_a_whole_fails_its_targets_and_names_the_queue_error()
         SendMessageBatchError::generic(error_meta("AccessDenied", "not authorized to perform sqs:sendmessage"))
     });
     let sqs = sqs(&[&denied]);
-    let failed = dispatch(&sqs, QUEUE, &request(), &targets(3)).await;
+    let failed = dispatch(&sqs, QUEUE, &request(), &targets(3), 8).await;
     assert_eq!(failed.len(), 3);
     assert!(failed[0].error.starts_with("SendMessageBatch failed: AccessDenied"), "{failed:?}");
 }
