@@ -1589,6 +1589,12 @@ def self_test(iam: Iam) -> int:
     good = outcomes == [True, False]
     print(f"{'ok  ' if good else 'FAIL'} self-test: a fanning-out scheduler needs its queue to be FIFO ({outcomes})")
     passed, failed = passed + good, failed + (not good)
+    # The event source mapping's SQS permissions belong to the function it polls a queue for, only.
+    mapped = event_sources(scheduler, "InstanceSchedulerFunction"), event_sources(scheduler, "OtherFunction")
+    scheduler["Resources"]["Mapping"]["Properties"]["EventSourceArn"] = "arn:aws:kinesis:eu-west-1:1:stream/s"
+    good = mapped == ({"Queue"}, set()) and event_sources(scheduler, "InstanceSchedulerFunction") == set()
+    print(f"{'ok  ' if good else 'FAIL'} self-test: only a queue mapped to a function is polled for it ({mapped})")
+    passed, failed = passed + good, failed + (not good)
     named = {"Resources": {"R": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "x"}}}}
     report = Report()
     with contextlib.redirect_stdout(io.StringIO()):
