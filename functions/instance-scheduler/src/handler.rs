@@ -1,5 +1,7 @@
-//! The Lambda handler: the event read, every target run (each on its own, a bounded number at once),
-//! the summary returned, logged and emitted as metrics, and the invocation failed when anything did.
+//! The Lambda handler: the event read, every target run (each on its own, a bounded number at once) or
+//! sent to the queue one message each, the summary returned, logged and emitted as metrics, and the
+//! invocation failed when anything did; or, for a worker, the queue's messages run, each target's
+//! summary its own, and the messages to hand back answered.
 
 use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
