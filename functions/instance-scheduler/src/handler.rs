@@ -237,6 +237,14 @@ async fn work_on(
     cutoff: Instant,
 ) -> bool {
     let (target, request) = match work {
+        Work::Run(target, _) if !hub.allows(settings, own, &target) => {
+            tracing::error!(
+                target = %target,
+                "a message for a target this function is not configured for (SCHEDULER_ACCOUNTS, SCHEDULER_REGIONS, \
+                 SCHEDULER_ORGANIZATIONAL_UNITS): not acted on; handed back, then to the dead-letter queue"
+            );
+            return false;
+        }
         Work::Run(target, request) => (target, request),
         Work::Stale { target, age } => {
             tracing::warn!(

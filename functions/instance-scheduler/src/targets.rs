@@ -148,10 +148,28 @@ impl Hub {
         let accounts = crate::organizations::accounts(client, &settings.organizational_units).await?;
         let mut targets = Vec::new();
         for region in self.regions(settings) {
-            targets.extend(accounts.iter().map(|account| Target { account: account.clone(), region: region.clone() }));
+            let others = accounts.iter().filter(|account| **account != own.account);
+            targets.extend(others.map(|account| Target { account: account.clone(), region: region.clone() }));
         }
         targets.sort();
         Ok(targets)
+    }
+
+    /// Whether a run may go to `target`, as a worker checks a message before acting on it: whoever can
+    /// send to the queue must not reach a Region or account the owner did not configure. Listed
+    /// accounts (or the function's own when none are): exactly those. Organizations mode: any account
+    /// but the function's own, where it would act with its own role, unchecked by IAM; the others are
+    /// limited to the OUs by the role's `sts:AssumeRole` (`aws:ResourceOrgPaths`), as reading the
+    /// organization for every message would cost Organizations calls a message.
+    pub fn allows(&self, settings: &Settings, own: &Identity, target: &Target) -> bool {
+        let account = if !settings.organizational_units.is_empty() {
+            is_account(&target.account) && target.account != own.account
+        } else if settings.accounts.is_empty() {
+            target.account == own.account
+        } else {
+            settings.accounts.contains(&target.account)
+        };
+        account && self.regions(settings).contains(&target.region)
     }
 
     /// The Regions a run goes to: the configured ones, or the function's own.
@@ -306,6 +324,27 @@ mod tests {
             ["123456789012/eu-west-1", "123456789012/us-east-1", "210987654321/eu-west-1", "210987654321/us-east-1"]
         );
         assert_eq!(names(hub.targets(&settings("", "ap-south-2"), &own)), ["123456789012/ap-south-2"]);
+    }
+
+    #[test]
+    fn a_worker_acts_only_on_targets_its_owner_configured() {
+        let config = testkit::mock_sdk_config().into_builder().region(Region::new("eu-west-1")).build();
+        let hub = Hub::new(config);
+        let own = Identity { account: "123456789012".into(), partition: "aws".into() };
+        let target = |account: &str, region: &str| Target { account: account.into(), region: region.into() };
+        let only_own = settings("", "");
+        assert!(hub.allows(&only_own, &own, &target("123456789012", "eu-west-1")));
+        assert!(!hub.allows(&only_own, &own, &target("210987654321", "eu-west-1")), "an account not configured");
+        assert!(!hub.allows(&only_own, &own, &target("123456789012", "us-east-1")), "a Region not configured");
+        let listed = settings("210987654321", "us-east-1,eu-west-1");
+        assert!(hub.allows(&listed, &own, &target("210987654321", "us-east-1")));
+        assert!(!hub.allows(&listed, &own, &target("123456789012", "us-east-1")), "only the listed accounts");
+        let queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/targets.fifo";
+        let env = [("SCHEDULER_QUEUE_URL", queue), ("SCHEDULER_ORGANIZATIONAL_UNITS", "ou-ab12-cdef3456")];
+        let units = Settings::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).unwrap();
+        assert!(hub.allows(&units, &own, &target("210987654321", "eu-west-1")), "IAM limits it to the OUs");
+        assert!(!hub.allows(&units, &own, &target("123456789012", "eu-west-1")), "its own account, out of IAM's reach");
+        assert!(!hub.allows(&units, &own, &target("not-an-account", "eu-west-1")));
     }
 
     #[test]

@@ -1519,3 +1519,27 @@ async fn an_organizations_units_accounts_are_the_targets_without_the_management_
     expected.sort();
     assert_eq!(accounts, expected, "the OU's and its child OU's accounts; not {elsewhere}, not the management account");
 }
+
+#[tokio::test]
+async fn a_message_for_a_target_the_owner_did_not_configure_is_not_acted_on() {
+    // Whoever may send to the queue must not reach an account or Region the function's owner did not
+    // list: such a message is handed back (then dead-lettered), and nothing there is touched.
+    let w = World::new(REGION).await;
+    let instance = w.instance("Mon-Fri 08:00-19:00 UTC", &[]).await;
+    let (sqs, queue) = target_queue(&sdk_config_in(&moto_url(), REGION).await).await;
+    let s = w
+        .scheduler(&moto_url(), &[("SCHEDULER_QUEUE_URL", queue.as_str()), ("SCHEDULER_FAN_OUT_THRESHOLD", "0")])
+        .await;
+    s.run(json!({"action": "stop"})).await;
+    let mut event = sqs_event(&sqs, &queue, REGION).await;
+    let body = event["Records"][0]["body"].as_str().unwrap().to_owned();
+    // Another account and another Region than the one configured (this account, eu-west-1).
+    for (from, to) in [("\"123456789012\"", "\"210987654321\""), ("\"eu-west-1\"", "\"us-west-2\"")] {
+        event["Records"][0]["body"] = json!(body.replace(from, to));
+        let answer = s.api.invoke_json(&event, TIMEOUT).await.answer;
+        let Answer::Response(answer) = answer else { panic!("{answer:?}\n{}", s.process.output()) };
+        assert_eq!(answer["batchItemFailures"].as_array().map(Vec::len), Some(1), "{to}: {answer}");
+    }
+    assert!(s.process.settled_output().await.contains("a target this function is not configured for"));
+    assert_eq!(w.states(&[instance]).await, ["running"], "nothing was stopped");
+}
