@@ -815,6 +815,7 @@ def check(template: dict, root: Path, report: Report, iam: Iam) -> None:
             for d in v.get("dependent_actions", [])
         }
         extra = []
+        polled = event_sources(template, policy.owner)
         for action in sorted(granted):
             low = action.lower()
             if low in called_lower:
@@ -827,7 +828,6 @@ def check(template: dict, root: Path, report: Report, iam: Iam) -> None:
                 extra.append(f"{action} (indirect)")
                 report.ok(f"{policy.owner}: {action} allowed: {INDIRECT[low][1]}")
                 continue
-            polled = event_sources(template, policy.owner)
             if low in EVENT_SOURCE_ACTIONS["sqs"] and polled:
                 scoped = all(ref_of(r) in polled for st in policy.statements if st.get("Effect") == "Allow"
                              and low in {a.lower() for a in as_list(st.get("Action")) if isinstance(a, str)}

@@ -12,6 +12,7 @@ mod recorder;
 mod runtime_api;
 mod samples;
 pub mod shapes;
+pub mod sqs;
 mod throttle;
 
 pub use faults::FaultMatrix;

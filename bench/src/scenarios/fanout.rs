@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use testkit::local::{aws_env_in, moto_url, sdk_config_in};
 use testkit::{Answer, FunctionProcess, RuntimeApi, ThrottlingProxy};
 use tokio::sync::Mutex;
@@ -148,7 +148,7 @@ async fn fanned_out(binary: &str, endpoint: &str, world: &World) -> f64 {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 };
-                let event = sqs_event(&message, &world.queue);
+                let event = json!({"Records": [testkit::sqs::record(&message, &world.queue, REGIONS[0])]});
                 let answer = api.invoke_json(&event, Duration::from_secs(300)).await.answer;
                 let Answer::Response(answer) = answer else {
                     panic!("a worker failed: {answer:?}\n{}", process.output())
@@ -177,24 +177,6 @@ async fn fanned_out(binary: &str, endpoint: &str, world: &World) -> f64 {
         }
     }
     elapsed
-}
-
-/// A received message as the SQS event Lambda delivers it.
-fn sqs_event(message: &aws_sdk_sqs::types::Message, queue: &str) -> Value {
-    let attributes: serde_json::Map<String, Value> = message
-        .attributes()
-        .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone()))).collect())
-        .unwrap_or_default();
-    json!({"Records": [{
-        "messageId": message.message_id(),
-        "receiptHandle": message.receipt_handle(),
-        "body": message.body(),
-        "attributes": attributes,
-        "messageAttributes": {},
-        "eventSource": "aws:sqs",
-        "eventSourceARN": format!("arn:aws:sqs:{}:123456789012:{}", REGIONS[0], queue.rsplit('/').next().unwrap_or_default()),
-        "awsRegion": REGIONS[0],
-    }]})
 }
 
 pub async fn rows(bin_dir: &str) -> Vec<Row> {

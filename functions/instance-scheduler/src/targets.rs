@@ -162,14 +162,10 @@ impl Hub {
     /// limited to the OUs by the role's `sts:AssumeRole` (`aws:ResourceOrgPaths`), as reading the
     /// organization for every message would cost Organizations calls a message.
     pub fn allows(&self, settings: &Settings, own: &Identity, target: &Target) -> bool {
-        let account = if !settings.organizational_units.is_empty() {
-            is_account(&target.account) && target.account != own.account
-        } else if settings.accounts.is_empty() {
-            target.account == own.account
-        } else {
-            settings.accounts.contains(&target.account)
-        };
-        account && self.regions(settings).contains(&target.region)
+        if settings.organizational_units.is_empty() {
+            return self.targets(settings, own).contains(target);
+        }
+        is_account(&target.account) && target.account != own.account && self.regions(settings).contains(&target.region)
     }
 
     /// The Regions a run goes to: the configured ones, or the function's own.

@@ -1341,23 +1341,7 @@ async fn sqs_event(sqs: &aws_sdk_sqs::Client, queue: &str, region: &str) -> Valu
         if out.messages().is_empty() {
             break;
         }
-        for message in out.messages() {
-            let attributes: serde_json::Map<String, Value> = message
-                .attributes()
-                .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone()))).collect())
-                .unwrap_or_default();
-            records.push(json!({
-                "messageId": message.message_id(),
-                "receiptHandle": message.receipt_handle(),
-                "body": message.body(),
-                "attributes": attributes,
-                "messageAttributes": {},
-                "md5OfBody": message.md5_of_body(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": format!("arn:aws:sqs:{region}:123456789012:{}", queue.rsplit('/').next().unwrap()),
-                "awsRegion": region,
-            }));
-        }
+        records.extend(out.messages().iter().map(|message| testkit::sqs::record(message, queue, region)));
     }
     json!({ "Records": records })
 }

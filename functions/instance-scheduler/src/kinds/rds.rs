@@ -264,10 +264,10 @@ async fn member_classes(rds: &aws_sdk_rds::Client, ids: &[String]) -> Result<Has
             for db in page.op("DescribeDBInstances")?.db_instances() {
                 let Some(cluster) = db.db_cluster_identifier() else { continue };
                 let units = classes.entry(cluster.to_owned()).or_default();
-                let class = Unit::new(db.db_instance_class(), 1u64).type_name;
-                match units.iter_mut().find(|u| u.type_name == class) {
+                let member = Unit::new(db.db_instance_class(), 1u64);
+                match units.iter_mut().find(|u| u.type_name == member.type_name) {
                     Some(unit) => unit.count += 1,
-                    None => units.push(Unit { type_name: class, count: 1 }),
+                    None => units.push(member),
                 }
             }
         }
